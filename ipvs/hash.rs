@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bob Jenkins' lookup3 hash of three words, as the kernel's `jhash_3words`, used to spread
+//! connections over the hash table with a per-boot random seed.
+//!
+//! Kernel independent (`no_std`, host-tested).
+
+#![allow(dead_code)]
+
+const JHASH_INITVAL: u32 = 0xdeadbeef;
+
+#[inline]
+fn final_mix(mut a: u32, mut b: u32, mut c: u32) -> u32 {
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(24));
+    c
+}
+
+/// Hashes three words with `seed` (same value as the kernel's `jhash_3words`).
+#[inline]
+pub fn jhash_3words(a: u32, b: u32, c: u32, seed: u32) -> u32 {
+    let init = JHASH_INITVAL.wrapping_add(seed).wrapping_add(12);
+    final_mix(a.wrapping_add(init), b.wrapping_add(init), c.wrapping_add(init))
+}
+
+/// Folds a 16-byte address (IPv4 in the first four bytes, rest zero) into one word.
+#[inline]
+pub fn fold_addr(addr: &[u8; 16]) -> u32 {
+    let w = |i: usize| u32::from_ne_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    w(0) ^ w(4) ^ w(8) ^ w(12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_input_matters() {
+        assert_ne!(jhash_3words(1, 2, 3, 0), jhash_3words(1, 2, 4, 0));
+        assert_ne!(jhash_3words(1, 2, 3, 0), jhash_3words(1, 2, 3, 1));
+    }
+
+    #[test]
+    fn spreads_ports() {
+        // 4096 consecutive client ports of one address hit most of 4096 buckets.
+        let mut hit = [false; 4096];
+        for port in 0..4096u32 {
+            hit[(jhash_3words(0x0a000002, port, 6, 0x1234) & 4095) as usize] = true;
+        }
+        let n = hit.iter().filter(|&&h| h).count();
+        assert!(n > 2400, "only {n} buckets used");
+    }
+
+    #[test]
+    fn fold_v4() {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[10, 0, 0, 1]);
+        assert_eq!(fold_addr(&a), u32::from_ne_bytes([10, 0, 0, 1]));
+    }
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! TCP connection state tracking as the director sees it.
+//!
+//! The director follows each connection through the flags of the segments it forwards:
+//! client->server segments (input), server->client segments (output, NAT only) and, for
+//! DR and tunnelled connections whose replies bypass the director, input-only tracking.
+//! Each state has its own timeout; ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK count as
+//! active connections.
+//!
+//! Kernel independent (`no_std`, host-tested).
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_proto_tcp.c`
+
+#![allow(dead_code)]
+
+/// TCP states (`IP_VS_TCP_S_*`), in upstream's numbering (also shown by `/proc`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum TcpState {
+    None = 0,
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait = 4,
+    TimeWait = 5,
+    Close = 6,
+    CloseWait = 7,
+    LastAck = 8,
+    Listen = 9,
+    SynAck = 10,
+}
+
+/// Number of TCP states.
+pub const NR_STATES: usize = 11;
+
+const ALL: [TcpState; NR_STATES] = [
+    TcpState::None,
+    TcpState::Established,
+    TcpState::SynSent,
+    TcpState::SynRecv,
+    TcpState::FinWait,
+    TcpState::TimeWait,
+    TcpState::Close,
+    TcpState::CloseWait,
+    TcpState::LastAck,
+    TcpState::Listen,
+    TcpState::SynAck,
+];
+
+impl TcpState {
+    /// The state with number `n`, if any.
+    pub fn from_u8(n: u8) -> Option<Self> {
+        ALL.get(n as usize).copied()
+    }
+
+    /// Whether a connection in this state counts as active.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Established | Self::SynSent | Self::SynRecv | Self::SynAck
+        )
+    }
+
+    /// Upstream's name of the state (`/proc/net/ip_vs_conn`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Established => "ESTABLISHED",
+            Self::SynSent => "SYN_SENT",
+            Self::SynRecv => "SYN_RECV",
+            Self::FinWait => "FIN_WAIT",
+            Self::TimeWait => "TIME_WAIT",
+            Self::Close => "CLOSE",
+            Self::CloseWait => "CLOSE_WAIT",
+            Self::LastAck => "LAST_ACK",
+            Self::Listen => "LISTEN",
+            Self::SynAck => "SYNACK",
+        }
+    }
+
+    /// Default timeout of the state in seconds.
+    pub fn default_timeout_secs(self) -> u32 {
+        match self {
+            Self::None => 2,
+            Self::Established => 15 * 60,
+            Self::SynSent => 2 * 60,
+            Self::SynRecv => 60,
+            Self::FinWait => 2 * 60,
+            Self::TimeWait => 2 * 60,
+            Self::Close => 10,
+            Self::CloseWait => 60,
+            Self::LastAck => 30,
+            Self::Listen => 2 * 60,
+            Self::SynAck => 120,
+        }
+    }
+}
+
+/// Which way a segment travels, relative to the connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    /// Client to real server, replies also seen (NAT).
+    Input,
+    /// Real server to client.
+    Output,
+    /// Client to real server, replies never seen (DR, tunnel).
+    InputOnly,
+}
+
+/// The flag of a segment that drives the state machine, by priority RST > SYN > FIN > ACK.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    Syn = 0,
+    Fin = 1,
+    Ack = 2,
+    Rst = 3,
+}
+
+impl Event {
+    /// Classifies the TCP flags byte (offset 13 of the header); `None` without any of them.
+    pub fn from_flags(flags: u8) -> Option<Self> {
+        const FIN: u8 = 0x01;
+        const SYN: u8 = 0x02;
+        const RST: u8 = 0x04;
+        const ACK: u8 = 0x10;
+        if flags & RST != 0 {
+            Some(Self::Rst)
+        } else if flags & SYN != 0 {
+            Some(Self::Syn)
+        } else if flags & FIN != 0 {
+            Some(Self::Fin)
+        } else if flags & ACK != 0 {
+            Some(Self::Ack)
+        } else {
+            None
+        }
+    }
+}
+
+use TcpState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+// Rows: event; columns: current state in `TcpState` order (None first).
+type Row = [TcpState; NR_STATES];
+
+const INPUT: [Row; 4] = [
+    /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /* fin */ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+];
+
+const OUTPUT: [Row; 4] = [
+    /* syn */ [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+    /* fin */ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+    /* rst */ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+];
+
+const INPUT_ONLY: [Row; 4] = [
+    /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /* fin */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
+/// The state after a segment with `event` travelling `dir` in state `cur`; a segment with
+/// none of the tracked flags closes the connection, as upstream does.
+pub fn next_state(cur: TcpState, dir: Direction, event: Option<Event>) -> TcpState {
+    let Some(ev) = event else {
+        return TcpState::Close;
+    };
+    let table = match dir {
+        Direction::Input => &INPUT,
+        Direction::Output => &OUTPUT,
+        Direction::InputOnly => &INPUT_ONLY,
+    };
+    table[ev as usize][cur as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(dir_events: &[(Direction, Event)]) -> TcpState {
+        dir_events
+            .iter()
+            .fold(TcpState::None, |s, &(d, e)| next_state(s, d, Some(e)))
+    }
+
+    #[test]
+    fn nat_lifecycle() {
+        use Direction::*;
+        use Event::*;
+        assert_eq!(walk(&[(Input, Syn)]), TcpState::SynRecv);
+        assert_eq!(walk(&[(Input, Syn), (Output, Syn)]), TcpState::SynRecv);
+        assert_eq!(walk(&[(Input, Syn), (Output, Syn), (Input, Ack)]), TcpState::Established);
+        let est = [(Input, Syn), (Output, Syn), (Input, Ack)];
+        let mut v = est.to_vec();
+        v.push((Input, Fin));
+        assert_eq!(walk(&v), TcpState::CloseWait);
+        v.push((Output, Fin));
+        assert_eq!(walk(&v), TcpState::TimeWait);
+        v.push((Input, Ack));
+        assert_eq!(walk(&v), TcpState::TimeWait);
+    }
+
+    #[test]
+    fn dr_lifecycle_input_only() {
+        use Direction::*;
+        use Event::*;
+        let s = walk(&[(InputOnly, Syn), (InputOnly, Ack), (InputOnly, Fin)]);
+        assert_eq!(s, TcpState::FinWait);
+        assert_eq!(next_state(s, InputOnly, Some(Ack)), TcpState::FinWait);
+        assert_eq!(next_state(s, InputOnly, Some(Rst)), TcpState::Close);
+    }
+
+    #[test]
+    fn rst_closes_and_flags_priority() {
+        assert_eq!(Event::from_flags(0x14), Some(Event::Rst));
+        assert_eq!(Event::from_flags(0x12), Some(Event::Syn));
+        assert_eq!(Event::from_flags(0x11), Some(Event::Fin));
+        assert_eq!(Event::from_flags(0x10), Some(Event::Ack));
+        assert_eq!(Event::from_flags(0x08), None);
+        assert_eq!(next_state(TcpState::Established, Direction::Input, None), TcpState::Close);
+        assert_eq!(
+            next_state(TcpState::Established, Direction::Input, Some(Event::Rst)),
+            TcpState::Close
+        );
+    }
+
+    #[test]
+    fn active_states() {
+        let active: Vec<_> = ALL.iter().filter(|s| s.is_active()).collect();
+        assert_eq!(active.len(), 4);
+        assert!(!TcpState::TimeWait.is_active());
+        assert_eq!(TcpState::from_u8(10), Some(TcpState::SynAck));
+        assert_eq!(TcpState::from_u8(11), None);
+    }
+}

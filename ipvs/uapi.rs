@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The setsockopt/getsockopt ABI of `<uapi/linux/ip_vs.h>`: command numbers, argument
+//! lengths and the byte layout of every structure, decoded and encoded without `unsafe`.
+//!
+//! Kernel independent (`no_std`, host-tested). The kernel crate asserts at compile time that
+//! the lengths here equal the C `sizeof`s from the bindings.
+//!
+//! C: `srctree/include/uapi/linux/ip_vs.h`, `srctree/net/netfilter/ipvs/ip_vs_ctl.c`
+
+#![allow(dead_code)]
+
+/// First socket option number of IPVS.
+pub const BASE_CTL: i32 = 64 + 1024 + 64;
+
+/// `IP_VS_SO_SET_*` commands.
+pub mod set {
+    use super::BASE_CTL;
+    pub const NONE: i32 = BASE_CTL;
+    pub const INSERT: i32 = BASE_CTL + 1;
+    pub const ADD: i32 = BASE_CTL + 2;
+    pub const EDIT: i32 = BASE_CTL + 3;
+    pub const DEL: i32 = BASE_CTL + 4;
+    pub const FLUSH: i32 = BASE_CTL + 5;
+    pub const LIST: i32 = BASE_CTL + 6;
+    pub const ADDDEST: i32 = BASE_CTL + 7;
+    pub const DELDEST: i32 = BASE_CTL + 8;
+    pub const EDITDEST: i32 = BASE_CTL + 9;
+    pub const TIMEOUT: i32 = BASE_CTL + 10;
+    pub const STARTDAEMON: i32 = BASE_CTL + 11;
+    pub const STOPDAEMON: i32 = BASE_CTL + 12;
+    pub const RESTORE: i32 = BASE_CTL + 13;
+    pub const SAVE: i32 = BASE_CTL + 14;
+    pub const ZERO: i32 = BASE_CTL + 15;
+    pub const MAX: i32 = ZERO;
+}
+
+/// `IP_VS_SO_GET_*` commands.
+pub mod get {
+    use super::BASE_CTL;
+    pub const VERSION: i32 = BASE_CTL;
+    pub const INFO: i32 = BASE_CTL + 1;
+    pub const SERVICES: i32 = BASE_CTL + 2;
+    pub const SERVICE: i32 = BASE_CTL + 3;
+    pub const DESTS: i32 = BASE_CTL + 4;
+    pub const DEST: i32 = BASE_CTL + 5;
+    pub const TIMEOUT: i32 = BASE_CTL + 6;
+    pub const DAEMON: i32 = BASE_CTL + 7;
+    pub const MAX: i32 = DAEMON;
+}
+
+/// `IP_VS_VERSION_CODE`: 1.2.1.
+pub const VERSION_CODE: u32 = 0x010201;
+/// `IP_VS_SCHEDNAME_MAXLEN`.
+pub const SCHEDNAME_MAXLEN: usize = 16;
+/// `IP_VS_IFNAME_MAXLEN`.
+pub const IFNAME_MAXLEN: usize = 16;
+
+/// Service flags (`IP_VS_SVC_F_*`).
+pub mod svc_flags {
+    pub const PERSISTENT: u32 = 0x0001;
+    pub const HASHED: u32 = 0x0002;
+    pub const ONEPACKET: u32 = 0x0004;
+    pub const SCHED1: u32 = 0x0008;
+    pub const SCHED2: u32 = 0x0010;
+    pub const SCHED3: u32 = 0x0020;
+}
+
+/// Connection and destination flags (`IP_VS_CONN_F_*`).
+pub mod conn_flags {
+    pub const FWD_MASK: u32 = 0x0007;
+    pub const MASQ: u32 = 0x0000;
+    pub const LOCALNODE: u32 = 0x0001;
+    pub const TUNNEL: u32 = 0x0002;
+    pub const DROUTE: u32 = 0x0003;
+    pub const BYPASS: u32 = 0x0004;
+    pub const SYNC: u32 = 0x0020;
+    pub const HASHED: u32 = 0x0040;
+    pub const NOOUTPUT: u32 = 0x0080;
+    pub const INACTIVE: u32 = 0x0100;
+    pub const TEMPLATE: u32 = 0x1000;
+    pub const ONE_PACKET: u32 = 0x2000;
+    pub const NFCT: u32 = 1 << 16;
+    /// The flags a destination passes on to its connections.
+    pub const DEST_MASK: u32 = FWD_MASK | ONE_PACKET | NFCT;
+}
+
+/// `sizeof(struct ip_vs_service_user)`.
+pub const SERVICE_USER_LEN: usize = 44;
+/// `sizeof(struct ip_vs_dest_user)`.
+pub const DEST_USER_LEN: usize = 24;
+/// `sizeof(struct ip_vs_svcdest_user)`.
+pub const SVCDEST_USER_LEN: usize = SERVICE_USER_LEN + DEST_USER_LEN;
+/// `sizeof(struct ip_vs_timeout_user)`.
+pub const TIMEOUT_USER_LEN: usize = 12;
+/// `sizeof(struct ip_vs_daemon_user)`.
+pub const DAEMON_USER_LEN: usize = 24;
+/// `sizeof(struct ip_vs_stats_user)`.
+pub const STATS_USER_LEN: usize = 56;
+/// `sizeof(struct ip_vs_getinfo)`.
+pub const GETINFO_LEN: usize = 12;
+/// `sizeof(struct ip_vs_service_entry)`.
+pub const SERVICE_ENTRY_LEN: usize = 104;
+/// `sizeof(struct ip_vs_dest_entry)`.
+pub const DEST_ENTRY_LEN: usize = 96;
+/// `sizeof(struct ip_vs_get_dests)` without entries.
+pub const GET_DESTS_LEN: usize = 24;
+/// `sizeof(struct ip_vs_get_services)` without entries.
+pub const GET_SERVICES_LEN: usize = 8;
+/// Length of the `IP_VS_SO_GET_VERSION` buffer.
+pub const VERSION_LEN: usize = 64;
+
+/// The exact argument length each set command requires (`set_arglen`); commands not listed
+/// take no argument.
+pub fn set_arglen(cmd: i32) -> usize {
+    match cmd {
+        set::ADD | set::EDIT | set::DEL | set::ZERO => SERVICE_USER_LEN,
+        set::ADDDEST | set::DELDEST | set::EDITDEST => SVCDEST_USER_LEN,
+        set::TIMEOUT => TIMEOUT_USER_LEN,
+        set::STARTDAEMON | set::STOPDAEMON => DAEMON_USER_LEN,
+        _ => 0,
+    }
+}
+
+/// The minimum buffer length each get command requires (`get_arglen`).
+pub fn get_arglen(cmd: i32) -> usize {
+    match cmd {
+        get::VERSION => VERSION_LEN,
+        get::INFO => GETINFO_LEN,
+        get::SERVICES => GET_SERVICES_LEN,
+        get::SERVICE => SERVICE_ENTRY_LEN,
+        get::DESTS => GET_DESTS_LEN,
+        get::TIMEOUT => TIMEOUT_USER_LEN,
+        get::DAEMON => 2 * DAEMON_USER_LEN,
+        _ => 0,
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at + 2) {
+        Some(s) => u16::from_ne_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    match b.get(at..at + 4) {
+        Some(s) => u32::from_ne_bytes([s[0], s[1], s[2], s[3]]),
+        None => 0,
+    }
+}
+
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(s) = b.get(at..at + N) {
+        out.copy_from_slice(s);
+    }
+    out
+}
+
+/// A scheduler name as sent by user space: up to 15 bytes and a NUL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SchedName {
+    buf: [u8; SCHEDNAME_MAXLEN],
+    len: usize,
+}
+
+impl SchedName {
+    /// Parses a fixed-size name field; `None` if it has no terminating NUL.
+    pub fn parse(field: &[u8; SCHEDNAME_MAXLEN]) -> Option<Self> {
+        let len = field.iter().position(|&c| c == 0)?;
+        let mut buf = [0u8; SCHEDNAME_MAXLEN];
+        buf[..len].copy_from_slice(&field[..len]);
+        Some(Self { buf, len })
+    }
+
+    /// Builds a name from a string of at most 15 bytes.
+    pub fn new(name: &[u8]) -> Option<Self> {
+        if name.len() >= SCHEDNAME_MAXLEN || name.contains(&0) {
+            return None;
+        }
+        let mut buf = [0u8; SCHEDNAME_MAXLEN];
+        buf[..name.len()].copy_from_slice(name);
+        Some(Self {
+            buf,
+            len: name.len(),
+        })
+    }
+
+    /// The name without the NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The name as a NUL-padded field.
+    pub fn field(&self) -> &[u8; SCHEDNAME_MAXLEN] {
+        &self.buf
+    }
+}
+
+/// `struct ip_vs_service_user`: a virtual service as given to ADD, EDIT, DEL and ZERO.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ServiceUser {
+    /// IP protocol number.
+    pub protocol: u16,
+    /// Virtual IPv4 address, network byte order.
+    pub addr: [u8; 4],
+    /// Virtual port, network byte order.
+    pub port: [u8; 2],
+    /// Firewall mark, or 0.
+    pub fwmark: u32,
+    /// Scheduler name field, possibly unterminated.
+    pub sched_name: [u8; SCHEDNAME_MAXLEN],
+    /// `IP_VS_SVC_F_*`.
+    pub flags: u32,
+    /// Persistence timeout in seconds.
+    pub timeout: u32,
+    /// Persistence netmask, network byte order.
+    pub netmask: [u8; 4],
+}
+
+impl ServiceUser {
+    /// Decodes the first [`SERVICE_USER_LEN`] bytes (missing bytes read as zero).
+    pub fn decode(b: &[u8]) -> Self {
+        Self {
+            protocol: u16_at(b, 0),
+            addr: bytes_at(b, 4),
+            port: bytes_at(b, 8),
+            fwmark: u32_at(b, 12),
+            sched_name: bytes_at(b, 16),
+            flags: u32_at(b, 32),
+            timeout: u32_at(b, 36),
+            netmask: bytes_at(b, 40),
+        }
+    }
+
+    /// Encodes into [`SERVICE_USER_LEN`] bytes.
+    pub fn encode(&self) -> [u8; SERVICE_USER_LEN] {
+        let mut b = [0u8; SERVICE_USER_LEN];
+        b[0..2].copy_from_slice(&self.protocol.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.addr);
+        b[8..10].copy_from_slice(&self.port);
+        b[12..16].copy_from_slice(&self.fwmark.to_ne_bytes());
+        b[16..32].copy_from_slice(&self.sched_name);
+        b[32..36].copy_from_slice(&self.flags.to_ne_bytes());
+        b[36..40].copy_from_slice(&self.timeout.to_ne_bytes());
+        b[40..44].copy_from_slice(&self.netmask);
+        b
+    }
+}
+
+/// `struct ip_vs_dest_user`: a real server as given to ADDDEST, EDITDEST and DELDEST.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DestUser {
+    /// Real server IPv4 address, network byte order.
+    pub addr: [u8; 4],
+    /// Real server port, network byte order.
+    pub port: [u8; 2],
+    /// `IP_VS_CONN_F_*`: the forwarding method and options.
+    pub conn_flags: u32,
+    /// Weight; negative is rejected.
+    pub weight: i32,
+    /// Upper connection threshold, 0 for none.
+    pub u_threshold: u32,
+    /// Lower connection threshold.
+    pub l_threshold: u32,
+}
+
+impl DestUser {
+    /// Decodes the first [`DEST_USER_LEN`] bytes (missing bytes read as zero).
+    pub fn decode(b: &[u8]) -> Self {
+        Self {
+            addr: bytes_at(b, 0),
+            port: bytes_at(b, 4),
+            conn_flags: u32_at(b, 8),
+            weight: u32_at(b, 12) as i32,
+            u_threshold: u32_at(b, 16),
+            l_threshold: u32_at(b, 20),
+        }
+    }
+
+    /// Encodes into [`DEST_USER_LEN`] bytes.
+    pub fn encode(&self) -> [u8; DEST_USER_LEN] {
+        let mut b = [0u8; DEST_USER_LEN];
+        b[0..4].copy_from_slice(&self.addr);
+        b[4..6].copy_from_slice(&self.port);
+        b[8..12].copy_from_slice(&self.conn_flags.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.weight.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.u_threshold.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.l_threshold.to_ne_bytes());
+        b
+    }
+}
+
+/// `struct ip_vs_timeout_user`, in seconds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TimeoutUser {
+    /// TCP established.
+    pub tcp: i32,
+    /// TCP FIN_WAIT.
+    pub tcp_fin: i32,
+    /// UDP.
+    pub udp: i32,
+}
+
+impl TimeoutUser {
+    /// Decodes [`TIMEOUT_USER_LEN`] bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        Self {
+            tcp: u32_at(b, 0) as i32,
+            tcp_fin: u32_at(b, 4) as i32,
+            udp: u32_at(b, 8) as i32,
+        }
+    }
+
+    /// Encodes into [`TIMEOUT_USER_LEN`] bytes.
+    pub fn encode(&self) -> [u8; TIMEOUT_USER_LEN] {
+        let mut b = [0u8; TIMEOUT_USER_LEN];
+        b[0..4].copy_from_slice(&self.tcp.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.tcp_fin.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.udp.to_ne_bytes());
+        b
+    }
+}
+
+/// `struct ip_vs_stats_user`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StatsUser {
+    pub conns: u32,
+    pub inpkts: u32,
+    pub outpkts: u32,
+    pub inbytes: u64,
+    pub outbytes: u64,
+    pub cps: u32,
+    pub inpps: u32,
+    pub outpps: u32,
+    pub inbps: u32,
+    pub outbps: u32,
+}
+
+impl StatsUser {
+    fn encode_into(&self, b: &mut [u8]) {
+        b[0..4].copy_from_slice(&self.conns.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.inpkts.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.outpkts.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.inbytes.to_ne_bytes());
+        b[24..32].copy_from_slice(&self.outbytes.to_ne_bytes());
+        b[32..36].copy_from_slice(&self.cps.to_ne_bytes());
+        b[36..40].copy_from_slice(&self.inpps.to_ne_bytes());
+        b[40..44].copy_from_slice(&self.outpps.to_ne_bytes());
+        b[44..48].copy_from_slice(&self.inbps.to_ne_bytes());
+        b[48..52].copy_from_slice(&self.outbps.to_ne_bytes());
+    }
+}
+
+/// `struct ip_vs_service_entry`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ServiceEntry {
+    pub svc: ServiceUser,
+    pub num_dests: u32,
+    pub stats: StatsUser,
+}
+
+impl ServiceEntry {
+    /// Encodes into [`SERVICE_ENTRY_LEN`] bytes.
+    pub fn encode(&self) -> [u8; SERVICE_ENTRY_LEN] {
+        let mut b = [0u8; SERVICE_ENTRY_LEN];
+        b[..SERVICE_USER_LEN].copy_from_slice(&self.svc.encode());
+        b[44..48].copy_from_slice(&self.num_dests.to_ne_bytes());
+        self.stats.encode_into(&mut b[48..]);
+        b
+    }
+}
+
+/// `struct ip_vs_dest_entry`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DestEntry {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub conn_flags: u32,
+    pub weight: i32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub activeconns: u32,
+    pub inactconns: u32,
+    pub persistconns: u32,
+    pub stats: StatsUser,
+}
+
+impl DestEntry {
+    /// Encodes into [`DEST_ENTRY_LEN`] bytes.
+    pub fn encode(&self) -> [u8; DEST_ENTRY_LEN] {
+        let mut b = [0u8; DEST_ENTRY_LEN];
+        b[0..4].copy_from_slice(&self.addr);
+        b[4..6].copy_from_slice(&self.port);
+        b[8..12].copy_from_slice(&self.conn_flags.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.weight.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.u_threshold.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.l_threshold.to_ne_bytes());
+        b[24..28].copy_from_slice(&self.activeconns.to_ne_bytes());
+        b[28..32].copy_from_slice(&self.inactconns.to_ne_bytes());
+        b[32..36].copy_from_slice(&self.persistconns.to_ne_bytes());
+        self.stats.encode_into(&mut b[40..]);
+        b
+    }
+}
+
+/// The request header of `IP_VS_SO_GET_DESTS`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct GetDests {
+    pub protocol: u16,
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub fwmark: u32,
+    pub num_dests: u32,
+}
+
+impl GetDests {
+    /// Decodes [`GET_DESTS_LEN`] bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        Self {
+            protocol: u16_at(b, 0),
+            addr: bytes_at(b, 4),
+            port: bytes_at(b, 8),
+            fwmark: u32_at(b, 12),
+            num_dests: u32_at(b, 16),
+        }
+    }
+
+    /// The exact buffer length the request must come with.
+    pub fn full_len(&self) -> usize {
+        GET_DESTS_LEN + self.num_dests as usize * DEST_ENTRY_LEN
+    }
+}
+
+/// The exact buffer length of an `IP_VS_SO_GET_SERVICES` request for `n` entries.
+pub fn get_services_len(n: u32) -> usize {
+    GET_SERVICES_LEN + n as usize * SERVICE_ENTRY_LEN
+}
+
+/// Encodes `struct ip_vs_getinfo`.
+pub fn encode_getinfo(version: u32, size: u32, num_services: u32) -> [u8; GETINFO_LEN] {
+    let mut b = [0u8; GETINFO_LEN];
+    b[0..4].copy_from_slice(&version.to_ne_bytes());
+    b[4..8].copy_from_slice(&size.to_ne_bytes());
+    b[8..12].copy_from_slice(&num_services.to_ne_bytes());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_roundtrip() {
+        let s = ServiceUser {
+            protocol: 6,
+            addr: [10, 0, 0, 1],
+            port: 80u16.to_be_bytes(),
+            fwmark: 0,
+            sched_name: *SchedName::new(b"rr").unwrap().field(),
+            flags: 1,
+            timeout: 300,
+            netmask: [255, 255, 255, 255],
+        };
+        assert_eq!(ServiceUser::decode(&s.encode()), s);
+    }
+
+    #[test]
+    fn dest_roundtrip() {
+        let d = DestUser {
+            addr: [10, 0, 0, 2],
+            port: 8080u16.to_be_bytes(),
+            conn_flags: conn_flags::MASQ,
+            weight: -3,
+            u_threshold: 7,
+            l_threshold: 2,
+        };
+        assert_eq!(DestUser::decode(&d.encode()), d);
+    }
+
+    #[test]
+    fn sched_name_needs_nul() {
+        assert!(SchedName::parse(&[b'x'; 16]).is_none());
+        let mut f = [0u8; 16];
+        f[..3].copy_from_slice(b"wlc");
+        assert_eq!(SchedName::parse(&f).unwrap().as_bytes(), b"wlc");
+        assert!(SchedName::new(b"0123456789abcdef").is_none());
+        assert!(SchedName::new(b"0123456789abcde").is_some());
+    }
+
+    #[test]
+    fn arg_lengths_match_upstream() {
+        assert_eq!(set_arglen(set::ADD), 44);
+        assert_eq!(set_arglen(set::ADDDEST), 68);
+        assert_eq!(set_arglen(set::FLUSH), 0);
+        assert_eq!(set_arglen(set::TIMEOUT), 12);
+        assert_eq!(get_arglen(get::VERSION), 64);
+        assert_eq!(get_arglen(get::DAEMON), 48);
+        assert_eq!(get_services_len(2), 8 + 208);
+        assert_eq!(GetDests { num_dests: 3, ..Default::default() }.full_len(), 24 + 288);
+    }
+
+    #[test]
+    fn short_input_reads_zero() {
+        let s = ServiceUser::decode(&[6, 0]);
+        assert_eq!(s.protocol, 6);
+        assert_eq!(s.fwmark, 0);
+    }
+
+    #[test]
+    fn entries_have_upstream_sizes() {
+        assert_eq!(ServiceEntry::default().encode().len(), 104);
+        assert_eq!(DestEntry::default().encode().len(), 96);
+        let e = DestEntry { weight: 5, activeconns: 1, ..Default::default() };
+        let b = e.encode();
+        assert_eq!(i32::from_ne_bytes([b[12], b[13], b[14], b[15]]), 5);
+        assert_eq!(u32::from_ne_bytes([b[24], b[25], b[26], b[27]]), 1);
+    }
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/capability.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+#include <net/sock.h>
+
+void *rust_helper_net_generic(const struct net *net, unsigned int id)
+{
+	return net_generic(net, id);
+}
+
+struct net *rust_helper_sock_net(const struct sock *sk)
+{
+	return sock_net(sk);
+}
+
+bool rust_helper_net_admin_capable(const struct net *net)
+{
+	return ns_capable(net->user_ns, CAP_NET_ADMIN);
+}
+
+struct proc_dir_entry *rust_helper_net_proc_dir(const struct net *net)
+{
+#ifdef CONFIG_PROC_FS
+	return net->proc_net;
+#else
+	return NULL;
+#endif
+}
+
+bool rust_helper_net_is_init(const struct net *net)
+{
+	return net_eq(net, &init_net);
+}

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/skbuff.h>
+#include <net/dst.h>
+#include <net/route.h>
+
+unsigned char *rust_helper_skb_network_header(const struct sk_buff *skb)
+{
+	return skb_network_header(skb);
+}
+
+int rust_helper_skb_network_offset(const struct sk_buff *skb)
+{
+	return skb_network_offset(skb);
+}
+
+unsigned int rust_helper_skb_headlen(const struct sk_buff *skb)
+{
+	return skb_headlen(skb);
+}
+
+bool rust_helper_pskb_may_pull(struct sk_buff *skb, unsigned int len)
+{
+	return pskb_may_pull(skb, len);
+}
+
+bool rust_helper_skb_is_gso(const struct sk_buff *skb)
+{
+	return skb_is_gso(skb);
+}
+
+void rust_helper_skb_dst_drop(struct sk_buff *skb)
+{
+	skb_dst_drop(skb);
+}
+
+void rust_helper_skb_dst_set(struct sk_buff *skb, struct dst_entry *dst)
+{
+	skb_dst_set(skb, dst);
+}
+
+struct dst_entry *rust_helper_skb_dst(const struct sk_buff *skb)
+{
+	return skb_dst(skb);
+}
+
+unsigned int rust_helper_dst_mtu(const struct dst_entry *dst)
+{
+	return dst_mtu(dst);
+}
+
+/* Route an IPv4 packet to @daddr and attach the route to @skb. */
+int rust_helper_skb_route_output_v4(struct net *net, struct sk_buff *skb,
+				    __be32 daddr, __be32 saddr, u8 tos)
+{
+	struct flowi4 fl4 = {
+		.daddr = daddr,
+		.saddr = saddr,
+		.flowi4_tos = tos & INET_DSCP_MASK,
+		.flowi4_flags = FLOWI_FLAG_KNOWN_NH,
+	};
+	struct rtable *rt;
+
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		return PTR_ERR(rt);
+	skb_dst_drop(skb);
+	skb_dst_set(skb, &rt->dst);
+	return 0;
+}
+
+bool rust_helper_skb_rtable_is_local(const struct sk_buff *skb)
+{
+	struct rtable *rt = skb_rtable(skb);
+
+	return rt && (rt->rt_flags & RTCF_LOCAL);
+}
+
+u32 rust_helper_skb_get_mark(const struct sk_buff *skb)
+{
+	return skb->mark;
+}
+
+u8 rust_helper_skb_get_ip_summed(const struct sk_buff *skb)
+{
+	return skb->ip_summed;
+}
+
+struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
+{
+	return skb->sk;
+}

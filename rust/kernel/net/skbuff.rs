@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Socket buffers as seen by a netfilter hook.
+//!
+//! C header: [`include/linux/skbuff.h`](srctree/include/linux/skbuff.h)
+
+use crate::{
+    bindings,
+    error::{code::*, to_result, Result},
+    net::{namespace::Net, netfilter::Stolen},
+};
+use core::{marker::PhantomData, ptr::NonNull};
+
+/// Checksum state of a packet (`skb->ip_summed`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Checksum {
+    /// Not verified.
+    None,
+    /// Verified by the device.
+    Unnecessary,
+    /// `skb->csum` holds the sum of the whole packet.
+    Complete,
+    /// The transport checksum is still to be filled in (pseudo header only so far).
+    Partial,
+}
+
+/// A packet owned by the current netfilter hook invocation.
+///
+/// Offsets are relative to the network header.
+///
+/// # Invariants
+///
+/// `ptr` is a valid `sk_buff` owned by the hook for `'a`.
+pub struct SkBuff<'a> {
+    ptr: NonNull<bindings::sk_buff>,
+    _p: PhantomData<&'a mut bindings::sk_buff>,
+}
+
+impl<'a> SkBuff<'a> {
+    /// Takes a packet handed to a hook.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid `sk_buff` exclusively owned by the caller for `'a`.
+    pub unsafe fn from_raw(ptr: *mut bindings::sk_buff) -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self {
+            // SAFETY: The caller guarantees a valid pointer.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _p: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> *mut bindings::sk_buff {
+        self.ptr.as_ptr()
+    }
+
+    /// Total length from the network header on.
+    pub fn len(&self) -> u32 {
+        // SAFETY: Valid packet by the type invariants.
+        let (len, off) = unsafe { ((*self.raw()).len, bindings::skb_network_offset(self.raw())) };
+        (len as i64 - off as i64).max(0) as u32
+    }
+
+    /// Whether the packet carries no bytes after the network header.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The firewall mark.
+    pub fn mark(&self) -> u32 {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_get_mark(self.raw()) }
+    }
+
+    /// Whether the packet is a GSO super-packet.
+    pub fn is_gso(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_is_gso(self.raw()) }
+    }
+
+    /// The checksum state.
+    pub fn checksum(&self) -> Checksum {
+        // SAFETY: Valid packet by the type invariants.
+        match unsafe { bindings::skb_get_ip_summed(self.raw()) } as u32 {
+            bindings::CHECKSUM_UNNECESSARY => Checksum::Unnecessary,
+            bindings::CHECKSUM_COMPLETE => Checksum::Complete,
+            bindings::CHECKSUM_PARTIAL => Checksum::Partial,
+            _ => Checksum::None,
+        }
+    }
+
+    fn linear_len(&self) -> usize {
+        // SAFETY: Valid packet by the type invariants.
+        let (head, off) =
+            unsafe { (bindings::skb_headlen(self.raw()), bindings::skb_network_offset(self.raw())) };
+        (head as i64 - off as i64).max(0) as usize
+    }
+
+    /// Makes the first `len` bytes linear and returns them, or `EINVAL` if the packet is shorter.
+    pub fn pull(&mut self, len: usize) -> Result<&[u8]> {
+        // SAFETY: Valid packet by the type invariants.
+        let off = unsafe { bindings::skb_network_offset(self.raw()) };
+        let total = u32::try_from(off as i64 + len as i64).map_err(|_| EINVAL)?;
+        // SAFETY: Valid packet, exclusively owned.
+        if !unsafe { bindings::pskb_may_pull(self.raw(), total) } {
+            return Err(EINVAL);
+        }
+        // SAFETY: `pskb_may_pull` made `len` bytes after the network header linear; `&self`
+        // is borrowed for the slice's lifetime so the buffer cannot change meanwhile.
+        Ok(unsafe {
+            core::slice::from_raw_parts(bindings::skb_network_header(self.raw()), len)
+        })
+    }
+
+    /// Makes the first `len` bytes linear and private to this packet, and returns them.
+    pub fn writable(&mut self, len: usize) -> Result<&mut [u8]> {
+        // SAFETY: Valid packet by the type invariants.
+        let off = unsafe { bindings::skb_network_offset(self.raw()) };
+        let total = i32::try_from(off as i64 + len as i64).map_err(|_| EINVAL)?;
+        // SAFETY: Valid packet, exclusively owned.
+        to_result(unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) })
+            .map_err(|_| ENOMEM)?;
+        // SAFETY: `skb_ensure_writable` made `len` bytes after the network header linear and
+        // unshared; `&mut self` is borrowed for the slice's lifetime.
+        Ok(unsafe {
+            core::slice::from_raw_parts_mut(bindings::skb_network_header(self.raw()), len)
+        })
+    }
+
+    /// Updates the 16-bit transport checksum at offset `at` after a 32-bit field of the
+    /// packet changed from `from` to `to` (both in network byte order as read from the
+    /// packet); `pseudo` when the field is part of the pseudo header. Handles every
+    /// [`Checksum`] state (`inet_proto_csum_replace4`).
+    ///
+    /// The bytes at `at` must have been made [writable](Self::writable).
+    pub fn csum_replace4(&mut self, at: usize, from: [u8; 4], to: [u8; 4], pseudo: bool) -> Result {
+        if at + 2 > self.linear_len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: Valid packet; `at + 2` is inside the linear area checked above.
+        unsafe {
+            let sum = bindings::skb_network_header(self.raw()).add(at).cast::<u16>();
+            bindings::inet_proto_csum_replace4(
+                sum,
+                self.raw(),
+                u32::from_ne_bytes(from),
+                u32::from_ne_bytes(to),
+                pseudo,
+            );
+        }
+        Ok(())
+    }
+
+    /// As [`Self::csum_replace4`] for a 16-bit field.
+    pub fn csum_replace2(&mut self, at: usize, from: [u8; 2], to: [u8; 2], pseudo: bool) -> Result {
+        self.csum_replace4(at, [0, 0, from[0], from[1]], [0, 0, to[0], to[1]], pseudo)
+    }
+
+    /// Routes the packet to IPv4 `daddr` (from `saddr`, or any if zero) and attaches the
+    /// route, replacing the current one.
+    pub fn route_output_v4(&mut self, net: &Net, daddr: [u8; 4], saddr: [u8; 4], tos: u8) -> Result {
+        // SAFETY: Valid packet and namespace.
+        to_result(unsafe {
+            bindings::skb_route_output_v4(
+                net.as_ptr(),
+                self.raw(),
+                u32::from_ne_bytes(daddr),
+                u32::from_ne_bytes(saddr),
+                tos,
+            )
+        })
+    }
+
+    /// Whether the attached route delivers locally.
+    pub fn route_is_local(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_rtable_is_local(self.raw()) }
+    }
+
+    /// MTU of the attached route, if any.
+    pub fn route_mtu(&self) -> Option<u32> {
+        // SAFETY: Valid packet by the type invariants.
+        let dst = unsafe { bindings::skb_dst(self.raw()) };
+        if dst.is_null() {
+            None
+        } else {
+            // SAFETY: `dst` is the packet's valid route.
+            Some(unsafe { bindings::dst_mtu(dst) })
+        }
+    }
+
+    /// Re-routes a locally modified packet by its new addresses (`ip_route_me_harder`).
+    pub fn route_me_harder(&mut self, net: &Net) -> Result {
+        // SAFETY: Valid packet and namespace; `skb->sk` may be null.
+        to_result(unsafe {
+            bindings::ip_route_me_harder(
+                net.as_ptr(),
+                bindings::skb_get_sk(self.raw()),
+                self.raw(),
+                bindings::RTN_UNSPEC,
+            )
+        })
+    }
+
+    /// Detaches the packet from connection tracking and marks it untracked.
+    pub fn set_untracked(&mut self) {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::nf_reset_ct_untracked(self.raw()) };
+    }
+
+    /// Sends an IPv4 packet on its attached route, through the LOCAL_OUT hooks
+    /// (`ip_local_out`). The IP total length and header checksum are recomputed.
+    pub fn ip_local_out(self, net: &Net) -> Stolen {
+        // SAFETY: Ownership of the valid packet passes to the stack; `self` is consumed.
+        unsafe { bindings::ip_local_out(net.as_ptr(), core::ptr::null_mut(), self.raw()) };
+        Stolen(())
+    }
+}
