@@ -8,7 +8,7 @@
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_sched.c` (`register_ip_vs_scheduler`)
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use core::{
     ffi::c_void,
@@ -16,7 +16,6 @@ use core::{
 };
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},
-    bindings,
     error::{to_result, Result},
     ThisModule,
 };
@@ -88,8 +87,8 @@ impl DestInfo {
 pub struct SchedulerOps {
     /// NUL-terminated name, such as `rr`.
     pub name: [u8; 16],
-    /// The module that implements it.
-    pub module: *mut bindings::module,
+    /// The module that implements it (`struct module *`).
+    pub module: *mut c_void,
     /// Creates the per-service state.
     pub init_service: unsafe extern "C" fn(*const *const DestInfo, usize) -> *mut c_void,
     /// Drops the per-service state.
@@ -222,7 +221,7 @@ impl SchedulerRegistration {
         let ops = KBox::new(
             SchedulerOps {
                 name,
-                module: module.as_ptr(),
+                module: module.as_ptr().cast(),
                 init_service: Trampolines::<S>::init_service,
                 done_service: Trampolines::<S>::done_service,
                 schedule: Trampolines::<S>::schedule,

@@ -12,7 +12,7 @@
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_proto_tcp.c`
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 /// TCP states (`IP_VS_TCP_S_*`), in upstream's numbering (also shown by `/proc`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -140,7 +140,7 @@ impl Event {
 
 use TcpState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 // Rows: event; columns: current state in `TcpState` order (None first).

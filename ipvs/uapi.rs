@@ -8,7 +8,7 @@
 //!
 //! C: `srctree/include/uapi/linux/ip_vs.h`, `srctree/net/netfilter/ipvs/ip_vs_ctl.c`
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 /// First socket option number of IPVS.
 pub const BASE_CTL: i32 = 64 + 1024 + 64;
@@ -172,6 +172,21 @@ impl SchedName {
         let mut buf = [0u8; SCHEDNAME_MAXLEN];
         buf[..len].copy_from_slice(&field[..len]);
         Some(Self { buf, len })
+    }
+
+    /// `none`: a service without scheduler.
+    pub const NONE: Self = {
+        let mut buf = [0u8; SCHEDNAME_MAXLEN];
+        buf[0] = b'n';
+        buf[1] = b'o';
+        buf[2] = b'n';
+        buf[3] = b'e';
+        Self { buf, len: 4 }
+    };
+
+    /// Whether this is [`Self::NONE`].
+    pub fn is_none(&self) -> bool {
+        *self == Self::NONE
     }
 
     /// Builds a name from a string of at most 15 bytes.

@@ -2,6 +2,7 @@
 
 #include <linux/skbuff.h>
 #include <net/dst.h>
+#include <net/icmp.h>
 #include <net/route.h>
 
 unsigned char *rust_helper_skb_network_header(const struct sk_buff *skb)
@@ -89,4 +90,9 @@ u8 rust_helper_skb_get_ip_summed(const struct sk_buff *skb)
 struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
 {
 	return skb->sk;
+}
+
+void rust_helper_skb_icmp_send(struct sk_buff *skb, int type, int code, __be32 info)
+{
+	icmp_send(skb, type, code, info);
 }

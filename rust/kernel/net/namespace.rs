@@ -21,6 +21,13 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
+/// Route type of a unicast address.
+pub const RTN_UNICAST: u32 = bindings::RTN_UNICAST;
+/// Route type of a local address.
+pub const RTN_LOCAL: u32 = bindings::RTN_LOCAL;
+/// Route type of a broadcast address.
+pub const RTN_BROADCAST: u32 = bindings::RTN_BROADCAST;
+
 /// A network namespace (`struct net`).
 ///
 /// # Invariants
@@ -64,6 +71,13 @@ impl Net {
         unsafe { bindings::net_admin_capable(self.as_ptr()) }
     }
 
+    /// The route type of IPv4 address `addr` in this namespace (`inet_addr_type`): one of
+    /// [`RTN_UNICAST`], [`RTN_LOCAL`], [`RTN_BROADCAST`], ...
+    pub fn inet_addr_type(&self, addr: [u8; 4]) -> u32 {
+        // SAFETY: `self` is a live namespace by the type invariants.
+        unsafe { bindings::inet_addr_type(self.as_ptr(), u32::from_ne_bytes(addr)) }
+    }
+
     /// The namespace's `/proc/net` directory.
     pub(crate) fn proc_dir(&self) -> *mut bindings::proc_dir_entry {
         // SAFETY: `self` is a live namespace by the type invariants.
@@ -75,6 +89,9 @@ impl Net {
 pub trait PernetData: Sized + Send + Sync + 'static {
     /// Builds the state of `net`.
     fn init(net: &Net) -> impl PinInit<Self, Error>;
+
+    /// Called once the state is in place (pinned), before it is published.
+    fn started(&self, _net: &Net) {}
 
     /// Called before the state is dropped, when no packet of `net` can reach it any more.
     fn exit(&self, _net: &Net) {}
@@ -160,6 +177,7 @@ impl<T: PernetData> Pernet<T> {
             let net = unsafe { Net::from_raw(net) };
             let pernet = T::pernet();
             let state = KBox::try_pin_init(T::init(net), GFP_KERNEL)?;
+            state.started(net);
             // SAFETY: The state is never moved out of its box: it is only dropped in place.
             let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(state) });
             // SAFETY: The slot belongs to this registration and `net`.

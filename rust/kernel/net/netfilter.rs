@@ -12,7 +12,7 @@ use crate::{
     net::{namespace::Net, skbuff::SkBuff},
     sync::Arc,
     types::Opaque,
-    uaccess::UserSlice,
+    uaccess::UserPtr,
     ThisModule,
 };
 use core::{ffi::c_void, marker::PhantomData, pin::Pin};
@@ -223,13 +223,15 @@ impl SockoptArg {
 }
 
 /// Handlers of a range of socket options (`struct nf_sockopt_ops`).
+///
+/// [`UserSlice`]: crate::uaccess::UserSlice
 pub trait SockoptOps: Sync {
     /// `setsockopt(optname = cmd)` from a socket in `net`.
     fn set(net: &Net, cmd: i32, arg: &SockoptArg) -> Result;
 
-    /// `getsockopt(optname = cmd)`: `user` is the caller's buffer of `*len` bytes; on success
-    /// `*len` is the length to report back.
-    fn get(net: &Net, cmd: i32, user: UserSlice, len: &mut i32) -> Result;
+    /// `getsockopt(optname = cmd)`: `user` is the address of the caller's buffer of `*len`
+    /// bytes (access it with [`UserSlice`]); on success `*len` is the length to report back.
+    fn get(net: &Net, cmd: i32, user: UserPtr, len: &mut i32) -> Result;
 }
 
 /// Netfilter socket option handlers; dropping unregisters them.
@@ -304,8 +306,7 @@ impl<T: SockoptOps> SockoptRegistration<T> {
         let net = unsafe { Net::from_raw(bindings::sock_net(sk)) };
         // SAFETY: `len` points to the kernel copy of the caller's length.
         let len = unsafe { &mut *len };
-        let user = UserSlice::new(user as usize, (*len).max(0) as usize);
-        match T::get(net, optval, user, len) {
+        match T::get(net, optval, user as UserPtr, len) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }

@@ -203,6 +203,12 @@ impl<'a> SkBuff<'a> {
         })
     }
 
+    /// Sends an ICMP error about this packet back to its source (`icmp_send`).
+    pub fn icmp_send(&self, icmp_type: u8, code: u8, info: u32) {
+        // SAFETY: Valid packet by the type invariants; `icmp_send` only reads it.
+        unsafe { bindings::skb_icmp_send(self.raw(), icmp_type as i32, code as i32, info) };
+    }
+
     /// Detaches the packet from connection tracking and marks it untracked.
     pub fn set_untracked(&mut self) {
         // SAFETY: Valid packet by the type invariants.

@@ -4,7 +4,11 @@
 //!
 //! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
 
-use crate::{alloc::KBox, bindings};
+use crate::{
+    alloc::{flags::GFP_ATOMIC, KBox},
+    bindings,
+    types::Opaque,
+};
 use core::{
     marker::PhantomData,
     ptr,
@@ -116,15 +120,61 @@ impl<T> RcuBox<T> {
     ///
     /// Sleeps: only callable from process context.
     pub fn replace(&self, new: Option<KBox<T>>) {
-        let new = new.map_or(ptr::null_mut(), KBox::into_raw);
-        let old = self.ptr.swap(new, Ordering::AcqRel);
-        if !old.is_null() {
+        if let Some(old) = self.swap(new) {
             synchronize_rcu();
             // SAFETY: `old` came from `KBox::into_raw` (type invariants), the swap made this
             // thread its only owner, and the grace period above ended every reader that could
             // still see it.
             drop(unsafe { KBox::from_raw(old) });
         }
+    }
+
+    fn swap(&self, new: Option<KBox<T>>) -> Option<*mut T> {
+        let new = new.map_or(ptr::null_mut(), KBox::into_raw);
+        let old = self.ptr.swap(new, Ordering::AcqRel);
+        (!old.is_null()).then_some(old)
+    }
+}
+
+impl<T: Send + 'static> RcuBox<T> {
+    /// Publishes `new` and drops the old value after a grace period, without waiting
+    /// (`call_rcu`). The old value is dropped in softirq context, so its `Drop` must not
+    /// sleep. Modules using this must call [`barrier`] before they are unloaded.
+    pub fn replace_deferred(&self, new: Option<KBox<T>>) {
+        let Some(old) = self.swap(new) else {
+            return;
+        };
+        // SAFETY: `old` came from `KBox::into_raw` and the swap made us its only owner.
+        let old = unsafe { KBox::from_raw(old) };
+        match KBox::new(Deferred { head: Opaque::uninit(), value: old }, GFP_ATOMIC) {
+            Ok(d) => {
+                let d = KBox::into_raw(d);
+                // SAFETY: `d` is a live allocation whose `head` is ours to hand to `call_rcu`;
+                // the callback reclaims it exactly once.
+                unsafe { bindings::call_rcu((*d).head.get(), Some(Deferred::<T>::free)) };
+            }
+            Err(_) => {
+                // No memory for the deferral: wait here instead. `old` is dropped after the
+                // grace period when this scope ends.
+                synchronize_rcu();
+            }
+        }
+    }
+}
+
+#[repr(C)]
+struct Deferred<T> {
+    // Must stay first: the callback finds the object at the address of its `rcu_head`.
+    head: Opaque<bindings::callback_head>,
+    value: KBox<T>,
+}
+
+impl<T> Deferred<T> {
+    unsafe extern "C" fn free(head: *mut bindings::callback_head) {
+        // CAST: `Deferred` is `repr(C)` with the (transparent) head first.
+        // SAFETY: `head` is the one passed to `call_rcu` in `replace_deferred`, from a live
+        // `KBox<Deferred<T>>` that nothing else references.
+        drop(unsafe { KBox::from_raw(head.cast::<Deferred<T>>()) });
     }
 }
 

@@ -1,0 +1,466 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The connection table: an RCU hash table of 128-byte entries keyed by the client
+//! <protocol, address, port>, expired by a slow timer.
+//!
+//! Lookups from the packet path walk a bucket's singly linked chain under RCU without locks.
+//! Insertion and removal take one of a fixed array of bucket-group spinlocks (BH-safe: the
+//! timer and the packet path run in softirq context). Entries live in a dedicated slab cache
+//! and are freed after a grace period (`call_rcu`).
+//!
+//! Instead of upstream's `timer_list` per connection, a single timer per namespace ticks
+//! every second and sweeps a bounded batch of buckets, so a full table costs a bounded amount
+//! of work per tick and no timer state per entry.
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
+
+use crate::{
+    hash,
+    proto_tcp::{self, Direction, Event, TcpState},
+    service::Dest,
+    uapi::conn_flags,
+};
+use core::{
+    mem::size_of,
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
+};
+use kernel::{
+    alloc::{
+        flags::{GFP_ATOMIC, GFP_KERNEL},
+        KBox, KVec, VVec,
+    },
+    bindings,
+    new_spinlock_bh,
+    c_str,
+    prelude::*,
+    slab::KmemCache,
+    sync::{rcu, Arc, SpinLockBh},
+    timer::{jiffies_64, Timer, TimerCallback},
+};
+
+/// Parameters identifying a connection, as seen on the wire.
+#[derive(Clone, Copy)]
+pub(crate) struct ConnParam {
+    pub(crate) af: u16,
+    pub(crate) protocol: u8,
+    pub(crate) caddr: [u8; 16],
+    pub(crate) cport: [u8; 2],
+    pub(crate) vaddr: [u8; 16],
+    pub(crate) vport: [u8; 2],
+}
+
+/// A connection entry.
+///
+/// # Invariants
+///
+/// `dest` comes from `Arc::into_raw` and is owned by the entry. The entry is reachable from
+/// the table only while linked; after unlinking it is freed once, after a grace period.
+#[repr(C)]
+pub(crate) struct Conn {
+    next: AtomicPtr<Conn>,
+    rcu: bindings::callback_head,
+    pub(crate) caddr: [u8; 16],
+    pub(crate) vaddr: [u8; 16],
+    pub(crate) daddr: [u8; 16],
+    pub(crate) cport: [u8; 2],
+    pub(crate) vport: [u8; 2],
+    pub(crate) dport: [u8; 2],
+    pub(crate) af: u8,
+    pub(crate) protocol: u8,
+    /// `IP_VS_CONN_F_*`.
+    pub(crate) flags: AtomicU32,
+    /// Protocol state (`TcpState` for TCP).
+    state: AtomicU16,
+    /// Reserved for connection synchronisation (sync state, protocol extras).
+    _sync: u16,
+    /// Timeout of the current state, in jiffies.
+    timeout: AtomicU32,
+    /// Packets seen from the client (sync threshold).
+    pub(crate) in_pkts: AtomicU32,
+    /// Jiffies at which the entry expires.
+    expires: AtomicU64,
+    dest: *const Dest,
+    /// Persistence template controlling this connection (reserved).
+    _control: *const Conn,
+    /// Connections this entry controls (for templates).
+    n_control: AtomicU32,
+    bucket: u32,
+}
+
+// The seed's budget: a connection costs at most 128 bytes, IPv6-sized addresses included.
+const _: () = assert!(size_of::<Conn>() <= 128);
+
+// SAFETY: The fields are atomics or immutable after insertion; `dest` is an `Arc`.
+unsafe impl Send for Conn {}
+// SAFETY: As above.
+unsafe impl Sync for Conn {}
+
+impl Conn {
+    /// The real server.
+    pub(crate) fn dest(&self) -> &Dest {
+        // SAFETY: By the type invariants `dest` is a live `Arc` owned by the entry.
+        unsafe { &*self.dest }
+    }
+
+    /// The forwarding method.
+    pub(crate) fn fwd_method(&self) -> u32 {
+        self.flags.load(Relaxed) & conn_flags::FWD_MASK
+    }
+
+    fn touch(&self, now: u64) {
+        self.expires
+            .store(now + self.timeout.load(Relaxed) as u64, Relaxed);
+    }
+
+    /// Moves a TCP connection along its state machine after a segment with `tcp_flags`
+    /// travelling `output` (server to client) or not, keeping the destination's active
+    /// counter in step, then refreshes the timeout.
+    pub(crate) fn tcp_transition(&self, output: bool, tcp_flags: u8, timeouts: &[AtomicU32; proto_tcp::NR_STATES]) {
+        let dir = if output {
+            self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            Direction::Output
+        } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+            Direction::InputOnly
+        } else {
+            Direction::Input
+        };
+        let ev = Event::from_flags(tcp_flags);
+        let mut cur = self.state.load(Relaxed);
+        let new = loop {
+            let from = TcpState::from_u8(cur as u8).unwrap_or(TcpState::None);
+            let to = proto_tcp::next_state(from, dir, ev);
+            match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
+                Ok(_) => break to,
+                Err(now) => cur = now,
+            }
+        };
+        let d = self.dest();
+        if new.is_active() {
+            if self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0 {
+                d.info.activeconns.fetch_add(1, Relaxed);
+            }
+        } else if self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0 {
+            d.info.activeconns.fetch_sub(1, Relaxed);
+        }
+        self.timeout
+            .store(timeouts[new as usize].load(Relaxed), Relaxed);
+        self.touch(jiffies_64());
+    }
+
+    /// Refreshes a connection whose protocol has a single state with `timeout` jiffies.
+    pub(crate) fn refresh(&self, timeout: u32) {
+        self.timeout.store(timeout, Relaxed);
+        self.touch(jiffies_64());
+    }
+
+    fn matches_in(&self, p: &ConnParam) -> bool {
+        self.af as u16 == p.af
+            && self.protocol == p.protocol
+            && self.caddr == p.caddr
+            && self.cport == p.cport
+            && self.vaddr == p.vaddr
+            && self.vport == p.vport
+    }
+
+    /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
+    fn matches_out(&self, p: &ConnParam) -> bool {
+        self.af as u16 == p.af
+            && self.protocol == p.protocol
+            && self.daddr == p.caddr
+            && self.dport == p.cport
+            && self.caddr == p.vaddr
+            && self.cport == p.vport
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants `dest` is an owned `Arc`, released exactly here.
+        drop(unsafe { Arc::from_raw(self.dest) });
+    }
+}
+
+/// The slab cache of connection entries, shared by all namespaces.
+static CACHE: AtomicPtr<KmemCache<Conn>> = AtomicPtr::new(ptr::null_mut());
+
+/// Owner of the connection slab cache; lives in the module object.
+pub(crate) struct ConnCache {
+    cache: KBox<KmemCache<Conn>>,
+}
+
+impl ConnCache {
+    /// Creates the `ip_vs_conn` cache.
+    pub(crate) fn new() -> Result<Self> {
+        let mut cache = KBox::new(KmemCache::new(c_str!("ip_vs_conn"), 0)?, GFP_KERNEL)?;
+        CACHE.store(&mut *cache, Release);
+        Ok(Self { cache })
+    }
+}
+
+impl Drop for ConnCache {
+    fn drop(&mut self) {
+        // Every namespace is gone and `rcu::barrier()` ran (module exit), so no entry is left.
+        CACHE.store(ptr::null_mut(), Release);
+        let _ = &self.cache;
+    }
+}
+
+fn cache() -> Option<&'static KmemCache<Conn>> {
+    // SAFETY: Null or the module's live cache; it is destroyed only after every namespace's
+    // table was emptied and all RCU callbacks ran.
+    unsafe { CACHE.load(Acquire).as_ref() }
+}
+
+unsafe extern "C" fn conn_free_rcu(head: *mut bindings::callback_head) {
+    // SAFETY: `head` is the `rcu` field of an unlinked entry queued by `ConnTable::unlink`.
+    let conn = unsafe { kernel::container_of!(head, Conn, rcu) }.cast_mut();
+    if let (Some(c), Some(conn)) = (cache(), NonNull::new(conn)) {
+        // SAFETY: The entry came from this cache, is unreachable (unlinked, grace period
+        // over) and is freed only here.
+        unsafe { c.free(conn) };
+    }
+}
+
+const LOCK_BITS: u32 = 8;
+
+/// A namespace's connection table.
+pub(crate) struct ConnTable {
+    buckets: VVec<AtomicPtr<Conn>>,
+    mask: u32,
+    locks: KVec<Pin<KBox<SpinLockBh<()>>>>,
+    seed: u32,
+    count: AtomicU32,
+    cursor: AtomicU32,
+    hz: u32,
+}
+
+// SAFETY: Buckets are atomics; entries are only changed under the bucket-group locks.
+unsafe impl Send for ConnTable {}
+// SAFETY: As above.
+unsafe impl Sync for ConnTable {}
+
+impl ConnTable {
+    /// A table with `2^bits` buckets.
+    pub(crate) fn new(bits: u32, hz: u32) -> Result<Self> {
+        let size = 1usize << bits;
+        let mut buckets = VVec::with_capacity(size, GFP_KERNEL)?;
+        for _ in 0..size {
+            buckets.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
+        }
+        let nlocks = 1usize << LOCK_BITS.min(bits);
+        let mut locks = KVec::with_capacity(nlocks, GFP_KERNEL)?;
+        for _ in 0..nlocks {
+            locks.push(KBox::pin_init(new_spinlock_bh!((), "ip_vs_conn_bucket"), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            buckets,
+            mask: (size - 1) as u32,
+            locks,
+            // SAFETY: An FFI call with no additional requirements.
+            seed: unsafe { bindings::get_random_u32() },
+            count: AtomicU32::new(0),
+            cursor: AtomicU32::new(0),
+            hz,
+        })
+    }
+
+    /// Number of buckets.
+    pub(crate) fn size(&self) -> u32 {
+        self.mask + 1
+    }
+
+    fn hashkey(&self, protocol: u8, addr: &[u8; 16], port: [u8; 2]) -> u32 {
+        hash::jhash_3words(
+            hash::fold_addr(addr),
+            u16::from_ne_bytes(port) as u32,
+            protocol as u32,
+            self.seed,
+        ) & self.mask
+    }
+
+    fn lock(&self, bucket: u32) -> kernel::sync::lock::Guard<'_, (), kernel::sync::lock::spinlock_bh::SpinLockBhBackend> {
+        let n = self.locks.len();
+        self.locks[bucket as usize & (n - 1)].lock()
+    }
+
+    fn find<'a>(&'a self, bucket: u32, f: impl Fn(&Conn) -> bool, _g: &'a rcu::Guard) -> Option<&'a Conn> {
+        let mut p = self.buckets.get(bucket as usize)?.load(Acquire);
+        // SAFETY: Entries reachable from a bucket are live until a grace period after they
+        // are unlinked, and `_g` holds the read lock for `'a`.
+        while let Some(c) = unsafe { p.as_ref() } {
+            if f(c) {
+                return Some(c);
+            }
+            p = c.next.load(Acquire);
+        }
+        None
+    }
+
+    /// The connection a client packet belongs to (`ip_vs_conn_in_get`).
+    pub(crate) fn in_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
+        let b = self.hashkey(p.protocol, &p.caddr, p.cport);
+        self.find(b, |c| c.matches_in(p), g)
+    }
+
+    /// The connection a reply from a real server belongs to (`ip_vs_conn_out_get`): `p` holds
+    /// the reply's source as `caddr/cport` and its destination as `vaddr/vport`.
+    pub(crate) fn out_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
+        let b = self.hashkey(p.protocol, &p.vaddr, p.vport);
+        self.find(b, |c| c.matches_out(p), g)
+    }
+
+    /// Creates and links a connection to `dest` (`ip_vs_conn_new`), counting it as inactive
+    /// until its protocol says otherwise.
+    pub(crate) fn new_conn<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        _g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        let cache = cache().ok_or(ENOMEM)?;
+        let flags = dest.conn_flags.load(Relaxed) | conn_flags::HASHED;
+        let bucket = self.hashkey(p.protocol, &p.caddr, p.cport);
+        let now = jiffies_64();
+        let conn = Conn {
+            next: AtomicPtr::new(ptr::null_mut()),
+            // SAFETY: All-zeroes is a valid unused `callback_head`.
+            rcu: unsafe { core::mem::zeroed() },
+            caddr: p.caddr,
+            vaddr: p.vaddr,
+            daddr,
+            cport: p.cport,
+            vport: p.vport,
+            dport,
+            af: p.af as u8,
+            protocol: p.protocol,
+            flags: AtomicU32::new(flags | conn_flags::INACTIVE),
+            state: AtomicU16::new(0),
+            _sync: 0,
+            timeout: AtomicU32::new(timeout),
+            in_pkts: AtomicU32::new(0),
+            expires: AtomicU64::new(now + timeout as u64),
+            dest: Arc::into_raw(dest.clone()),
+            _control: ptr::null(),
+            n_control: AtomicU32::new(0),
+            bucket,
+        };
+        // On allocation failure `conn` is dropped here, releasing its `dest` reference.
+        let c = cache.alloc(conn, GFP_ATOMIC)?;
+        dest.info.totalconns.fetch_add(1, Relaxed);
+        dest.stats.count_conn();
+        dest.svc_stats.count_conn();
+        {
+            let _l = self.lock(bucket);
+            let head = &self.buckets[bucket as usize];
+            // SAFETY: `c` is a fresh, exclusively owned entry.
+            unsafe { (*c.as_ptr()).next.store(head.load(Relaxed), Relaxed) };
+            head.store(c.as_ptr(), Release);
+        }
+        self.count.fetch_add(1, Relaxed);
+        // SAFETY: Linked above; it stays live for the read-side section `_g` covers.
+        Ok(unsafe { &*c.as_ptr() })
+    }
+
+    /// Unlinks `target` from its bucket (lock held) and queues it for freeing; false if it
+    /// was already gone.
+    fn unlink_locked(&self, bucket: u32, target: *mut Conn) -> bool {
+        let mut link = &self.buckets[bucket as usize];
+        loop {
+            let p = link.load(Relaxed);
+            if p.is_null() {
+                return false;
+            }
+            // SAFETY: `p` is linked and we hold the bucket lock, so it is live.
+            let c = unsafe { &*p };
+            if p == target {
+                link.store(c.next.load(Relaxed), Release);
+                self.account_gone(c);
+                // SAFETY: Unlinked above; the callback frees it after a grace period.
+                unsafe { bindings::call_rcu(ptr::addr_of!(c.rcu).cast_mut(), Some(conn_free_rcu)) };
+                self.count.fetch_sub(1, Relaxed);
+                return true;
+            }
+            link = &c.next;
+        }
+    }
+
+    fn account_gone(&self, c: &Conn) {
+        let d = c.dest();
+        if c.flags.load(Relaxed) & conn_flags::INACTIVE == 0 {
+            d.info.activeconns.fetch_sub(1, Relaxed);
+        }
+        d.info.totalconns.fetch_sub(1, Relaxed);
+    }
+
+    /// Expires entries in the next batch of buckets (the slow timer's work).
+    pub(crate) fn expire_batch(&self, now: u64) {
+        let size = self.size();
+        let batch = (size / 8).max(1024).min(size);
+        let start = self.cursor.fetch_add(batch, Relaxed);
+        for k in 0..batch {
+            let b = start.wrapping_add(k) & self.mask;
+            if self.buckets[b as usize].load(Relaxed).is_null() {
+                continue;
+            }
+            let _l = self.lock(b);
+            let mut p = self.buckets[b as usize].load(Relaxed);
+            while !p.is_null() {
+                // SAFETY: Linked entries are live while we hold the bucket lock.
+                let c = unsafe { &*p };
+                let next = c.next.load(Relaxed);
+                if c.expires.load(Relaxed) <= now && c.n_control.load(Relaxed) == 0 {
+                    self.unlink_locked(b, p);
+                }
+                p = next;
+            }
+        }
+    }
+
+    /// Removes every entry (`ip_vs_conn_flush`).
+    pub(crate) fn flush(&self) {
+        for b in 0..self.size() {
+            let _l = self.lock(b);
+            loop {
+                let p = self.buckets[b as usize].load(Relaxed);
+                if p.is_null() {
+                    break;
+                }
+                self.unlink_locked(b, p);
+            }
+        }
+    }
+
+    /// Expires `cp` now (`ip_vs_conn_expire_now`).
+    pub(crate) fn expire_now(&self, cp: &Conn) {
+        let _l = self.lock(cp.bucket);
+        self.unlink_locked(cp.bucket, (cp as *const Conn).cast_mut());
+    }
+
+    /// The configured tick rate.
+    pub(crate) fn hz(&self) -> u32 {
+        self.hz
+    }
+}
+
+impl Drop for ConnTable {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The slow timer: every second, expire one batch of buckets.
+pub(crate) struct Expiry {
+    pub(crate) table: Arc<ConnTable>,
+}
+
+impl TimerCallback for Expiry {
+    fn run(timer: &Timer<Self>) {
+        let t = &timer.data().table;
+        t.expire_batch(jiffies_64());
+        timer.schedule_after(t.hz() as u64);
+    }
+}

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The control interface: the IPVS socket options ipvsadm uses, `/proc/net/ip_vs` and the
+//! `/proc/sys/net/ipv4/vs` sysctls.
+//!
+//! Every request is checked as upstream checks it, in the same order, so that each kind of
+//! bad input fails with the same errno: capability, command range, exact argument length,
+//! copy, then the request's contents.
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c` (`do_ip_vs_set_ctl`, `do_ip_vs_get_ctl`,
+//! `ip_vs_info_seq_show`, `vs_vars`)
+
+use crate::{
+    service::{self, Service, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    uapi::{self, get, set, DestEntry, DestUser, GetDests, SchedName, ServiceEntry, ServiceUser},
+    Ipvs, IPVS,
+};
+use core::{fmt::Write, sync::atomic::Ordering::Relaxed};
+use kernel::{
+    error::code::*,
+    net::{namespace::Net, netfilter::{SockoptArg, SockoptOps}},
+    c_str, fmt,
+    prelude::*,
+    str::CString,
+    proc_fs::{NetSeqShow, SeqFile},
+    sync::{rcu, Arc},
+    sysctl::IntSysctl,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// The sysctls this implementation honours, in `/proc/sys/net/ipv4/vs/`.
+pub(crate) const SYSCTLS: &[IntSysctl] = &[IntSysctl {
+    name: c_str!("expire_nodest_conn"),
+    default: 0,
+    min: 0,
+    max: i32::MAX,
+    mode: 0o644,
+}];
+/// Index of `expire_nodest_conn` in [`SYSCTLS`].
+pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
+
+/// The socket option handlers.
+pub(crate) struct Ctl;
+
+fn ipvs_of(net: &Net) -> Result<&Ipvs> {
+    IPVS.get(net).ok_or(ENOENT)
+}
+
+fn version_string(ipvs: &Ipvs) -> Result<CString> {
+    let v = uapi::VERSION_CODE;
+    Ok(CString::try_from_fmt(fmt!(
+        "IP Virtual Server version {}.{}.{} (size={})",
+        (v >> 16) & 0xff,
+        (v >> 8) & 0xff,
+        v & 0xff,
+        ipvs.conns.size()
+    ))?)
+}
+
+impl SockoptOps for Ctl {
+    fn set(net: &Net, cmd: i32, arg: &SockoptArg) -> Result {
+        if !net.net_admin_capable() {
+            return Err(EPERM);
+        }
+        if !(uapi::BASE_CTL..=set::MAX).contains(&cmd) {
+            return Err(EINVAL);
+        }
+        let len = uapi::set_arglen(cmd);
+        if arg.len() != len {
+            return Err(EINVAL);
+        }
+        let mut buf = [0u8; uapi::SVCDEST_USER_LEN];
+        arg.read(&mut buf[..len])?;
+        let ipvs = ipvs_of(net)?;
+
+        if cmd == set::STARTDAEMON {
+            // No sync daemon yet: reject a request upstream would accept.
+            let ifn = &buf[4..4 + uapi::IFNAME_MAXLEN];
+            if ifn[0] == 0 || !ifn.contains(&0) {
+                return Err(EINVAL);
+            }
+            return Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)));
+        }
+        if cmd == set::STOPDAEMON {
+            return Err(ESRCH);
+        }
+
+        let mut ctl = ipvs.ctl.lock();
+        if cmd == set::FLUSH {
+            ctl.services.flush(&ipvs.svc_table)?;
+            ctl.update_hooks(net)?;
+            return Ok(());
+        }
+        if cmd == set::TIMEOUT {
+            return ipvs.set_timeouts(&uapi::TimeoutUser::decode(&buf[..len]));
+        }
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let usvc = ServiceUser::decode(&buf[..uapi::SERVICE_USER_LEN]);
+        let udest = DestUser::decode(buf.get(uapi::SERVICE_USER_LEN..).unwrap_or(&[]));
+
+        if cmd == set::ZERO && usvc.fwmark == 0 && usvc.addr == [0; 4] && usvc.port == [0; 2] {
+            ipvs.zero_all(&ctl);
+            return Ok(());
+        }
+        let name = SchedName::parse(&usvc.sched_name);
+        if (cmd == set::ADD || cmd == set::EDIT) && name.is_none() {
+            return Err(EINVAL);
+        }
+        if ![IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP].contains(&usvc.protocol) {
+            return Err(EFAULT);
+        }
+        let svc = ctl.services.lookup(&usvc);
+        let svc = match svc {
+            Some(s) if s.protocol == usvc.protocol => Some(s),
+            _ if cmd == set::ADD => None,
+            _ => return Err(ESRCH),
+        };
+        let name = name.unwrap_or(SchedName::NONE);
+        match (cmd, svc) {
+            (set::ADD, Some(_)) => Err(EEXIST),
+            (set::ADD, None) => {
+                ctl.services.add(&usvc, name, &ipvs.svc_table)?;
+                ctl.update_hooks(net)
+            }
+            (set::EDIT, Some(s)) => ctl.services.edit(&s, &usvc, name),
+            (set::DEL, Some(s)) => {
+                ctl.services.del(&s, &ipvs.svc_table)?;
+                ctl.update_hooks(net)
+            }
+            (set::ZERO, Some(s)) => {
+                zero_service(&s);
+                Ok(())
+            }
+            (set::ADDDEST, Some(s)) => service::add_dest(net, &s, &udest),
+            (set::EDITDEST, Some(s)) => service::edit_dest(&s, &udest),
+            (set::DELDEST, Some(s)) => service::del_dest(&s, &udest),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn get(net: &Net, cmd: i32, user: UserPtr, len: &mut i32) -> Result {
+        if !net.net_admin_capable() {
+            return Err(EPERM);
+        }
+        if !(uapi::BASE_CTL..=get::MAX).contains(&cmd) {
+            return Err(EINVAL);
+        }
+        let copylen = uapi::get_arglen(cmd);
+        if *len < copylen as i32 {
+            return Err(EINVAL);
+        }
+        let mut arg = [0u8; 2 * uapi::DAEMON_USER_LEN];
+        UserSlice::new(user, copylen)
+            .reader()
+            .read_slice(&mut arg[..copylen])
+            .map_err(|_| EFAULT)?;
+        let ipvs = ipvs_of(net)?;
+        let write = |off: usize, data: &[u8]| -> Result {
+            UserSlice::new(user + off, data.len())
+                .writer()
+                .write_slice(data)
+                .map_err(|_| EFAULT)
+        };
+
+        if cmd == get::DAEMON {
+            return write(0, &[0u8; 2 * uapi::DAEMON_USER_LEN]);
+        }
+        let ctl = ipvs.ctl.lock();
+        match cmd {
+            get::VERSION => {
+                let s = version_string(ipvs)?;
+                write(0, s.as_bytes_with_nul())?;
+                *len = s.as_bytes_with_nul().len() as i32;
+                Ok(())
+            }
+            get::INFO => write(
+                0,
+                &uapi::encode_getinfo(uapi::VERSION_CODE, ipvs.conns.size(), ctl.services.len() as u32),
+            ),
+            get::SERVICES => {
+                let n = u32::from_ne_bytes([arg[0], arg[1], arg[2], arg[3]]);
+                if *len as usize != uapi::get_services_len(n) {
+                    return Err(EINVAL);
+                }
+                let g = rcu::read_lock();
+                let Some(table) = ipvs.svc_table.get(&g) else {
+                    return Ok(());
+                };
+                for (i, s) in table.iter().take(n as usize).enumerate() {
+                    let off = uapi::GET_SERVICES_LEN + i * uapi::SERVICE_ENTRY_LEN;
+                    write(off, &service_entry(s, &g).encode())?;
+                }
+                Ok(())
+            }
+            get::SERVICE => {
+                let key = ServiceUser::decode(&arg[..uapi::SERVICE_ENTRY_LEN.min(arg.len())]);
+                let svc = find_by_key(ipvs, &ctl, key.protocol, key.addr, key.port, key.fwmark)
+                    .ok_or(ESRCH)?;
+                let g = rcu::read_lock();
+                write(0, &service_entry(&svc, &g).encode())
+            }
+            get::DESTS => {
+                let req = GetDests::decode(&arg[..uapi::GET_DESTS_LEN]);
+                if *len as usize != req.full_len() {
+                    return Err(EINVAL);
+                }
+                let svc = find_by_key(ipvs, &ctl, req.protocol, req.addr, req.port, req.fwmark)
+                    .ok_or(ESRCH)?;
+                let g = rcu::read_lock();
+                if let Some(list) = svc.dests.get(&g) {
+                    for (i, d) in list.dests.iter().take(req.num_dests as usize).enumerate() {
+                        let e = DestEntry {
+                            addr: service::as_v4(&d.info.addr),
+                            port: d.info.port,
+                            conn_flags: d.conn_flags.load(Relaxed),
+                            weight: d.info.weight(),
+                            u_threshold: d.info.u_threshold.load(Relaxed),
+                            l_threshold: d.info.l_threshold.load(Relaxed),
+                            activeconns: d.info.activeconns(),
+                            inactconns: d.info.inactconns(),
+                            persistconns: d.info.persistconns.load(Relaxed),
+                            stats: d.stats.to_user(),
+                        };
+                        write(uapi::GET_DESTS_LEN + i * uapi::DEST_ENTRY_LEN, &e.encode())?;
+                    }
+                }
+                Ok(())
+            }
+            get::TIMEOUT => write(0, &ipvs.timeouts().encode()),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+fn find_by_key(
+    ipvs: &Ipvs,
+    _ctl: &crate::CtlState,
+    protocol: u16,
+    addr: [u8; 4],
+    port: [u8; 2],
+    fwmark: u32,
+) -> Option<Arc<Service>> {
+    let g = rcu::read_lock();
+    let t = ipvs.svc_table.get(&g)?;
+    let s = if fwmark != 0 {
+        t.find_fwmark(fwmark)
+    } else {
+        t.find(protocol, &service::v4(addr), port)
+    };
+    s.cloned()
+}
+
+fn service_entry(s: &Service, g: &rcu::Guard) -> ServiceEntry {
+    ServiceEntry {
+        svc: ServiceUser {
+            protocol: s.protocol,
+            addr: service::as_v4(&s.addr),
+            port: s.port,
+            fwmark: s.fwmark,
+            sched_name: *s.sched_name(g).field(),
+            flags: s.flags.load(Relaxed),
+            timeout: s.timeout.load(Relaxed),
+            netmask: s.netmask.load(Relaxed).to_ne_bytes(),
+        },
+        num_dests: s.num_dests.load(Relaxed),
+        stats: s.stats.to_user(),
+    }
+}
+
+fn zero_service(s: &Service) {
+    s.stats.zero();
+    let g = rcu::read_lock();
+    if let Some(l) = s.dests.get(&g) {
+        for d in l.dests.iter() {
+            d.stats.zero();
+        }
+    }
+}
+
+/// `/proc/net/ip_vs`.
+pub(crate) struct ProcIpVs;
+
+fn proto_name(p: u16) -> &'static str {
+    match p {
+        IPPROTO_TCP => "TCP",
+        IPPROTO_UDP => "UDP",
+        IPPROTO_SCTP => "SCTP",
+        _ => "IP",
+    }
+}
+
+/// Upstream's name of a forwarding method (`ip_vs_fwd_name`).
+pub(crate) fn fwd_name(flags: u32) -> &'static str {
+    match flags & uapi::conn_flags::FWD_MASK {
+        uapi::conn_flags::LOCALNODE => "Local",
+        uapi::conn_flags::TUNNEL => "Tunnel",
+        uapi::conn_flags::DROUTE => "Route",
+        _ => "Masq",
+    }
+}
+
+impl NetSeqShow for ProcIpVs {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        let ipvs = ipvs_of(net)?;
+        let s = version_string(ipvs)?;
+        let _ = writeln!(m, "{}", s.to_str().unwrap_or(""));
+        let _ = writeln!(m, "Prot LocalAddress:Port Scheduler Flags");
+        let _ = writeln!(m, "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn");
+        let g = rcu::read_lock();
+        let Some(table) = ipvs.svc_table.get(&g) else {
+            return Ok(());
+        };
+        for svc in table.iter() {
+            let name = svc.sched_name(&g);
+            let name = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
+            let flags = svc.flags.load(Relaxed);
+            let ops = if flags & uapi::svc_flags::ONEPACKET != 0 { "ops " } else { "" };
+            if svc.fwmark != 0 {
+                let _ = write!(m, "FWM  {:08X} {} {}", svc.fwmark, name, ops);
+            } else {
+                let _ = write!(
+                    m,
+                    "{}  {:08X}:{:04X} {} {} ",
+                    proto_name(svc.protocol),
+                    u32::from_be_bytes(service::as_v4(&svc.addr)),
+                    u16::from_be_bytes(svc.port),
+                    name,
+                    ops
+                );
+            }
+            if flags & uapi::svc_flags::PERSISTENT != 0 {
+                // Upstream prints the timeout in jiffies here.
+                let _ = writeln!(
+                    m,
+                    "persistent {} {:08X}",
+                    svc.timeout.load(Relaxed) * ipvs.conns.hz(),
+                    u32::from_be_bytes(svc.netmask.load(Relaxed).to_ne_bytes())
+                );
+            } else {
+                let _ = writeln!(m);
+            }
+            if let Some(l) = svc.dests.get(&g) {
+                for d in l.dests.iter() {
+                    let _ = writeln!(
+                        m,
+                        "  -> {:08X}:{:04X}      {:<7} {:<6} {:<10} {:<10}",
+                        u32::from_be_bytes(service::as_v4(&d.info.addr)),
+                        u16::from_be_bytes(d.info.port),
+                        fwd_name(d.conn_flags.load(Relaxed)),
+                        d.info.weight(),
+                        d.info.activeconns(),
+                        d.info.inactconns()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The C side of the Rust ip_vs module: symbols exported to scheduler modules and the
+ * conn_tab_bits module parameter. Everything else is in ip_vs_core.rs.
+ */
+
+#include <linux/log2.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+
+/* Implemented in Rust (sched.rs); the argument is a struct SchedulerOps. */
+int ip_vs_register_scheduler(const void *ops);
+void ip_vs_unregister_scheduler(const void *ops);
+EXPORT_SYMBOL_GPL(ip_vs_register_scheduler);
+EXPORT_SYMBOL_GPL(ip_vs_unregister_scheduler);
+
+#ifdef CONFIG_IP_VS_TAB_BITS
+#define IP_VS_DEFAULT_TAB_BITS CONFIG_IP_VS_TAB_BITS
+#else
+#define IP_VS_DEFAULT_TAB_BITS 12
+#endif
+
+static int conn_tab_bits = IP_VS_DEFAULT_TAB_BITS;
+module_param(conn_tab_bits, int, 0444);
+MODULE_PARM_DESC(conn_tab_bits, "Set connections' hash size");
+
+int ip_vs_conn_tab_bits_param(void);
+
+/*
+ * The bucket array (8 bytes a bucket) may use at most 1/64 of RAM, and the range is
+ * 8..27 bits.
+ */
+int ip_vs_conn_tab_bits_param(void)
+{
+	int ram_bits = order_base_2(totalram_pages()) + PAGE_SHIFT;
+	int max = clamp(ram_bits - 3 - 6, 8, 27);
+
+	return clamp(conn_tab_bits, 8, max);
+}

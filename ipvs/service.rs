@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtual services and their real servers (destinations), and the operations ipvsadm
+//! performs on them.
+//!
+//! The control path keeps the authoritative list of services under the per-namespace control
+//! mutex and publishes an immutable lookup table to the packet path through RCU; a service's
+//! destination list and scheduler binding are published the same way. Readers never lock.
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c`
+
+use crate::{
+    abi::{DestInfo, DEST_F_AVAILABLE},
+    sched::SchedBinding,
+    stats::Stats,
+    uapi::{conn_flags, svc_flags, DestUser, SchedName, ServiceUser},
+};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use kernel::{
+    alloc::{flags::GFP_KERNEL, KBox, KVec},
+    error::code::*,
+    net::namespace::Net,
+    prelude::*,
+    sync::{rcu, rcu::RcuBox, Arc},
+};
+
+/// `AF_INET`.
+pub(crate) const AF_INET: u16 = 2;
+/// `IPPROTO_TCP`.
+pub(crate) const IPPROTO_TCP: u16 = 6;
+/// `IPPROTO_UDP`.
+pub(crate) const IPPROTO_UDP: u16 = 17;
+/// `IPPROTO_SCTP`.
+pub(crate) const IPPROTO_SCTP: u16 = 132;
+
+static NEXT_DEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An IPv4 address in the family-generic 16-byte form.
+pub(crate) fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&a);
+    out
+}
+
+/// The IPv4 part of a family-generic address.
+pub(crate) fn as_v4(a: &[u8; 16]) -> [u8; 4] {
+    [a[0], a[1], a[2], a[3]]
+}
+
+/// A real server of a virtual service.
+pub(crate) struct Dest {
+    /// The part schedulers see.
+    pub(crate) info: DestInfo,
+    /// `IP_VS_CONN_F_*` given to new connections: forwarding method and options.
+    pub(crate) conn_flags: AtomicU32,
+    /// This server's counters.
+    pub(crate) stats: Stats,
+    /// The counters of the service it belongs to.
+    pub(crate) svc_stats: Arc<Stats>,
+}
+
+impl Dest {
+    /// Whether the server is still part of its service.
+    pub(crate) fn is_available(&self) -> bool {
+        self.info.flags.load(Relaxed) & DEST_F_AVAILABLE != 0
+    }
+
+    fn matches(&self, addr: &[u8; 16], port: [u8; 2]) -> bool {
+        self.info.addr == *addr && self.info.port == port
+    }
+}
+
+/// A snapshot of a service's destinations, newest first as upstream lists them.
+pub(crate) struct DestList {
+    /// The destinations.
+    pub(crate) dests: KVec<Arc<Dest>>,
+    /// `&dests[i].info` for each `i`, in the form the scheduler ABI takes.
+    infos: KVec<*const DestInfo>,
+}
+
+// SAFETY: `infos` only points into the `Arc<Dest>`s the same object keeps alive; `Dest` is
+// `Send + Sync`.
+unsafe impl Send for DestList {}
+// SAFETY: As above; the list is immutable once built.
+unsafe impl Sync for DestList {}
+
+impl DestList {
+    fn build(dests: KVec<Arc<Dest>>) -> Result<KBox<Self>> {
+        let mut infos = KVec::with_capacity(dests.len(), GFP_KERNEL)?;
+        for d in dests.iter() {
+            infos.push(&d.info as *const DestInfo, GFP_KERNEL)?;
+        }
+        Ok(KBox::new(Self { dests, infos }, GFP_KERNEL)?)
+    }
+
+    /// The destinations as the scheduler ABI takes them.
+    pub(crate) fn infos(&self) -> &[*const DestInfo] {
+        &self.infos
+    }
+
+    fn find(&self, addr: &[u8; 16], port: [u8; 2]) -> Option<usize> {
+        self.dests.iter().position(|d| d.matches(addr, port))
+    }
+}
+
+/// A virtual service.
+pub(crate) struct Service {
+    /// Address family.
+    #[allow(dead_code)]
+    pub(crate) af: u16,
+    /// IP protocol.
+    pub(crate) protocol: u16,
+    /// Virtual address (0 for fwmark services).
+    pub(crate) addr: [u8; 16],
+    /// Virtual port, network byte order.
+    pub(crate) port: [u8; 2],
+    /// Firewall mark, or 0.
+    pub(crate) fwmark: u32,
+    /// `IP_VS_SVC_F_*`, with `HASHED` set as upstream reports it.
+    pub(crate) flags: AtomicU32,
+    /// Persistence timeout in seconds.
+    pub(crate) timeout: AtomicU32,
+    /// Persistence netmask, network byte order as stored in a `u32`.
+    pub(crate) netmask: AtomicU32,
+    /// The scheduler, or none (`none`).
+    pub(crate) sched: RcuBox<SchedBinding>,
+    /// The destinations.
+    pub(crate) dests: RcuBox<DestList>,
+    /// Number of destinations.
+    pub(crate) num_dests: AtomicU32,
+    /// Counters.
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Service {
+    fn key_matches(&self, u: &ServiceUser) -> bool {
+        if u.fwmark != 0 {
+            self.fwmark == u.fwmark
+        } else {
+            self.fwmark == 0
+                && self.protocol == u.protocol
+                && self.addr == v4(u.addr)
+                && self.port == u.port
+        }
+    }
+
+    /// The scheduler's name, or `none`.
+    pub(crate) fn sched_name(&self, g: &rcu::Guard) -> SchedName {
+        match self.sched.get(g) {
+            Some(b) => *b.name(),
+            None => SchedName::NONE,
+        }
+    }
+}
+
+const SVC_TAB_SIZE: usize = 256;
+
+/// Bucket of a <protocol, address, port> service (upstream's function, without the
+/// namespace pointer it mixes in, which only reorders `/proc/net/ip_vs`).
+fn svc_hashkey(protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> usize {
+    let porth = u16::from_be_bytes(port) as u32;
+    let ahash = u32::from_be_bytes(as_v4(addr));
+    ((protocol as u32 ^ ahash ^ (porth >> 8) ^ porth) as usize) & (SVC_TAB_SIZE - 1)
+}
+
+fn fwm_hashkey(mark: u32) -> usize {
+    mark as usize & (SVC_TAB_SIZE - 1)
+}
+
+/// The packet path's view of a namespace's services.
+pub(crate) struct ServiceTable {
+    tab: KVec<KVec<Arc<Service>>>,
+    fwm: KVec<KVec<Arc<Service>>>,
+}
+
+impl ServiceTable {
+    fn build(services: &[Arc<Service>]) -> Result<KBox<Self>> {
+        let mut tab = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
+        let mut fwm = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
+        for _ in 0..SVC_TAB_SIZE {
+            tab.push(KVec::new(), GFP_KERNEL)?;
+            fwm.push(KVec::new(), GFP_KERNEL)?;
+        }
+        // Newest first within a bucket, as upstream's hlist_add_head.
+        for s in services.iter().rev() {
+            let bucket = if s.fwmark != 0 {
+                &mut fwm[fwm_hashkey(s.fwmark)]
+            } else {
+                &mut tab[svc_hashkey(s.protocol, &s.addr, s.port)]
+            };
+            bucket.push(s.clone(), GFP_KERNEL)?;
+        }
+        Ok(KBox::new(Self { tab, fwm }, GFP_KERNEL)?)
+    }
+
+    /// The service for <protocol, address, port>.
+    pub(crate) fn find(&self, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&Arc<Service>> {
+        self.tab
+            .get(svc_hashkey(protocol, addr, port))?
+            .iter()
+            .find(|s| s.protocol == protocol && s.addr == *addr && s.port == port)
+    }
+
+    /// The service for a firewall mark.
+    pub(crate) fn find_fwmark(&self, mark: u32) -> Option<&Arc<Service>> {
+        self.fwm
+            .get(fwm_hashkey(mark))?
+            .iter()
+            .find(|s| s.fwmark == mark)
+    }
+
+    /// All services in upstream's listing order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
+        Iterator::chain(self.tab.iter(), self.fwm.iter()).flat_map(|b| b.iter())
+    }
+}
+
+/// The authoritative list of a namespace's services, kept under the control mutex; every
+/// change republishes the packet path's [`ServiceTable`].
+pub(crate) struct Services {
+    list: KVec<Arc<Service>>,
+}
+
+impl Services {
+    /// An empty set.
+    pub(crate) fn new() -> Self {
+        Self { list: KVec::new() }
+    }
+
+    /// Number of services.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The service matching a user request's key.
+    pub(crate) fn lookup(&self, u: &ServiceUser) -> Option<Arc<Service>> {
+        self.list.iter().find(|s| s.key_matches(u)).cloned()
+    }
+
+    fn publish(&self, table: &RcuBox<ServiceTable>) -> Result {
+        let t = if self.list.is_empty() {
+            None
+        } else {
+            Some(ServiceTable::build(&self.list)?)
+        };
+        table.replace_deferred(t);
+        Ok(())
+    }
+
+    /// `ip_vs_add_service`.
+    pub(crate) fn add(&mut self, u: &ServiceUser, name: SchedName, table: &RcuBox<ServiceTable>) -> Result {
+        let sched = if name.is_none() {
+            None
+        } else {
+            Some(KBox::new(SchedBinding::new(name, &[])?, GFP_KERNEL)?)
+        };
+        let svc = Arc::new(
+            Service {
+                af: AF_INET,
+                protocol: u.protocol,
+                addr: if u.fwmark != 0 { [0; 16] } else { v4(u.addr) },
+                port: if u.fwmark != 0 { [0; 2] } else { u.port },
+                fwmark: u.fwmark,
+                flags: AtomicU32::new(u.flags | svc_flags::HASHED),
+                timeout: AtomicU32::new(u.timeout),
+                netmask: AtomicU32::new(u32::from_ne_bytes(u.netmask)),
+                sched: RcuBox::new(sched),
+                dests: RcuBox::new(Some(DestList::build(KVec::new())?)),
+                num_dests: AtomicU32::new(0),
+                stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            },
+            GFP_KERNEL,
+        )?;
+        self.list.push(svc, GFP_KERNEL)?;
+        self.publish(table)
+    }
+
+    /// `ip_vs_edit_service`.
+    pub(crate) fn edit(&self, svc: &Service, u: &ServiceUser, name: SchedName) -> Result {
+        let g = rcu::read_lock();
+        let same = svc.sched.get(&g).map(|b| *b.name()) == Some(name)
+            || (svc.sched.get(&g).is_none() && name.is_none());
+        let infos: KVec<*const DestInfo> = match svc.dests.get(&g) {
+            Some(l) => {
+                let mut v = KVec::with_capacity(l.infos().len(), GFP_KERNEL)?;
+                for p in l.infos() {
+                    v.push(*p, GFP_KERNEL)?;
+                }
+                v
+            }
+            None => KVec::new(),
+        };
+        drop(g);
+        if !same {
+            let new = if name.is_none() {
+                None
+            } else {
+                Some(KBox::new(SchedBinding::new(name, &infos)?, GFP_KERNEL)?)
+            };
+            svc.sched.replace_deferred(new);
+        }
+        svc.flags.store(u.flags | svc_flags::HASHED, Relaxed);
+        svc.timeout.store(u.timeout, Relaxed);
+        svc.netmask.store(u32::from_ne_bytes(u.netmask), Relaxed);
+        Ok(())
+    }
+
+    fn unlink_dests(svc: &Service) {
+        let g = rcu::read_lock();
+        if let Some(l) = svc.dests.get(&g) {
+            for d in l.dests.iter() {
+                d.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
+            }
+        }
+    }
+
+    /// `ip_vs_del_service`.
+    pub(crate) fn del(&mut self, svc: &Arc<Service>, table: &RcuBox<ServiceTable>) -> Result {
+        let mut kept = KVec::with_capacity(self.list.len(), GFP_KERNEL)?;
+        for s in self.list.iter() {
+            if !Arc::ptr_eq(s, svc) {
+                kept.push(s.clone(), GFP_KERNEL)?;
+            }
+        }
+        self.list = kept;
+        Self::unlink_dests(svc);
+        self.publish(table)
+    }
+
+    /// `ip_vs_flush`.
+    pub(crate) fn flush(&mut self, table: &RcuBox<ServiceTable>) -> Result {
+        for s in self.list.iter() {
+            Self::unlink_dests(s);
+        }
+        self.list = KVec::new();
+        self.publish(table)
+    }
+
+    /// Iterates the services in insertion order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.list.iter()
+    }
+}
+
+fn check_dest_limits(u: &DestUser) -> Result {
+    if u.weight < 0 {
+        return Err(ERANGE);
+    }
+    if u.l_threshold > u.u_threshold {
+        return Err(ERANGE);
+    }
+    if u.u_threshold > i32::MAX as u32 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn dest_conn_flags(u: &DestUser) -> u32 {
+    let mut f = (u.conn_flags & conn_flags::DEST_MASK) | conn_flags::INACTIVE;
+    if f & conn_flags::FWD_MASK != conn_flags::MASQ {
+        f |= conn_flags::NOOUTPUT;
+    }
+    f
+}
+
+fn snapshot(svc: &Service) -> Result<KVec<Arc<Dest>>> {
+    let g = rcu::read_lock();
+    let mut v = KVec::new();
+    if let Some(l) = svc.dests.get(&g) {
+        v = KVec::with_capacity(l.dests.len() + 1, GFP_ATOMIC)?;
+        for d in l.dests.iter() {
+            v.push(d.clone(), GFP_ATOMIC)?;
+        }
+    }
+    Ok(v)
+}
+
+use kernel::alloc::flags::GFP_ATOMIC;
+
+/// `ip_vs_add_dest`.
+pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
+    check_dest_limits(u)?;
+    let addr = v4(u.addr);
+    let old = snapshot(svc)?;
+    if old.iter().any(|d| d.matches(&addr, u.port)) {
+        return Err(EEXIST);
+    }
+    let atype = net.inet_addr_type(u.addr);
+    if atype != kernel::net::namespace::RTN_LOCAL && atype != kernel::net::namespace::RTN_UNICAST {
+        return Err(EINVAL);
+    }
+    let dest = Arc::new(
+        Dest {
+            info: DestInfo {
+                id: NEXT_DEST_ID.fetch_add(1, Relaxed),
+                weight: AtomicI32::new(u.weight),
+                flags: AtomicU32::new(DEST_F_AVAILABLE),
+                activeconns: AtomicU32::new(0),
+                totalconns: AtomicU32::new(0),
+                persistconns: AtomicU32::new(0),
+                u_threshold: AtomicU32::new(u.u_threshold),
+                l_threshold: AtomicU32::new(u.l_threshold),
+                af: AF_INET,
+                port: u.port,
+                addr,
+            },
+            conn_flags: AtomicU32::new(dest_conn_flags(u)),
+            stats: Stats::default(),
+            svc_stats: svc.stats.clone(),
+        },
+        GFP_KERNEL,
+    )?;
+    let mut list = KVec::with_capacity(old.len() + 1, GFP_KERNEL)?;
+    list.push(dest, GFP_KERNEL)?;
+    for d in old.into_iter() {
+        list.push(d, GFP_KERNEL)?;
+    }
+    let list = DestList::build(list)?;
+    let g = rcu::read_lock();
+    if let Some(s) = svc.sched.get(&g) {
+        s.add_dest(list.infos(), 0);
+    }
+    drop(g);
+    svc.num_dests.store(list.dests.len() as u32, Relaxed);
+    svc.dests.replace_deferred(Some(list));
+    Ok(())
+}
+
+/// `ip_vs_edit_dest`.
+pub(crate) fn edit_dest(svc: &Service, u: &DestUser) -> Result {
+    check_dest_limits(u)?;
+    let addr = v4(u.addr);
+    let g = rcu::read_lock();
+    let list = svc.dests.get(&g).ok_or(ENOENT)?;
+    let i = list.find(&addr, u.port).ok_or(ENOENT)?;
+    let d = &list.dests[i];
+    d.info.weight.store(u.weight, Relaxed);
+    d.info.u_threshold.store(u.u_threshold, Relaxed);
+    d.info.l_threshold.store(u.l_threshold, Relaxed);
+    d.conn_flags.store(dest_conn_flags(u), Relaxed);
+    if let Some(s) = svc.sched.get(&g) {
+        s.upd_dest(list.infos(), i);
+    }
+    Ok(())
+}
+
+/// `ip_vs_del_dest`.
+pub(crate) fn del_dest(svc: &Service, u: &DestUser) -> Result {
+    let addr = v4(u.addr);
+    let g = rcu::read_lock();
+    let list = svc.dests.get(&g).ok_or(ENOENT)?;
+    let i = list.find(&addr, u.port).ok_or(ENOENT)?;
+    if let Some(s) = svc.sched.get(&g) {
+        s.del_dest(list.infos(), i);
+    }
+    let mut kept = KVec::with_capacity(list.dests.len(), GFP_ATOMIC)?;
+    for (j, d) in list.dests.iter().enumerate() {
+        if j != i {
+            kept.push(d.clone(), GFP_ATOMIC)?;
+        } else {
+            d.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
+        }
+    }
+    drop(g);
+    let list = DestList::build(kept)?;
+    svc.num_dests.store(list.dests.len() as u32, Relaxed);
+    svc.dests.replace_deferred(Some(list));
+    Ok(())
+}

@@ -1,0 +1,1 @@
+/work/main/schedulers/ip_vs_rr.o
