@@ -47,6 +47,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn matches_kernel_jhash() {
+        // Values printed by the kernel's <linux/jhash.h> compiled on the host.
+        assert_eq!(jhash_3words(1, 2, 3, 0), 2757843189);
+        assert_eq!(jhash_3words(0x0a000002, 8080, 6, 0x1234), 1603428707);
+    }
+
+    #[test]
     fn every_input_matters() {
         assert_ne!(jhash_3words(1, 2, 3, 0), jhash_3words(1, 2, 4, 0));
         assert_ne!(jhash_3words(1, 2, 3, 0), jhash_3words(1, 2, 3, 1));
