@@ -17,6 +17,7 @@ use crate::{
 };
 use core::{fmt::Write, sync::atomic::Ordering::Relaxed};
 use kernel::{
+    alloc::{flags::GFP_ATOMIC, KVec},
     error::code::*,
     net::{namespace::Net, netfilter::{SockoptArg, SockoptOps}},
     c_str, fmt,
@@ -69,7 +70,7 @@ impl SockoptOps for Ctl {
         if arg.len() != len {
             return Err(EINVAL);
         }
-        let mut buf = [0u8; uapi::SVCDEST_USER_LEN];
+        let mut buf = [0u8; uapi::MAX_SET_ARGLEN];
         arg.read(&mut buf[..len])?;
         let ipvs = ipvs_of(net)?;
 
@@ -151,7 +152,7 @@ impl SockoptOps for Ctl {
         if *len < copylen as i32 {
             return Err(EINVAL);
         }
-        let mut arg = [0u8; 2 * uapi::DAEMON_USER_LEN];
+        let mut arg = [0u8; uapi::MAX_GET_ARGLEN];
         UserSlice::new(user, copylen)
             .reader()
             .read_slice(&mut arg[..copylen])
@@ -184,22 +185,27 @@ impl SockoptOps for Ctl {
                 if *len as usize != uapi::get_services_len(n) {
                     return Err(EINVAL);
                 }
-                let g = rcu::read_lock();
-                let Some(table) = ipvs.svc_table.get(&g) else {
-                    return Ok(());
-                };
-                for (i, s) in table.iter().take(n as usize).enumerate() {
-                    let off = uapi::GET_SERVICES_LEN + i * uapi::SERVICE_ENTRY_LEN;
-                    write(off, &service_entry(s, &g).encode())?;
+                // Encode under RCU, copy to user space outside it (copies may fault and sleep).
+                let mut out = KVec::new();
+                {
+                    let g = rcu::read_lock();
+                    if let Some(table) = ipvs.svc_table.get(&g) {
+                        for s in table.iter().take(n as usize) {
+                            out.push(service_entry(s, &g).encode(), GFP_ATOMIC)?;
+                        }
+                    }
+                }
+                for (i, e) in out.iter().enumerate() {
+                    write(uapi::GET_SERVICES_LEN + i * uapi::SERVICE_ENTRY_LEN, e)?;
                 }
                 Ok(())
             }
             get::SERVICE => {
-                let key = ServiceUser::decode(&arg[..uapi::SERVICE_ENTRY_LEN.min(arg.len())]);
+                let key = ServiceUser::decode(&arg);
                 let svc = find_by_key(ipvs, &ctl, key.protocol, key.addr, key.port, key.fwmark)
                     .ok_or(ESRCH)?;
-                let g = rcu::read_lock();
-                write(0, &service_entry(&svc, &g).encode())
+                let e = service_entry(&svc, &rcu::read_lock()).encode();
+                write(0, &e)
             }
             get::DESTS => {
                 let req = GetDests::decode(&arg[..uapi::GET_DESTS_LEN]);
@@ -208,23 +214,29 @@ impl SockoptOps for Ctl {
                 }
                 let svc = find_by_key(ipvs, &ctl, req.protocol, req.addr, req.port, req.fwmark)
                     .ok_or(ESRCH)?;
-                let g = rcu::read_lock();
-                if let Some(list) = svc.dests.get(&g) {
-                    for (i, d) in list.dests.iter().take(req.num_dests as usize).enumerate() {
-                        let e = DestEntry {
-                            addr: service::as_v4(&d.info.addr),
-                            port: d.info.port,
-                            conn_flags: d.conn_flags.load(Relaxed),
-                            weight: d.info.weight(),
-                            u_threshold: d.info.u_threshold.load(Relaxed),
-                            l_threshold: d.info.l_threshold.load(Relaxed),
-                            activeconns: d.info.activeconns(),
-                            inactconns: d.info.inactconns(),
-                            persistconns: d.info.persistconns.load(Relaxed),
-                            stats: d.stats.to_user(),
-                        };
-                        write(uapi::GET_DESTS_LEN + i * uapi::DEST_ENTRY_LEN, &e.encode())?;
+                let mut out = KVec::new();
+                {
+                    let g = rcu::read_lock();
+                    if let Some(list) = svc.dests.get(&g) {
+                        for d in list.dests.iter().take(req.num_dests as usize) {
+                            let e = DestEntry {
+                                addr: service::as_v4(&d.info.addr),
+                                port: d.info.port,
+                                conn_flags: d.conn_flags.load(Relaxed),
+                                weight: d.info.weight(),
+                                u_threshold: d.info.u_threshold.load(Relaxed),
+                                l_threshold: d.info.l_threshold.load(Relaxed),
+                                activeconns: d.info.activeconns(),
+                                inactconns: d.info.inactconns(),
+                                persistconns: d.info.persistconns.load(Relaxed),
+                                stats: d.stats.to_user(),
+                            };
+                            out.push(e.encode(), GFP_ATOMIC)?;
+                        }
                     }
+                }
+                for (i, e) in out.iter().enumerate() {
+                    write(uapi::GET_DESTS_LEN + i * uapi::DEST_ENTRY_LEN, e)?;
                 }
                 Ok(())
             }

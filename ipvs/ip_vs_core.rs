@@ -153,7 +153,7 @@ impl PernetData for Ipvs {
                 hooks: None,
                 // SAFETY: Dropped in `exit`, before the namespace is destroyed.
                 proc: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs"), 0o444)? }),
-            }),
+            }, "ipvs_ctl"),
             svc_table: RcuBox::new(None),
             // SAFETY: Reads a module parameter.
             conns: Arc::new(

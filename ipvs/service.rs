@@ -282,9 +282,9 @@ impl Services {
             || (svc.sched.get(&g).is_none() && name.is_none());
         let infos: KVec<*const DestInfo> = match svc.dests.get(&g) {
             Some(l) => {
-                let mut v = KVec::with_capacity(l.infos().len(), GFP_KERNEL)?;
+                let mut v = KVec::with_capacity(l.infos().len(), GFP_ATOMIC)?;
                 for p in l.infos() {
-                    v.push(*p, GFP_KERNEL)?;
+                    v.push(*p, GFP_ATOMIC)?;
                 }
                 v
             }

@@ -110,6 +110,11 @@ pub const GET_SERVICES_LEN: usize = 8;
 /// Length of the `IP_VS_SO_GET_VERSION` buffer.
 pub const VERSION_LEN: usize = 64;
 
+/// The largest [`get_arglen`].
+pub const MAX_GET_ARGLEN: usize = SERVICE_ENTRY_LEN;
+/// The largest [`set_arglen`].
+pub const MAX_SET_ARGLEN: usize = SVCDEST_USER_LEN;
+
 /// The exact argument length each set command requires (`set_arglen`); commands not listed
 /// take no argument.
 pub fn set_arglen(cmd: i32) -> usize {
@@ -512,6 +517,10 @@ mod tests {
         assert_eq!(set_arglen(set::TIMEOUT), 12);
         assert_eq!(get_arglen(get::VERSION), 64);
         assert_eq!(get_arglen(get::DAEMON), 48);
+        for cmd in BASE_CTL - 1..=BASE_CTL + 20 {
+            assert!(get_arglen(cmd) <= MAX_GET_ARGLEN);
+            assert!(set_arglen(cmd) <= MAX_SET_ARGLEN);
+        }
         assert_eq!(get_services_len(2), 8 + 208);
         assert_eq!(GetDests { num_dests: 3, ..Default::default() }.full_len(), 24 + 288);
     }
