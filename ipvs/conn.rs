@@ -265,6 +265,12 @@ impl ConnTable {
         })
     }
 
+    /// Number of entries.
+    #[allow(dead_code)] // Used by the KUnit tests.
+    pub(crate) fn count(&self) -> u32 {
+        self.count.load(Relaxed)
+    }
+
     /// Number of buckets.
     pub(crate) fn size(&self) -> u32 {
         self.mask + 1

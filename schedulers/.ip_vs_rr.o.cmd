@@ -4,6 +4,7 @@ source_/work/main/schedulers/ip_vs_rr.o := /work/main/schedulers/ip_vs_rr.rs
 
 deps_/work/main/schedulers/ip_vs_rr.o := \
   /work/main/schedulers/../ipvs/abi.rs \
+  /work/main/schedulers/rr.rs \
   ./rust/libcore.rmeta \
   ./rust/libkernel.rmeta \
   ./rust/libffi.rmeta \

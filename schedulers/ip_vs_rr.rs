@@ -22,20 +22,21 @@ module! {
     license: "GPL",
 }
 
+#[path = "rr.rs"]
+mod rr;
+
+impl rr::Candidate for &DestInfo {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn usable(&self) -> bool {
+        self.is_usable()
+    }
+}
+
 /// Id of the destination chosen last; 0 before the first choice (start at the list head).
 struct Rr {
     last: AtomicU64,
-}
-
-/// Where the round continues: the index after the last choice.
-fn start_index(dests: &[&DestInfo], last: u64) -> usize {
-    if last == 0 {
-        return 0;
-    }
-    dests
-        .iter()
-        .position(|d| d.id == last)
-        .map_or(0, |i| i + 1)
 }
 
 impl Scheduler for Rr {
@@ -48,20 +49,15 @@ impl Scheduler for Rr {
     }
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
-        let n = dests.len();
-        let start = start_index(dests, self.last.load(Ordering::Relaxed));
-        let pick = (0..n).map(|k| (start + k) % n).find(|&i| dests[i].is_usable())?;
-        self.last.store(dests[pick].id, Ordering::Relaxed);
+        let pick = rr::pick(dests, self.last.load(Ordering::Relaxed))?;
+        self.last.store(dests.get(pick)?.id, Ordering::Relaxed);
         Some(pick)
     }
 
     fn del_dest(&self, dests: &[&DestInfo], index: usize) {
-        // Removing the last chosen server: continue from its predecessor, so the server that
-        // followed it is next.
-        if dests.get(index).map(|d| d.id) == Some(self.last.load(Ordering::Relaxed)) {
-            let prev = index.checked_sub(1).and_then(|i| dests.get(i)).map_or(0, |d| d.id);
-            self.last.store(prev, Ordering::Relaxed);
-        }
+        let last = self.last.load(Ordering::Relaxed);
+        self.last
+            .store(rr::after_removal(dests, index, last), Ordering::Relaxed);
     }
 }
 

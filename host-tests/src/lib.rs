@@ -9,3 +9,5 @@ pub mod proto;
 pub mod proto_tcp;
 #[path = "../../ipvs/uapi.rs"]
 pub mod uapi;
+#[path = "../../schedulers/rr.rs"]
+pub mod rr;

@@ -1,0 +1,1 @@
+/work/main/ipvs/ip_vs_test.o

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the connection table and the round-robin scheduler, run in the kernel
+//! when this module loads (results in the kernel log as KTAP).
+//!
+//! The module compiles the core's own source files (the table, its entries, the slow timer,
+//! the TCP state machine) into a private copy, so the tests exercise the real code without
+//! touching a loaded `ip_vs`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use core::{mem::MaybeUninit, ptr::addr_of_mut, sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed}};
+use kernel::{
+    bindings, c_str,
+    init::InPlaceInit,
+    prelude::*,
+    sync::{rcu, Arc},
+    time::msecs_to_jiffies,
+    timer::Timer,
+};
+
+mod abi;
+mod conn;
+mod hash;
+mod proto_tcp;
+mod sched;
+mod service;
+mod stats;
+mod uapi;
+#[path = "../schedulers/rr.rs"]
+mod rr;
+
+use abi::{DestInfo, DEST_F_AVAILABLE};
+use conn::{ConnCache, ConnParam, ConnTable, Expiry};
+use service::{v4, Dest, AF_INET};
+use stats::Stats;
+
+module! {
+    type: IpVsTest,
+    name: "ip_vs_test",
+    author: "Rust IPVS developers",
+    description: "KUnit tests of the Rust IPVS connection table and schedulers",
+    license: "GPL",
+}
+
+struct IpVsTest;
+
+impl kernel::Module for IpVsTest {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+/// A running KUnit test case.
+struct Test(*mut bindings::kunit);
+
+impl Test {
+    fn expect(&self, ok: bool, what: &str) {
+        if !ok {
+            pr_err!("    # {}: EXPECTATION FAILED\n", what);
+            // SAFETY: KUnit passes a live test object to the case, which owns it meanwhile.
+            unsafe { (*self.0).status = bindings::kunit_status_KUNIT_FAILURE };
+        }
+    }
+
+    fn ok(&self, r: Result, what: &str) {
+        if let Err(e) = r {
+            pr_err!("    # {}: error {}\n", what, e.to_errno());
+            self.expect(false, what);
+        }
+    }
+}
+
+fn hz() -> u32 {
+    msecs_to_jiffies(1000) as u32
+}
+
+fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
+    Ok(Arc::new(
+        Dest {
+            info: DestInfo {
+                id,
+                weight: AtomicI32::new(weight),
+                flags: AtomicU32::new(DEST_F_AVAILABLE),
+                activeconns: AtomicU32::new(0),
+                totalconns: AtomicU32::new(0),
+                persistconns: AtomicU32::new(0),
+                u_threshold: AtomicU32::new(0),
+                l_threshold: AtomicU32::new(0),
+                af: AF_INET,
+                port: port.to_be_bytes(),
+                addr: v4(addr),
+            },
+            conn_flags: AtomicU32::new(uapi::conn_flags::INACTIVE),
+            stats: Stats::default(),
+            svc_stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+        },
+        GFP_KERNEL,
+    )?)
+}
+
+fn client(port: u16, protocol: u8) -> ConnParam {
+    ConnParam {
+        af: AF_INET,
+        protocol,
+        caddr: v4([10, 0, 0, 2]),
+        cport: port.to_be_bytes(),
+        vaddr: v4([10, 0, 100, 1]),
+        vport: 80u16.to_be_bytes(),
+    }
+}
+
+/// Runs `body` with the connection slab cache present, then waits for the RCU frees.
+fn with_cache(t: &Test, what: &str, body: impl FnOnce(&Test) -> Result) {
+    match ConnCache::new() {
+        Ok(cache) => {
+            let r = body(t);
+            t.ok(r, what);
+            rcu::barrier();
+            drop(cache);
+        }
+        Err(e) => t.ok(Err(e), "creating the ip_vs_conn cache"),
+    }
+}
+
+unsafe extern "C" fn conn_insert_lookup(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "insert/lookup", |t| {
+        const N: u16 = 2000;
+        let table = ConnTable::new(8, hz())?;
+        let rs = dest([10, 0, 1, 2], 8080, 1, 1)?;
+        {
+            let g = rcu::read_lock();
+            for port in 1..=N {
+                table.new_conn(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+            }
+            t.expect(table.count() == N as u32, "count after inserts");
+            let mut found = 0;
+            for port in 1..=N {
+                if let Some(c) = table.in_get(&client(port, 6), &g) {
+                    if c.cport == port.to_be_bytes() && c.daddr == rs.info.addr {
+                        found += 1;
+                    }
+                }
+            }
+            t.expect(found == N, "every connection found by its client tuple");
+            t.expect(table.in_get(&client(N + 1, 6), &g).is_none(), "unknown port not found");
+            t.expect(table.in_get(&client(1, 17), &g).is_none(), "other protocol not found");
+            // A reply from the real server to the client finds the same entry.
+            let reply = ConnParam {
+                af: AF_INET,
+                protocol: 6,
+                caddr: rs.info.addr,
+                cport: rs.info.port,
+                vaddr: v4([10, 0, 0, 2]),
+                vport: 7u16.to_be_bytes(),
+            };
+            t.expect(
+                table.out_get(&reply, &g).is_some_and(|c| c.cport == 7u16.to_be_bytes()),
+                "reply tuple finds the connection",
+            );
+        }
+        t.expect(rs.info.totalconns.load(Relaxed) == N as u32, "destination counts its connections");
+        table.flush();
+        t.expect(table.count() == 0, "flush empties the table");
+        t.expect(rs.info.totalconns.load(Relaxed) == 0, "flush releases the destination");
+        Ok(())
+    });
+}
+
+unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "slow timer expiry", |t| {
+        let table = Arc::new(ConnTable::new(8, hz())?, GFP_KERNEL)?;
+        let rs = dest([10, 0, 1, 3], 80, 1, 2)?;
+        {
+            let g = rcu::read_lock();
+            for port in 1..=300u16 {
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 1, &g)?;
+            }
+            for port in 1000..1010u16 {
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
+            }
+        }
+        let timer = KBox::pin_init(Timer::new(Expiry { table: table.clone() }), GFP_KERNEL)?;
+        timer.schedule_after(hz() as u64);
+        // SAFETY: An FFI call; KUnit cases run in process context.
+        unsafe { bindings::msleep(2600) };
+        t.expect(table.count() == 10, "expired entries gone, live ones kept after two ticks");
+        let g = rcu::read_lock();
+        t.expect(table.in_get(&client(1005, 17), &g).is_some(), "a live entry is still found");
+        t.expect(table.in_get(&client(5, 17), &g).is_none(), "an expired entry is gone");
+        drop(g);
+        drop(timer);
+        t.expect(rs.info.totalconns.load(Relaxed) == 10, "destination counts follow expiry");
+        Ok(())
+    });
+}
+
+unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "tcp states", |t| {
+        let table = ConnTable::new(8, hz())?;
+        let rs = dest([10, 0, 1, 4], 80, 1, 3)?;
+        let timeouts: [AtomicU32; proto_tcp::NR_STATES] = core::array::from_fn(|i| {
+            let s = proto_tcp::TcpState::from_u8(i as u8).unwrap_or(proto_tcp::TcpState::None);
+            AtomicU32::new(s.default_timeout_secs() * hz())
+        });
+        let g = rcu::read_lock();
+        let c = table.new_conn(&client(4000, 6), rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        let active = || rs.info.activeconns();
+        let inact = || rs.info.inactconns();
+        t.expect(active() == 0 && inact() == 1, "new connection is inactive");
+        c.tcp_transition(false, 0x02, &timeouts); // SYN
+        t.expect(active() == 1 && inact() == 0, "SYN_RECV is active");
+        c.tcp_transition(true, 0x12, &timeouts); // SYN+ACK from the server
+        c.tcp_transition(false, 0x10, &timeouts); // ACK
+        t.expect(active() == 1, "ESTABLISHED is active");
+        c.tcp_transition(false, 0x11, &timeouts); // FIN
+        t.expect(active() == 0 && inact() == 1, "CLOSE_WAIT is inactive");
+        c.tcp_transition(true, 0x11, &timeouts); // FIN from the server
+        c.tcp_transition(false, 0x10, &timeouts); // last ACK
+        t.expect(active() == 0 && inact() == 1, "TIME_WAIT is inactive");
+        c.tcp_transition(false, 0x04, &timeouts); // RST
+        t.expect(active() == 0 && inact() == 1, "CLOSE stays inactive");
+        drop(g);
+        table.flush();
+        t.expect(active() == 0 && inact() == 0, "flush clears the counters");
+        Ok(())
+    });
+}
+
+impl rr::Candidate for &DestInfo {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn usable(&self) -> bool {
+        self.is_usable()
+    }
+}
+
+unsafe extern "C" fn rr_schedule(test: *mut bindings::kunit) {
+    let t = Test(test);
+    let r = (|| -> Result {
+        let ds = [
+            dest([10, 0, 1, 3], 80, 1, 13)?,
+            dest([10, 0, 1, 2], 80, 2, 12)?,
+            dest([10, 0, 1, 1], 80, 1, 11)?,
+        ];
+        let infos: [&DestInfo; 3] = [&ds[0].info, &ds[1].info, &ds[2].info];
+        let mut last = 0;
+        let mut seq = [0u64; 6];
+        for s in seq.iter_mut() {
+            let i = rr::pick(&infos, last).ok_or(EINVAL)?;
+            last = infos[i].id;
+            *s = last;
+        }
+        t.expect(seq == [13, 12, 11, 13, 12, 11], "round robin in list order");
+        ds[1].info.weight.store(0, Relaxed);
+        let i = rr::pick(&infos, 13).ok_or(EINVAL)?;
+        t.expect(infos[i].id == 11, "weight 0 is skipped");
+        ds[1].info.weight.store(1, Relaxed);
+        let last = rr::after_removal(&infos, 1, 12);
+        let rest: [&DestInfo; 2] = [&ds[0].info, &ds[2].info];
+        let i = rr::pick(&rest, last).ok_or(EINVAL)?;
+        t.expect(rest[i].id == 11, "removing the last choice continues with its follower");
+        Ok(())
+    })();
+    t.ok(r, "rr");
+}
+
+const fn case(
+    name: &'static kernel::str::CStr,
+    run: unsafe extern "C" fn(*mut bindings::kunit),
+) -> bindings::kunit_case {
+    // SAFETY: All-zeroes is a valid `kunit_case` (no callbacks, no attributes).
+    let mut c: bindings::kunit_case = unsafe { MaybeUninit::zeroed().assume_init() };
+    c.run_case = Some(run);
+    c.name = name.as_char_ptr();
+    c
+}
+
+const fn slow(mut c: bindings::kunit_case) -> bindings::kunit_case {
+    c.attr.speed = bindings::kunit_speed_KUNIT_SPEED_SLOW;
+    c
+}
+
+const fn suite_name(name: &[u8]) -> [u8; 256] {
+    let mut out = [0u8; 256];
+    let mut i = 0;
+    while i < name.len() && i < 255 {
+        out[i] = name[i];
+        i += 1;
+    }
+    out
+}
+
+static mut CASES: [bindings::kunit_case; 5] = [
+    case(c_str!("conn_insert_lookup"), conn_insert_lookup),
+    slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
+    case(c_str!("conn_tcp_states"), conn_tcp_states),
+    case(c_str!("rr_schedule"), rr_schedule),
+    // SAFETY: The all-zeroes terminator KUnit expects.
+    unsafe { MaybeUninit::zeroed().assume_init() },
+];
+
+static mut SUITE: bindings::kunit_suite = {
+    // SAFETY: All-zeroes is a valid `kunit_suite`; the fields KUnit needs are set below.
+    let mut s: bindings::kunit_suite = unsafe { MaybeUninit::zeroed().assume_init() };
+    s.name = suite_name(b"ip_vs_rust");
+    s.test_cases = addr_of_mut!(CASES).cast();
+    s
+};
+
+/// KUnit runs the suites listed in this section when the module loads.
+#[used]
+#[link_section = ".kunit_test_suites"]
+static mut SUITE_ENTRY: *const bindings::kunit_suite = addr_of_mut!(SUITE);
