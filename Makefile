@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Rust IPVS: top-level targets. (The kernel build of the modules reads
+# Kbuild, not this file.)
+#
+#   make / make all   tools/setup + kernel (tools/build-kernel) + modules
+#   make modules      build ipvs/ip_vs.ko and schedulers/ip_vs_*.ko
+#   make check        all + host tests + the selftests in one VM boot;
+#                     ends with "N passed, N failed"
+#   make demo         all + tools/demo in the VM
+#   make install      install the modules on a machine running the patched
+#                     kernel (into /lib/modules/$(uname -r)/updates/)
+#   make clean        clean the module build (never the kernel cache)
+#
+# Variables: KDIR (a kernel build directory, instead of tools/build-kernel),
+# VARIANT (debug|bench, default debug), IMPL (rust|c: the IPVS the VM tests
+# run against, default rust).
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+VARIANT ?= debug
+IMPL ?= rust
+
+# The kernel build directory: given, or built/cached by tools/build-kernel
+# (which prints it; a cache hit takes about a second).
+KDIR_CMD = $(if $(KDIR),echo "$(KDIR)",$(CURDIR)/tools/build-kernel $(VARIANT))
+
+.PHONY: all setup kernel modules check demo install bench clean help
+
+all: setup kernel modules
+
+setup:
+	@$(CURDIR)/tools/setup
+
+kernel: setup
+	@kdir=$$($(KDIR_CMD)) && echo "kernel: $$kdir"
+
+modules: kernel
+	@kdir=$$($(KDIR_CMD)) && \
+	$(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 modules
+
+check: all
+	@kdir=$$($(KDIR_CMD)) && $(CURDIR)/tools/lib/check "$$kdir" $(IMPL)
+
+demo: all
+	@kdir=$$($(KDIR_CMD)) && \
+	$(CURDIR)/tools/vm-run --impl $(IMPL) --kdir "$$kdir" -- tools/demo
+
+# On a machine that runs the patched kernel: build against its build tree
+# and install into updates/, which depmod prefers over the in-tree C IPVS.
+INSTALL_KDIR ?= /lib/modules/$(shell uname -r)/build
+install:
+	@test -d "$(INSTALL_KDIR)" || { echo "install: no kernel build tree $(INSTALL_KDIR) (set INSTALL_KDIR)"; exit 1; }
+	$(MAKE) -C "$(INSTALL_KDIR)" M=$(CURDIR) LLVM=1 modules
+	@rel=$$(uname -r); \
+	for ko in ipvs/ip_vs.ko schedulers/ip_vs_*.ko; do \
+		test -f "$$ko" || continue; \
+		vm=$$(modinfo -F vermagic "$$ko" | cut -d' ' -f1); \
+		if [ "$$vm" != "$$rel" ]; then echo "install: $$ko is for $$vm, not $$rel"; exit 1; fi; \
+	done; \
+	install -d "/lib/modules/$$rel/updates" && \
+	install -m 0644 ipvs/ip_vs.ko schedulers/ip_vs_*.ko "/lib/modules/$$rel/updates/" && \
+	depmod -a "$$rel" && \
+	echo "installed into /lib/modules/$$rel/updates; load with: modprobe ip_vs"
+
+bench:
+	@echo "make bench: not implemented yet (see Documentation/testing.rst)"
+
+clean:
+	@kdir="$(KDIR)"; \
+	if [ -z "$$kdir" ]; then \
+		kdir=$$(ls -d $${RUST_IPVS_CACHE:-$(HOME)/.cache/rust-ipvs}/linux-*-$(VARIANT) 2>/dev/null | tail -1); \
+	fi; \
+	if [ -n "$$kdir" ] && [ -f "$$kdir/Makefile" ]; then \
+		$(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean; \
+	else \
+		echo "clean: no kernel build directory, nothing to clean"; \
+	fi
+
+help:
+	@sed -n '3,19s/^# \{0,1\}//p' $(CURDIR)/Makefile

@@ -1,0 +1,332 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Shared helpers for the Rust IPVS selftests; source it from a test script.
+#
+#  - KTAP output: ktap_header, ktap_pass, ktap_fail, ktap_skip, ktap_check,
+#    ktap_diag, ktap_skip_all, ktap_exit
+#  - network namespaces: ns_add, nsx, veth_add, bg, cleanup (trap it)
+#  - topologies: topo_nat (client -> director -> N real servers over NAT),
+#    start_servers
+#  - IPVS implementation switching inside one VM boot: ipvs_use c|rust,
+#    ipvs_unload, ipvs_available
+#
+# Tests run as root inside the VM started by tools/vm-run, which exports
+# IPVS_IMPL (the implementation under test: rust or c), IPVS_MODROOT_C,
+# IPVS_MODROOT_RUST, RUST_IPVS_REPO and VM_OUT. They refuse to run outside
+# it, since they load and unload kernel modules.
+
+# Variables defined here are used by the tests that source this file.
+# shellcheck disable=SC2034
+
+set -u
+
+SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=${RUST_IPVS_REPO:-$(cd "$SELFTESTS_DIR/.." && pwd)}
+TOOLS=$REPO/tools
+CLIENT=$TOOLS/lib/ipvs-client
+IPVS_IMPL=${IPVS_IMPL:-rust}
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+# ---------------------------------------------------------------------------
+# KTAP
+
+ktap_n=0
+ktap_npass=0
+ktap_nfail=0
+ktap_nskip=0
+
+ktap_header() {
+	echo "TAP version 13"
+	echo "1..$1"
+}
+
+# Print text (several lines allowed) as KTAP diagnostics.
+ktap_diag() {
+	local line
+	while IFS= read -r line; do
+		echo "# $line"
+	done <<< "$*"
+}
+
+ktap_pass() {
+	ktap_n=$((ktap_n + 1)); ktap_npass=$((ktap_npass + 1))
+	echo "ok $ktap_n $1"
+}
+
+ktap_fail() {
+	ktap_n=$((ktap_n + 1)); ktap_nfail=$((ktap_nfail + 1))
+	echo "not ok $ktap_n $1"
+}
+
+# ktap_skip NAME REASON
+ktap_skip() {
+	ktap_n=$((ktap_n + 1)); ktap_nskip=$((ktap_nskip + 1))
+	echo "ok $ktap_n $1 # SKIP ${2:-}"
+}
+
+# ktap_check NAME CMD...: pass if CMD succeeds.
+ktap_check() {
+	local name=$1
+	shift
+	if "$@"; then ktap_pass "$name"; else ktap_fail "$name"; fi
+}
+
+# Whole test skipped before any result was printed.
+ktap_skip_all() {
+	echo "TAP version 13"
+	echo "1..0 # SKIP $*"
+	exit $KSFT_SKIP
+}
+
+ktap_exit() {
+	if [ "$ktap_nfail" -gt 0 ]; then
+		exit $KSFT_FAIL
+	elif [ "$ktap_npass" = 0 ] && [ "$ktap_nskip" -gt 0 ]; then
+		exit $KSFT_SKIP
+	fi
+	exit $KSFT_PASS
+}
+
+# ---------------------------------------------------------------------------
+# Safety: only inside the test VM.
+
+require_vm() {
+	if [ -z "${VM_OUT:-}" ] || [ "$(id -u)" != 0 ]; then
+		ktap_skip_all "run inside the test VM as root (tools/vm-run selftests/run)"
+	fi
+	local t
+	for t in ip ipvsadm socat python3 modprobe rmmod; do
+		command -v "$t" >/dev/null || ktap_skip_all "$t not installed"
+	done
+}
+
+# ---------------------------------------------------------------------------
+# Network namespaces
+
+NS_LIST=()
+BG_PIDS=()
+
+# ns_add VAR NAME: create a netns with a unique name, store it in VAR.
+ns_add() {
+	local _ns_name="ipvst-$2-$$-$RANDOM"
+	ip netns add "$_ns_name" || return 1
+	ip -n "$_ns_name" link set lo up
+	NS_LIST+=("$_ns_name")
+	printf -v "$1" '%s' "$_ns_name"
+}
+
+nsx() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# veth_add NS1 IF1 NS2 IF2
+veth_add() {
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3" || return 1
+	ip -n "$1" link set "$2" up
+	ip -n "$3" link set "$4" up
+}
+
+# bg NS CMD...: run CMD in NS in the background; killed by cleanup.
+bg() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@" &
+	BG_PIDS+=($!)
+}
+
+cleanup_ns() {
+	local ns pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for ns in "${NS_LIST[@]}"; do
+		# socat's forked children live on in the netns: kill everything.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill "$pid" 2>/dev/null
+		done
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	for ns in "${NS_LIST[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	NS_LIST=()
+	BG_PIDS=()
+}
+
+# Tests add their own cleanup to CLEANUP_HOOKS (run first).
+CLEANUP_HOOKS=()
+cleanup() {
+	local h
+	for h in "${CLEANUP_HOOKS[@]}"; do
+		"$h"
+	done
+	cleanup_ns
+}
+
+# ---------------------------------------------------------------------------
+# Topology: client -- director -- rs1..rsN (NAT).
+#
+#   client  c0 10.0.0.2/24, default via 10.0.0.1
+#   director d0 10.0.0.1/24, VIP 10.0.100.1/32 on lo, ip_forward=1
+#            r<i> 10.1.<i>.1/24
+#   rs<i>   eth0 10.1.<i>.2/24, default via 10.1.<i>.1
+#
+# Sets NS_C, NS_D, NS_RS[1..N], CIP, DIP, VIP, RIP[1..N].
+
+VIP=10.0.100.1
+CIP=10.0.0.2
+DIP=10.0.0.1
+NS_C=
+NS_D=
+NS_RS=()
+RIP=()
+
+topo_nat() {
+	local n=$1 i rs_ns
+	ns_add NS_C client || return 1
+	ns_add NS_D director || return 1
+	veth_add "$NS_C" c0 "$NS_D" d0 || return 1
+	ip -n "$NS_C" addr add "$CIP/24" dev c0
+	ip -n "$NS_C" route add default via "$DIP"
+	ip -n "$NS_D" addr add "$DIP/24" dev d0
+	ip -n "$NS_D" addr add "$VIP/32" dev lo
+	nsx "$NS_D" sysctl -qw net.ipv4.ip_forward=1
+	NS_RS=("")
+	RIP=("")
+	for ((i = 1; i <= n; i++)); do
+		ns_add rs_ns "rs$i" || return 1
+		NS_RS[i]=$rs_ns
+		RIP[i]=10.1.$i.2
+		veth_add "$NS_D" "r$i" "$rs_ns" eth0 || return 1
+		ip -n "$NS_D" addr add "10.1.$i.1/24" dev "r$i"
+		ip -n "$rs_ns" addr add "${RIP[i]}/24" dev eth0
+		ip -n "$rs_ns" route add default via "10.1.$i.1"
+	done
+}
+
+# wait_listen NS PROTO(t|u) PORT: wait until something listens.
+wait_listen() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(ip netns exec "$1" ss -Hn"$2"l "sport = :$3" 2>/dev/null)" ] && return 0
+		sleep 0.1
+	done
+	echo "# nothing listens on $2 port $3 in $1" >&2
+	return 1
+}
+
+SERVER=$TOOLS/lib/ipvs-server
+
+# start_servers N [PORT]: rs<i> answers "rs<i>" on TCP and UDP PORT (80)
+# (tools/lib/ipvs-server: one process per real server, no forking).
+start_servers() {
+	local n=$1 port=${2:-80} i j ready
+	ready=$(mktemp -d)
+	for ((i = 1; i <= n; i++)); do
+		bg "${NS_RS[i]}" "$SERVER" "rs$i" --port "$port" --ready-file "$ready/rs$i"
+	done
+	for ((i = 1; i <= n; i++)); do
+		for ((j = 0; j < 300; j++)); do
+			[ -e "$ready/rs$i" ] && break
+			sleep 0.1
+		done
+		if [ ! -e "$ready/rs$i" ]; then
+			echo "# real server rs$i did not start" >&2
+			rm -rf "$ready"
+			return 1
+		fi
+	done
+	rm -rf "$ready"
+}
+
+# count_answers OUTPUT N: "c1 c2 ... cN errors" from ipvs-client output.
+count_answers() {
+	local out=$1 n=$2 i res=""
+	for ((i = 1; i <= n; i++)); do
+		res+="$(grep -c -E "^[^ ]+ rs$i\$" <<< "$out") "
+	done
+	res+="$(grep -c -v -E '^[^ ]+ rs[0-9]+$' <<< "$out")"
+	echo "$res"
+}
+
+# ---------------------------------------------------------------------------
+# IPVS implementations.
+
+ipvs_root() {
+	case "$1" in
+	c) echo "${IPVS_MODROOT_C:-}" ;;
+	rust) echo "${IPVS_MODROOT_RUST:-}" ;;
+	esac
+}
+
+ipvs_available() {
+	local root
+	root=$(ipvs_root "$1")
+	[ -n "$root" ] && [ -d "$root/lib/modules/$(uname -r)" ]
+}
+
+ipvs_loaded_modules() {
+	# Schedulers and other users first, the core last.
+	awk '$1 ~ /^ip_vs_/ || $1 == "xt_ipvs" { print $1 }' /proc/modules
+	awk '$1 == "ip_vs" { print $1 }' /proc/modules
+}
+
+# Remove every IPVS module (the services of deleted netns go away
+# asynchronously, so retry for a while).
+ipvs_unload() {
+	local i m mods
+	if grep -q '^ip_vs ' /proc/modules; then
+		ipvsadm -C >/dev/null 2>&1
+	fi
+	for ((i = 0; i < 100; i++)); do
+		mods=$(ipvs_loaded_modules)
+		[ -z "$mods" ] && return 0
+		for m in $mods; do
+			rmmod "$m" 2>/dev/null
+		done
+		sleep 0.1
+	done
+	echo "# cannot unload IPVS modules: $(ipvs_loaded_modules | tr '\n' ' ')" >&2
+	return 1
+}
+
+IPVS_CURRENT=
+
+# ipvs_use IMPL: unload any IPVS, make IMPL's module root the one plain
+# modprobe (and the kernel's request_module) use, and load its ip_vs.
+ipvs_use() {
+	local impl=$1 root kver
+	kver=$(uname -r)
+	root=$(ipvs_root "$impl")
+	if ! ipvs_available "$impl"; then
+		echo "# IPVS implementation '$impl' not available" >&2
+		return 1
+	fi
+	ipvs_unload || return 1
+	ln -sfn "$root/lib/modules/$kver" "/lib/modules/$kver" || return 1
+	if ! modprobe ip_vs; then
+		echo "# modprobe ip_vs failed for '$impl'" >&2
+		return 1
+	fi
+	IPVS_CURRENT=$impl
+}
+
+# The module file of the loaded ip_vs, to show which one runs.
+ipvs_which() {
+	modinfo -n ip_vs 2>/dev/null
+}
+
+# save_artifacts DIR NAME: keep DIR as $VM_OUT/artifacts/NAME (the shared
+# directory tools/vm-run keeps when a run fails, or that --out names).
+save_artifacts() {
+	[ -n "${VM_OUT:-}" ] || return 0
+	mkdir -p "$VM_OUT/artifacts" && rm -rf "$VM_OUT/artifacts/$2" &&
+		cp -r "$1" "$VM_OUT/artifacts/$2"
+}

@@ -1,0 +1,87 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# NAT forwarding with the rr scheduler, TCP and UDP.
+#
+#   client -> director (VIP 10.0.100.1, ip_forward=1) -> rs1..rs3 (NAT, -m)
+#
+# 30 TCP connections must be spread exactly 10/10/10 over the three real
+# servers, and 30 UDP datagrams from 30 distinct source ports likewise; the
+# per-destination connection counters of `ipvsadm -Ln --stats` must agree.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_vm
+trap cleanup EXIT
+
+N=3
+REQ=30
+PER=$((REQ / N))
+
+ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
+ktap_header 6
+ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
+
+if ! topo_nat $N || ! start_servers $N; then
+	ktap_fail "topology setup"
+	ktap_exit
+fi
+
+# check_spread PROTO OUTPUT
+check_spread() {
+	local proto=$1 out=$2 counts want="" i
+	for ((i = 1; i <= N; i++)); do want+="$PER "; done
+	want+="0"
+	counts=$(count_answers "$out" $N)
+	if [ "$counts" = "$want" ]; then
+		ktap_pass "$proto: $REQ requests spread $PER each over $N real servers"
+	else
+		ktap_diag "per-server counts (rs1..rs$N, errors): $counts, want $want"
+		ktap_diag "$(grep -v -E '^[^ ]+ rs[0-9]+$' <<< "$out" | head -5)"
+		ktap_fail "$proto: $REQ requests spread $PER each over $N real servers"
+	fi
+}
+
+# check_stats PROTO_FLAG: ipvsadm -Ln --stats shows REQ conns for the
+# service and PER for each real server.
+check_stats() {
+	local flag=$1 name=$2 stats bad=0 i c
+	stats=$(nsx "$NS_D" ipvsadm -Ln --stats "$flag" "$VIP:80" 2>&1)
+	c=$(awk -v s="$VIP:80" '$2 == s { print $3 }' <<< "$stats")
+	[ "$c" = "$REQ" ] || bad=1
+	for ((i = 1; i <= N; i++)); do
+		c=$(awk -v d="${RIP[i]}:80" '$1 == "->" && $2 == d { print $3 }' <<< "$stats")
+		[ "$c" = "$PER" ] || bad=1
+	done
+	if [ $bad = 0 ]; then
+		ktap_pass "$name: ipvsadm --stats counts $REQ connections, $PER per real server"
+	else
+		ktap_diag "$stats"
+		ktap_fail "$name: ipvsadm --stats counts $REQ connections, $PER per real server"
+	fi
+}
+
+# --- TCP
+ok=1
+nsx "$NS_D" ipvsadm -A -t "$VIP:80" -s rr || ok=0
+for ((i = 1; i <= N; i++)); do
+	nsx "$NS_D" ipvsadm -a -t "$VIP:80" -r "${RIP[i]}:80" -m || ok=0
+done
+if [ $ok = 1 ]; then ktap_pass "tcp: service and $N NAT destinations added"
+else ktap_fail "tcp: service and $N NAT destinations added"; fi
+out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 $REQ --timeout 5)
+check_spread tcp "$out"
+check_stats -t tcp
+
+# --- UDP
+ok=1
+nsx "$NS_D" ipvsadm -A -u "$VIP:80" -s rr || ok=0
+for ((i = 1; i <= N; i++)); do
+	nsx "$NS_D" ipvsadm -a -u "$VIP:80" -r "${RIP[i]}:80" -m || ok=0
+done
+if [ $ok = 1 ]; then ktap_pass "udp: service and $N NAT destinations added"
+else ktap_fail "udp: service and $N NAT destinations added"; fi
+out=$(nsx "$NS_C" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 40000 --timeout 5)
+check_spread udp "$out"
+check_stats -u udp
+
+ktap_exit

@@ -1,0 +1,94 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# timeout: 900
+#
+# The kernel's own IPVS selftest, unmodified, against both implementations.
+#
+# tools/testing/selftests/net/netfilter/ipvs.sh and the lib.sh files it
+# sources are copied from the kernel tree ($KDIR) at run time (they are not
+# part of this repository). For each implementation (the C oracle, then
+# $IPVS_IMPL if it is not c):
+#  - each case (DR, NAT, tunnel) runs on its own: the script's functions are
+#    sourced with its trailing run lines cut off (sed '/^trap cleanup EXIT/,$d')
+#    and cleanup; setup; test_<case>; cleanup are called here;
+#  - then the whole unmodified script runs.
+#
+# Every result of the C IPVS is required. For ours only the cases listed in
+# UPSTREAM_REQUIRED_RUST are (the whole script counts as required when all
+# three are); the others are reported as "# SKIP xfail" when they fail.
+# Set UPSTREAM_REQUIRED_RUST="dr nat tun" once DR and tunnel work.
+UPSTREAM_REQUIRED_RUST=${UPSTREAM_REQUIRED_RUST:-nat}
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_vm
+trap cleanup EXIT
+
+CASES=(dr nat tun)
+declare -A CASE_NAME=([dr]=DR [nat]=NAT [tun]=tunnel)
+
+impls=(c)
+[ "$IPVS_IMPL" != c ] && impls+=("$IPVS_IMPL")
+
+src=${KDIR:-}/tools/testing/selftests/net
+if [ -z "${KDIR:-}" ] || [ ! -f "$src/netfilter/ipvs.sh" ]; then
+	ktap_skip_all "no kernel tree with tools/testing/selftests/net/netfilter/ipvs.sh (KDIR=${KDIR:-})"
+fi
+
+ktap_header $(( ${#impls[@]} * (${#CASES[@]} + 1) ))
+
+work=$(mktemp -d)
+rm_work() { rm -rf "$work"; }
+CLEANUP_HOOKS+=(rm_work)
+mkdir -p "$work/net/netfilter"
+cp "$src/lib.sh" "$work/net/lib.sh"
+cp "$src/netfilter/lib.sh" "$src/netfilter/ipvs.sh" "$work/net/netfilter/"
+sed '/^trap cleanup EXIT/,$d' "$src/netfilter/ipvs.sh" > "$work/net/netfilter/ipvs_funcs.sh"
+ktap_diag "upstream test from $src/netfilter/ipvs.sh"
+
+required() {
+	local impl=$1 what=$2 c
+	[ "$impl" = c ] && return 0
+	if [ "$what" = all ]; then
+		for c in "${CASES[@]}"; do
+			case " $UPSTREAM_REQUIRED_RUST " in *" $c "*) ;; *) return 1 ;; esac
+		done
+		return 0
+	fi
+	case " $UPSTREAM_REQUIRED_RUST " in *" $what "*) return 0 ;; esac
+	return 1
+}
+
+# report IMPL WHAT NAME RC OUTPUT
+report() {
+	local impl=$1 what=$2 name=$3 rc=$4 out=$5
+	if [ "$rc" = 0 ]; then
+		ktap_pass "$name"
+	elif [ "$rc" = "$KSFT_SKIP" ]; then
+		ktap_diag "$out"
+		ktap_skip "$name" "skipped by the upstream test"
+	elif required "$impl" "$what"; then
+		ktap_diag "$out"
+		ktap_fail "$name"
+	else
+		ktap_diag "$(tail -5 <<< "$out")"
+		ktap_skip "$name" "xfail: not required for $impl yet (exit $rc)"
+	fi
+}
+
+for impl in "${impls[@]}"; do
+	if ! ipvs_use "$impl"; then
+		for c in "${CASES[@]}"; do ktap_fail "$impl: ${CASE_NAME[$c]} (cannot load IPVS)"; done
+		ktap_fail "$impl: whole ipvs.sh (cannot load IPVS)"
+		continue
+	fi
+	for c in "${CASES[@]}"; do
+		out=$(cd "$work/net/netfilter" &&
+			timeout -k 5 180 bash -c "source ./ipvs_funcs.sh; cleanup; setup; test_$c; rc=\$?; cleanup; exit \$rc" 2>&1)
+		rc=$?
+		report "$impl" "$c" "$impl: ${CASE_NAME[$c]}" "$rc" "$out"
+	done
+	out=$(cd "$work/net/netfilter" && timeout -k 5 300 bash ./ipvs.sh 2>&1)
+	rc=$?
+	report "$impl" all "$impl: whole ipvs.sh" "$rc" "$out"
+done
+ktap_exit
