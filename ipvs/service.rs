@@ -130,6 +130,31 @@ pub(crate) struct Service {
     pub(crate) num_dests: AtomicU32,
     /// Counters.
     pub(crate) stats: Arc<Stats>,
+    /// Keeps `ip_vs` loaded while the service exists (`ip_vs_use_count_inc`).
+    _module: ModuleRef,
+}
+
+/// A reference on the `ip_vs` module.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference, `ENOPROTOOPT` if the module is going away.
+    fn get() -> Result<Self> {
+        // SAFETY: `THIS_MODULE` is this live module.
+        if unsafe { kernel::kmod::try_module_get(crate::THIS_MODULE.as_ptr()) } {
+            Ok(Self(()))
+        } else {
+            Err(Error::from_errno(-(kernel::bindings::ENOPROTOOPT as i32)))
+        }
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: Releases the reference taken in `get`. The module's exit waits for RCU
+        // callbacks (which may run this) before its code goes away.
+        unsafe { kernel::kmod::module_put(crate::THIS_MODULE.as_ptr()) };
+    }
 }
 
 impl Service {
@@ -249,6 +274,7 @@ impl Services {
 
     /// `ip_vs_add_service`.
     pub(crate) fn add(&mut self, u: &ServiceUser, name: SchedName, table: &RcuBox<ServiceTable>) -> Result {
+        let module = ModuleRef::get()?;
         let sched = if name.is_none() {
             None
         } else {
@@ -268,6 +294,7 @@ impl Services {
                 dests: RcuBox::new(Some(DestList::build(KVec::new())?)),
                 num_dests: AtomicU32::new(0),
                 stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+                _module: module,
             },
             GFP_KERNEL,
         )?;
