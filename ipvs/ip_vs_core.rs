@@ -293,6 +293,7 @@ impl Ipvs {
         match cp.fwd_method() {
             conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp),
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp),
+            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp),
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
         }

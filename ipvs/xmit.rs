@@ -61,13 +61,21 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 
     Ok(())
 }
 
-/// Routes the packet to `daddr`, decrements the TTL and checks the path MTU, as upstream's
-/// `__ip_vs_get_out_rt` does for a non-local real server. Returns the verdict to give up
-/// with, or the packet back.
-fn route_to<'a>(net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, daddr: [u8; 4]) -> Result<SkBuff<'a>, Verdict<'a>> {
-    if skb.route_output_v4(net, daddr, [0; 4], ip.tos).is_err() {
-        return Err(Verdict::Drop(skb));
-    }
+/// Routes the packet to `daddr`, decrements the TTL and checks the path MTU (less
+/// `overhead` bytes of encapsulation), as upstream's `__ip_vs_get_out_rt` does for a
+/// non-local real server. Returns the packet and the route's source address, or the verdict
+/// to give up with.
+fn route_to<'a>(
+    net: &Net,
+    mut skb: SkBuff<'a>,
+    ip: &Ipv4,
+    daddr: [u8; 4],
+    overhead: u32,
+) -> Result<(SkBuff<'a>, [u8; 4]), Verdict<'a>> {
+    let saddr = match skb.route_output_v4(net, daddr, [0; 4], ip.tos) {
+        Ok(s) => s,
+        Err(_) => return Err(Verdict::Drop(skb)),
+    };
     if skb.route_is_local() {
         // A real server on the director itself: deliver locally.
         return Err(Verdict::Accept(skb));
@@ -76,7 +84,7 @@ fn route_to<'a>(net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, daddr: [u8; 4]) -> Re
         skb.icmp_send(ICMP_TIME_EXCEEDED, 0, 0);
         return Err(Verdict::Drop(skb));
     }
-    if let Some(mtu) = skb.route_mtu() {
+    if let Some(mtu) = skb.route_mtu().map(|m| m.saturating_sub(overhead)) {
         if ip.df && u32::from(ip.tot_len) > mtu && !skb.is_gso() {
             skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
             return Err(Verdict::Drop(skb));
@@ -89,14 +97,14 @@ fn route_to<'a>(net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, daddr: [u8; 4]) -> Re
         }
         Err(_) => return Err(Verdict::Drop(skb)),
     }
-    Ok(skb)
+    Ok((skb, saddr))
 }
 
 /// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`).
 pub(crate) fn nat_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let mut skb = match route_to(net, skb, ip, daddr) {
-        Ok(s) => s,
+    let mut skb = match route_to(net, skb, ip, daddr, 0) {
+        Ok((s, _)) => s,
         Err(v) => return v,
     };
     if mangle(&mut skb, ip, false, daddr, cp.dport).is_err() {
@@ -109,10 +117,45 @@ pub(crate) fn nat_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> 
 /// Direct routing: send the packet unchanged to the real server's address
 /// (`ip_vs_dr_xmit`).
 pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
-    let mut skb = match route_to(net, skb, ip, as_v4(&cp.daddr)) {
-        Ok(s) => s,
+    let mut skb = match route_to(net, skb, ip, as_v4(&cp.daddr), 0) {
+        Ok((s, _)) => s,
         Err(v) => return v,
     };
+    skb.set_untracked();
+    Verdict::Stolen(skb.ip_local_out(net))
+}
+
+const IPPROTO_IPIP: u8 = 4;
+const IPIP_HLEN: u32 = 20;
+
+/// IP-in-IP tunnelling: wrap the packet in an IPv4 header to the real server
+/// (`ip_vs_tunnel_xmit`). The outer header copies the inner TOS, TTL and DF bit, so path MTU
+/// discovery keeps working through the tunnel.
+pub(crate) fn tunnel_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
+    let daddr = as_v4(&cp.daddr);
+    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
+    let ttl = ip.ttl - 1;
+    match skb.push_ipip_header() {
+        Ok(h) => {
+            h[0] = 0x45;
+            h[1] = ip.tos;
+            h[2] = 0;
+            h[3] = 0;
+            h[4] = 0;
+            h[5] = 0;
+            h[6] = if ip.df { 0x40 } else { 0 };
+            h[7] = 0;
+            h[8] = ttl;
+            h[9] = IPPROTO_IPIP;
+            h[12..16].copy_from_slice(&saddr);
+            h[16..20].copy_from_slice(&daddr);
+        }
+        Err(_) => return Verdict::Drop(skb),
+    }
+    skb.ip_select_ident(net);
     skb.set_untracked();
     Verdict::Stolen(skb.ip_local_out(net))
 }

@@ -3,6 +3,8 @@
 #include <linux/skbuff.h>
 #include <net/dst.h>
 #include <net/icmp.h>
+#include <net/ip.h>
+#include <net/ip_tunnels.h>
 #include <net/route.h>
 
 unsigned char *rust_helper_skb_network_header(const struct sk_buff *skb)
@@ -50,13 +52,16 @@ unsigned int rust_helper_dst_mtu(const struct dst_entry *dst)
 	return dst_mtu(dst);
 }
 
-/* Route an IPv4 packet to @daddr and attach the route to @skb. */
+/*
+ * Route an IPv4 packet to @daddr and attach the route to @skb; *@saddr gets the
+ * source address the route selects.
+ */
 int rust_helper_skb_route_output_v4(struct net *net, struct sk_buff *skb,
-				    __be32 daddr, __be32 saddr, u8 tos)
+				    __be32 daddr, __be32 *saddr, u8 tos)
 {
 	struct flowi4 fl4 = {
 		.daddr = daddr,
-		.saddr = saddr,
+		.saddr = *saddr,
 		.flowi4_tos = tos & INET_DSCP_MASK,
 		.flowi4_flags = FLOWI_FLAG_KNOWN_NH,
 	};
@@ -65,6 +70,7 @@ int rust_helper_skb_route_output_v4(struct net *net, struct sk_buff *skb,
 	rt = ip_route_output_key(net, &fl4);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
+	*saddr = fl4.saddr;
 	skb_dst_drop(skb);
 	skb_dst_set(skb, &rt->dst);
 	return 0;
@@ -95,4 +101,37 @@ struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
 void rust_helper_skb_icmp_send(struct sk_buff *skb, int type, int code, __be32 info)
 {
 	icmp_send(skb, type, code, info);
+}
+
+/*
+ * Make room for and push an outer IPv4 header of an IP-in-IP tunnel in front of
+ * the packet, which becomes the inner packet (for GSO too); the new network
+ * header is left for the caller to fill in.
+ */
+int rust_helper_skb_push_ipip_header(struct sk_buff *skb)
+{
+	struct dst_entry *dst = skb_dst(skb);
+	unsigned int headroom = sizeof(struct iphdr) +
+				(dst ? LL_RESERVED_SPACE(dst->dev) : LL_MAX_HEADER);
+	int err;
+
+	err = skb_cow_head(skb, headroom);
+	if (err)
+		return err;
+	err = iptunnel_handle_offloads(skb, SKB_GSO_IPXIP4);
+	if (err)
+		return err;
+	skb->transport_header = skb->network_header;
+	skb_set_inner_ipproto(skb, IPPROTO_IPIP);
+	skb_set_inner_mac_header(skb, skb_inner_network_offset(skb));
+	skb_push(skb, sizeof(struct iphdr));
+	skb_reset_network_header(skb);
+	memset(&IPCB(skb)->opt, 0, sizeof(IPCB(skb)->opt));
+	return 0;
+}
+
+void rust_helper_skb_ip_select_ident(struct net *net, struct sk_buff *skb)
+{
+	ip_select_ident(net, skb, NULL);
+	skb->ignore_df = 1;
 }

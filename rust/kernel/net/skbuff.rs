@@ -158,18 +158,42 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Routes the packet to IPv4 `daddr` (from `saddr`, or any if zero) and attaches the
-    /// route, replacing the current one.
-    pub fn route_output_v4(&mut self, net: &Net, daddr: [u8; 4], saddr: [u8; 4], tos: u8) -> Result {
-        // SAFETY: Valid packet and namespace.
+    /// route, replacing the current one. Returns the source address the route selects.
+    pub fn route_output_v4(
+        &mut self,
+        net: &Net,
+        daddr: [u8; 4],
+        saddr: [u8; 4],
+        tos: u8,
+    ) -> Result<[u8; 4]> {
+        let mut src = u32::from_ne_bytes(saddr);
+        // SAFETY: Valid packet and namespace; `src` is valid for reads and writes.
         to_result(unsafe {
             bindings::skb_route_output_v4(
                 net.as_ptr(),
                 self.raw(),
                 u32::from_ne_bytes(daddr),
-                u32::from_ne_bytes(saddr),
+                &mut src,
                 tos,
             )
-        })
+        })?;
+        Ok(src.to_ne_bytes())
+    }
+
+    /// Turns the packet into the inner packet of an IP-in-IP tunnel: makes headroom, sets up
+    /// GSO for the encapsulation and pushes a new 20-byte network header, returned to be
+    /// filled in. Call [`Self::ip_select_ident`] once it is.
+    pub fn push_ipip_header(&mut self) -> Result<&mut [u8]> {
+        // SAFETY: Valid packet, exclusively owned.
+        to_result(unsafe { bindings::skb_push_ipip_header(self.raw()) })?;
+        self.writable(20)
+    }
+
+    /// Chooses the IP ID of the (filled in) IPv4 header and lets the stack fragment the
+    /// packet regardless of DF, as a tunnel endpoint must (`ip_select_ident`).
+    pub fn ip_select_ident(&mut self, net: &Net) {
+        // SAFETY: Valid packet with a complete IPv4 header; valid namespace.
+        unsafe { bindings::skb_ip_select_ident(net.as_ptr(), self.raw()) };
     }
 
     /// Whether the attached route delivers locally.
