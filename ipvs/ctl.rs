@@ -74,16 +74,8 @@ impl SockoptOps for Ctl {
         arg.read(&mut buf[..len])?;
         let ipvs = ipvs_of(net)?;
 
-        if cmd == set::STARTDAEMON {
-            // No sync daemon yet: reject a request upstream would accept.
-            let ifn = &buf[4..4 + uapi::IFNAME_MAXLEN];
-            if ifn[0] == 0 || !ifn.contains(&0) {
-                return Err(EINVAL);
-            }
-            return Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)));
-        }
-        if cmd == set::STOPDAEMON {
-            return Err(ESRCH);
+        if cmd == set::STARTDAEMON || cmd == set::STOPDAEMON {
+            return sync_daemon(net, cmd, &buf[..uapi::DAEMON_USER_LEN]);
         }
 
         let mut ctl = ipvs.ctl.lock();
@@ -244,6 +236,31 @@ impl SockoptOps for Ctl {
             _ => Err(EINVAL),
         }
     }
+}
+
+/// `IP_VS_SO_SET_STARTDAEMON`/`STOPDAEMON`. There is no sync daemon yet: requests are
+/// validated as upstream validates them (interface name, device, state) and a valid start
+/// is refused with `EOPNOTSUPP`; stopping finds no daemon (`ESRCH`).
+fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
+    const STATE_MASTER: i32 = 1;
+    const STATE_BACKUP: i32 = 2;
+    let state = i32::from_ne_bytes([arg[0], arg[1], arg[2], arg[3]]);
+    let valid_state = state == STATE_MASTER || state == STATE_BACKUP;
+    if cmd == set::STOPDAEMON {
+        return Err(if valid_state { ESRCH } else { EINVAL });
+    }
+    let ifn = &arg[4..4 + uapi::IFNAME_MAXLEN];
+    let Some(len) = ifn.iter().position(|&c| c == 0).filter(|&l| l > 0) else {
+        return Err(EINVAL);
+    };
+    let name = kernel::str::CStr::from_bytes_with_nul(&ifn[..=len]).map_err(|_| EINVAL)?;
+    if !net.has_device(name) {
+        return Err(ENODEV);
+    }
+    if !valid_state {
+        return Err(EINVAL);
+    }
+    Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
 }
 
 fn find_by_key(

@@ -3,6 +3,7 @@
 #include <linux/capability.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
+#include <linux/netdevice.h>
 #include <net/sock.h>
 
 void *rust_helper_net_generic(const struct net *net, unsigned int id)
@@ -32,4 +33,14 @@ struct proc_dir_entry *rust_helper_net_proc_dir(const struct net *net)
 bool rust_helper_net_is_init(const struct net *net)
 {
 	return net_eq(net, &init_net);
+}
+
+bool rust_helper_net_has_device(struct net *net, const char *name)
+{
+	bool found;
+
+	rcu_read_lock();
+	found = dev_get_by_name_rcu(net, name) != NULL;
+	rcu_read_unlock();
+	return found;
 }

@@ -78,6 +78,12 @@ impl Net {
         unsafe { bindings::inet_addr_type(self.as_ptr(), u32::from_ne_bytes(addr)) }
     }
 
+    /// Whether a network device called `name` exists in this namespace.
+    pub fn has_device(&self, name: &crate::str::CStr) -> bool {
+        // SAFETY: `self` is a live namespace; `name` is NUL-terminated.
+        unsafe { bindings::net_has_device(self.as_ptr(), name.as_char_ptr()) }
+    }
+
     /// The namespace's `/proc/net` directory.
     pub(crate) fn proc_dir(&self) -> *mut bindings::proc_dir_entry {
         // SAFETY: `self` is a live namespace by the type invariants.
