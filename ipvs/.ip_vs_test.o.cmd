@@ -6,6 +6,7 @@ deps_/work/main/ipvs/ip_vs_test.o := \
   /work/main/ipvs/abi.rs \
   /work/main/ipvs/conn.rs \
   /work/main/ipvs/hash.rs \
+  /work/main/ipvs/proto.rs \
   /work/main/ipvs/proto_tcp.rs \
   /work/main/ipvs/sched.rs \
   /work/main/ipvs/service.rs \

@@ -108,6 +108,25 @@ impl Conn {
         self.flags.load(Relaxed) & conn_flags::FWD_MASK
     }
 
+    /// Whether a new connection from the same client port may replace this one
+    /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
+    /// bit 2, one in FIN_WAIT whose replies the director does not see.
+    pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
+        if !self._control.is_null() || self.protocol != crate::proto::IPPROTO_TCP {
+            return false;
+        }
+        let state = TcpState::from_u8(self.state.load(Relaxed) as u8);
+        matches!(state, Some(TcpState::TimeWait | TcpState::Close))
+            || (conn_reuse_mode & 2 != 0
+                && state == Some(TcpState::FinWait)
+                && self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0)
+    }
+
+    /// Connections this entry controls (persistence templates).
+    pub(crate) fn n_control(&self) -> u32 {
+        self.n_control.load(Relaxed)
+    }
+
     fn touch(&self, now: u64) {
         self.expires
             .store(now + self.timeout.load(Relaxed) as u64, Relaxed);

@@ -30,15 +30,26 @@ use kernel::{
 };
 
 /// The sysctls this implementation honours, in `/proc/sys/net/ipv4/vs/`.
-pub(crate) const SYSCTLS: &[IntSysctl] = &[IntSysctl {
-    name: c_str!("expire_nodest_conn"),
-    default: 0,
-    min: 0,
-    max: i32::MAX,
-    mode: 0o644,
-}];
+pub(crate) const SYSCTLS: &[IntSysctl] = &[
+    IntSysctl {
+        name: c_str!("expire_nodest_conn"),
+        default: 0,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
+    IntSysctl {
+        name: c_str!("conn_reuse_mode"),
+        default: 1,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
+];
 /// Index of `expire_nodest_conn` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
+/// Index of `conn_reuse_mode` in [`SYSCTLS`].
+pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 1;
 
 /// The socket option handlers.
 pub(crate) struct Ctl;

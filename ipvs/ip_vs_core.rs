@@ -228,14 +228,35 @@ impl Ipvs {
             vaddr: service::v4(ip.daddr),
             vport: ports.dport,
         };
-        let cp = match self.conns.in_get(&p, &g) {
-            Some(c) => {
-                if !c.dest().is_available() && self.sysctl.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0 {
+        let mut found = self.conns.in_get(&p, &g);
+        let expire_nodest = self.sysctl.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
+        if let Some(c) = found {
+            // A SYN reusing the client port of an old connection is scheduled anew
+            // (`conn_reuse_mode`): no stall for the client, and the current servers.
+            let reuse_mode = self.sysctl.get(ctl::SYSCTL_CONN_REUSE_MODE);
+            if ip.protocol == IPPROTO_TCP
+                && ports.tcp_flags & TCP_SYN != 0
+                && ((expire_nodest && c.dest().info.weight() == 0)
+                    || (reuse_mode != 0 && c.reusable(reuse_mode)))
+            {
+                if c.n_control() == 0 {
                     self.conns.expire_now(c);
+                }
+                found = None;
+            }
+        }
+        if let Some(c) = found {
+            // The connection's server was removed from its service.
+            if !c.dest().is_available() {
+                if !expire_nodest {
                     return Verdict::Drop(skb);
                 }
-                c
+                self.conns.expire_now(c);
+                found = None;
             }
+        }
+        let cp = match found {
+            Some(c) => c,
             None => {
                 let Some(tab) = self.svc_table.get(&g) else {
                     return Verdict::Accept(skb);

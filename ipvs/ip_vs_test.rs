@@ -22,6 +22,7 @@ use kernel::{
 mod abi;
 mod conn;
 mod hash;
+mod proto;
 mod proto_tcp;
 mod sched;
 mod service;

@@ -38,11 +38,12 @@ unsafe impl Send for OpsPtr {}
 
 /// The registered schedulers. Owned by the module object ([`Registry`]) and published here for
 /// the exported C functions; null before module init and after module exit.
-static REGISTRY: AtomicPtr<Mutex<KVec<OpsPtr>>> = AtomicPtr::new(core::ptr::null_mut());
+static REGISTRY: AtomicPtr<Mutex<KVec<Option<OpsPtr>>>> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Owner of the scheduler registry; lives in the module object.
 pub(crate) struct Registry {
-    list: Pin<KBox<Mutex<KVec<OpsPtr>>>>,
+    /// Registered tables; a slot is emptied on unregistration, so that needs no memory.
+    list: Pin<KBox<Mutex<KVec<Option<OpsPtr>>>>>,
 }
 
 impl Registry {
@@ -50,7 +51,7 @@ impl Registry {
     pub(crate) fn new() -> Result<Self> {
         let list = KBox::pin_init(new_mutex!(KVec::new(), "ip_vs_sched"), GFP_KERNEL)?;
         REGISTRY.store(
-            (&*list as *const Mutex<KVec<OpsPtr>>).cast_mut(),
+            (&*list as *const Mutex<KVec<Option<OpsPtr>>>).cast_mut(),
             Ordering::Release,
         );
         Ok(Self { list })
@@ -64,7 +65,7 @@ impl Drop for Registry {
     }
 }
 
-fn registry() -> Option<&'static Mutex<KVec<OpsPtr>>> {
+fn registry() -> Option<&'static Mutex<KVec<Option<OpsPtr>>>> {
     // SAFETY: The pointer is null or points into the live `Registry` of the module object.
     // Scheduler modules depend on this module, so none can call in after it is unloaded, and
     // services release their bindings before the registry is dropped.
@@ -89,10 +90,13 @@ pub(crate) unsafe fn register(ops: *const SchedulerOps) -> Result {
     let name = name_of(unsafe { &*ops });
     let mut list = registry().ok_or(ENODEV)?.lock();
     // SAFETY: Registered tables are valid.
-    if list.iter().any(|o| name_of(unsafe { &*o.0 }) == name) {
+    if list.iter().flatten().any(|o| name_of(unsafe { &*o.0 }) == name) {
         return Err(EEXIST);
     }
-    list.push(OpsPtr(ops), GFP_KERNEL)?;
+    match list.iter_mut().find(|slot| slot.is_none()) {
+        Some(slot) => *slot = Some(OpsPtr(ops)),
+        None => list.push(Some(OpsPtr(ops)), GFP_KERNEL)?,
+    }
     Ok(())
 }
 
@@ -101,16 +105,11 @@ pub(crate) fn unregister(ops: *const SchedulerOps) {
     let Some(reg) = registry() else {
         return;
     };
-    let mut list = reg.lock();
-    let mut kept = KVec::new();
-    for o in list.iter() {
-        if o.0 != ops {
-            // Shrinking never needs more memory than the old list had; a failed push only
-            // leaves a dangling entry out, which is what we want here anyway.
-            let _ = kept.push(*o, GFP_KERNEL);
+    for slot in reg.lock().iter_mut() {
+        if *slot == Some(OpsPtr(ops)) {
+            *slot = None;
         }
     }
-    *list = kept;
 }
 
 /// A scheduler in use by one service: holds a reference on its module and the per-service
@@ -129,7 +128,7 @@ unsafe impl Sync for SchedBinding {}
 
 fn find_and_get(name: &[u8]) -> Option<*const SchedulerOps> {
     let list = registry()?.lock();
-    for o in list.iter() {
+    for o in list.iter().flatten() {
         // SAFETY: Registered tables are valid while in the list (we hold the lock).
         let ops = unsafe { &*o.0 };
         // SAFETY: The module is live while its table is registered.
