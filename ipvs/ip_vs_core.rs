@@ -213,6 +213,19 @@ fn parse(skb: &mut SkBuff<'_>) -> Option<(Ipv4, Ports)> {
     Some((ip, ports))
 }
 
+/// The packet's tuple: for a client packet the client is the source; for a reply the real
+/// server is (see `ConnTable::out_get`).
+fn conn_param(ip: &Ipv4, ports: &Ports) -> ConnParam {
+    ConnParam {
+        af: AF_INET,
+        protocol: ip.protocol,
+        caddr: service::v4(ip.saddr),
+        cport: ports.sport,
+        vaddr: service::v4(ip.daddr),
+        vport: ports.dport,
+    }
+}
+
 impl Ipvs {
     /// Client-to-service packets (`ip_vs_in_hook`).
     fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>) -> Verdict<'a> {
@@ -220,14 +233,7 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         let g = rcu::read_lock();
-        let p = ConnParam {
-            af: AF_INET,
-            protocol: ip.protocol,
-            caddr: service::v4(ip.saddr),
-            cport: ports.sport,
-            vaddr: service::v4(ip.daddr),
-            vport: ports.dport,
-        };
+        let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
         let expire_nodest = self.sysctl.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
         if let Some(c) = found {
@@ -326,14 +332,7 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         let g = rcu::read_lock();
-        let p = ConnParam {
-            af: AF_INET,
-            protocol: ip.protocol,
-            caddr: service::v4(ip.saddr),
-            cport: ports.sport,
-            vaddr: service::v4(ip.daddr),
-            vport: ports.dport,
-        };
+        let p = conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
             return Verdict::Accept(skb);
         };
