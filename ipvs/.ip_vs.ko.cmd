@@ -1,1 +1,0 @@
-savedcmd_/work/main/ipvs/ip_vs.ko := ld.lld -r -m elf_x86_64 -z noexecstack --build-id=sha1  -T scripts/module.lds -o /work/main/ipvs/ip_vs.ko /work/main/ipvs/ip_vs.o /work/main/ipvs/ip_vs.mod.o /work/main/.module-common.o

@@ -1,1 +1,0 @@
-savedcmd_/work/main/ipvs/ip_vs_test.ko := ld.lld -r -m elf_x86_64 -z noexecstack --build-id=sha1  -T scripts/module.lds -o /work/main/ipvs/ip_vs_test.ko /work/main/ipvs/ip_vs_test.o /work/main/ipvs/ip_vs_test.mod.o /work/main/.module-common.o

@@ -1,1 +1,0 @@
-/work/main/ipvs/ip_vs_test.o

@@ -1,1 +1,0 @@
-savedcmd_/work/main/schedulers/ip_vs_rr.ko := ld.lld -r -m elf_x86_64 -z noexecstack --build-id=sha1  -T scripts/module.lds -o /work/main/schedulers/ip_vs_rr.ko /work/main/schedulers/ip_vs_rr.o /work/main/schedulers/ip_vs_rr.mod.o /work/main/.module-common.o

@@ -1,1 +1,0 @@
-/work/main/schedulers/ip_vs_rr.o
