@@ -23,11 +23,11 @@
 #
 # Every per-case result of the C IPVS is required. For ours only the cases
 # listed in UPSTREAM_REQUIRED_RUST are; the others are reported as
-# "# SKIP xfail" when they fail. Set UPSTREAM_REQUIRED_RUST="dr nat tun"
-# once DR and tunnel work. The whole unmodified script keeps the race, so
+# "# SKIP xfail" when they fail. All three cases work and are required;
+# the whole unmodified script keeps the race, so
 # its failure is reported as a SKIP (with its output) unless
 # UPSTREAM_WHOLE_REQUIRED=1.
-UPSTREAM_REQUIRED_RUST=${UPSTREAM_REQUIRED_RUST:-nat}
+UPSTREAM_REQUIRED_RUST=${UPSTREAM_REQUIRED_RUST:-dr nat tun}
 UPSTREAM_WHOLE_REQUIRED=${UPSTREAM_WHOLE_REQUIRED:-0}
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
