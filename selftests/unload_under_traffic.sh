@@ -44,6 +44,16 @@ answers() {
 	grep -c -E '^[0-9]+ rs[0-9]+$' "$tmp/out"
 }
 
+# wait_answers MORE_THAN: wait (up to 60 s) until more answers arrived.
+wait_answers() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(answers)" -gt "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 setup_service() {
 	topo_nat 3 && start_servers 3 || return 1
 	nsx "$NS_D" ipvsadm -A -t "$VIP:80" -s rr || return 1
@@ -58,14 +68,14 @@ if ! setup_service; then
 	ktap_exit
 fi
 start_client
-sleep 3
+wait_answers 0
 n0=$(answers)
 if modprobe -r ip_vs 2>/dev/null; then
 	ktap_fail "rmmod ip_vs refused while a service exists"
 else
 	ktap_pass "rmmod ip_vs refused while a service exists"
 fi
-sleep 2
+wait_answers "$n0"
 n1=$(answers)
 if [ "$n1" -gt "$n0" ] && [ "$n0" -gt 0 ]; then
 	ktap_pass "traffic flows before and after the refused unload ($n0, $n1 answers)"
@@ -89,7 +99,7 @@ if ! setup_service; then
 	ktap_exit
 fi
 start_client
-sleep 3
+wait_answers 0
 stop_client
 n=$(answers)
 if [ "$n" -gt 0 ]; then
