@@ -133,13 +133,6 @@ pub(crate) struct Ipvs {
     hz: u32,
 }
 
-fn tcp_default_timeouts(hz: u32) -> [AtomicU32; proto_tcp::NR_STATES] {
-    core::array::from_fn(|i| {
-        let s = proto_tcp::TcpState::from_u8(i as u8).unwrap_or(proto_tcp::TcpState::None);
-        AtomicU32::new(s.default_timeout_secs() * hz)
-    })
-}
-
 const UDP_TIMEOUT_SECS: u32 = 5 * 60;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
@@ -155,14 +148,13 @@ impl PernetData for Ipvs {
                 proc: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs"), 0o444)? }),
             }, "ipvs_ctl"),
             svc_table: RcuBox::new(None),
-            // SAFETY: Reads a module parameter.
             conns: Arc::new(
-                ConnTable::new(unsafe { ip_vs_conn_tab_bits_param() } as u32, hz)?,
+                ConnTable::new(conn_tab_bits(), hz)?,
                 GFP_KERNEL,
             )?,
             expiry <- Timer::new(Expiry { table: conns.clone() }),
             stats: Stats::default(),
-            tcp_timeouts: tcp_default_timeouts(hz),
+            tcp_timeouts: proto_tcp::default_timeouts(hz),
             udp_timeout: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
             // SAFETY: Dropped with `Ipvs` during the namespace's exit.
             sysctl: unsafe { NetSysctlTable::new(net, c_str!("net/ipv4/vs"), ctl::SYSCTLS)? },
@@ -452,15 +444,16 @@ impl kernel::Module for IpVsModule {
         )?);
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
-            1u32 << unsafe_bits(),
-            (8u64 << unsafe_bits()) / 1024
+            1u32 << conn_tab_bits(),
+            (8u64 << conn_tab_bits()) / 1024
         );
         pr_info!("ipvs: Rust IPVS loaded.\n");
         Ok(m)
     }
 }
 
-fn unsafe_bits() -> u32 {
+/// The `conn_tab_bits` module parameter, clamped.
+fn conn_tab_bits() -> u32 {
     // SAFETY: Reads a module parameter.
     unsafe { ip_vs_conn_tab_bits_param() as u32 }
 }

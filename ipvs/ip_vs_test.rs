@@ -200,10 +200,7 @@ unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
     with_cache(&Test(test), "tcp states", |t| {
         let table = ConnTable::new(8, hz())?;
         let rs = dest([10, 0, 1, 4], 80, 1, 3)?;
-        let timeouts: [AtomicU32; proto_tcp::NR_STATES] = core::array::from_fn(|i| {
-            let s = proto_tcp::TcpState::from_u8(i as u8).unwrap_or(proto_tcp::TcpState::None);
-            AtomicU32::new(s.default_timeout_secs() * hz())
-        });
+        let timeouts = proto_tcp::default_timeouts(hz());
         let g = rcu::read_lock();
         let c = table.new_conn(&client(4000, 6), rs.info.addr, rs.info.port, &rs, hz(), &g)?;
         let active = || rs.info.activeconns();

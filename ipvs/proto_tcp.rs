@@ -97,6 +97,12 @@ impl TcpState {
     }
 }
 
+/// Upstream's default timeout of every state, in jiffies at `hz` ticks per second, indexed by
+/// state number (the per-namespace table that `ipvsadm --set` edits).
+pub fn default_timeouts(hz: u32) -> [core::sync::atomic::AtomicU32; NR_STATES] {
+    core::array::from_fn(|i| core::sync::atomic::AtomicU32::new(ALL[i].default_timeout_secs() * hz))
+}
+
 /// Which way a segment travels, relative to the connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Direction {
