@@ -7,7 +7,8 @@
 #    ktap_diag, ktap_skip_all, ktap_exit
 #  - network namespaces: ns_add, nsx, veth_add, bg, cleanup (trap it)
 #  - topologies: topo_nat (client -> director -> N real servers over NAT),
-#    start_servers
+#    rs_direct (turn a real server into a direct routing or tunnel one, with
+#    a return path to the client), start_servers
 #  - IPVS implementation switching inside one VM boot: ipvs_use c|rust,
 #    ipvs_unload, ipvs_available
 #
@@ -228,13 +229,16 @@ wait_listen() {
 
 SERVER=$TOOLS/lib/ipvs-server
 
-# start_servers N [PORT]: rs<i> answers "rs<i>" on TCP and UDP PORT (80)
-# (tools/lib/ipvs-server: one process per real server, no forking).
+# start_servers N [PORT [ARGS...]]: rs<i> answers "rs<i>" on TCP and UDP
+# PORT (80) (tools/lib/ipvs-server: one process per real server, no
+# forking); ARGS go to every ipvs-server (e.g. --udp-pktinfo, more --port).
 start_servers() {
 	local n=$1 port=${2:-80} i j ready
+	shift
+	[ $# -gt 0 ] && shift
 	ready=$(mktemp -d)
 	for ((i = 1; i <= n; i++)); do
-		bg "${NS_RS[i]}" "$SERVER" "rs$i" --port "$port" --ready-file "$ready/rs$i"
+		bg "${NS_RS[i]}" "$SERVER" "rs$i" --port "$port" --ready-file "$ready/rs$i" "$@"
 	done
 	for ((i = 1; i <= n; i++)); do
 		for ((j = 0; j < 300; j++)); do
@@ -248,6 +252,52 @@ start_servers() {
 		fi
 	done
 	rm -rf "$ready"
+}
+
+# ---------------------------------------------------------------------------
+# Real servers that answer the client directly: direct routing (-g) and
+# IP-in-IP tunnel (-i), as in the kernel's net/netfilter/ipvs.sh.
+#
+#   client x<i> 10.2.<i>.1/24 -- rs<i> ret0 10.2.<i>.2/24, route to CIP
+#
+# The replies leave rs<i> from the virtual address and must not pass the
+# director (whose IPVS would see half a connection), so they take this
+# link back; the client accepts them there (rp_filter off: its route to
+# the VIP points at the director).
+
+# rs_return_path I: the link above for rs<I> of topo_nat.
+rs_return_path() {
+	local i=$1 ns=${NS_RS[$1]}
+	veth_add "$NS_C" "x$i" "$ns" ret0 || return 1
+	ip -n "$NS_C" addr add "10.2.$i.1/24" dev "x$i"
+	ip -n "$ns" addr add "10.2.$i.2/24" dev ret0
+	ip -n "$ns" route add "$CIP/32" via "10.2.$i.1" dev ret0 || return 1
+	nsx "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+		"net.ipv4.conf.x$i.rp_filter=0"
+}
+
+# rs_direct I dr|tun VIP...: make rs<I> of topo_nat a direct routing or
+# tunnel real server for the virtual addresses VIP... (on its lo, never
+# answered by ARP: arp_ignore=1, arp_announce=2), with rs_return_path; for
+# tun, the ipip module and its fallback device tunl0 decapsulate. Reverse
+# path filtering is off, since the client's packets come in on another
+# link than the replies leave by.
+rs_direct() {
+	local i=$1 mode=$2 ns=${NS_RS[$1]} v sysctls
+	shift 2
+	rs_return_path "$i" || return 1
+	for v in "$@"; do
+		ip -n "$ns" addr add "$v/32" dev lo || return 1
+	done
+	sysctls=(net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+		net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.ret0.rp_filter=0)
+	if [ "$mode" = tun ]; then
+		modprobe -q ipip || return 1
+		ip -n "$ns" link set tunl0 up || return 1
+		sysctls+=(net.ipv4.conf.tunl0.rp_filter=0)
+	fi
+	nsx "$ns" sysctl -qw "${sysctls[@]}"
 }
 
 # count_answers OUTPUT N: "c1 c2 ... cN errors" from ipvs-client output.
