@@ -122,6 +122,28 @@ impl Conn {
                 && self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0)
     }
 
+    /// The protocol state.
+    pub(crate) fn state(&self) -> u16 {
+        self.state.load(Relaxed)
+    }
+
+    /// Jiffies left until the entry expires, 0 once it is due.
+    pub(crate) fn expires_in(&self, now: u64) -> u64 {
+        self.expires.load(Relaxed).saturating_sub(now)
+    }
+
+    /// Upstream's name of the connection's state (`ip_vs_state_name`).
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.protocol {
+            crate::proto::IPPROTO_TCP => {
+                TcpState::from_u8(self.state() as u8).map_or("ERR!", TcpState::name)
+            }
+            crate::proto::IPPROTO_UDP => "UDP",
+            0 => "NONE",
+            _ => "ERR!",
+        }
+    }
+
     /// Connections this entry controls (persistence templates).
     pub(crate) fn n_control(&self) -> u32 {
         self.n_control.load(Relaxed)
@@ -455,6 +477,19 @@ impl ConnTable {
                     break;
                 }
                 self.unlink_locked(b, p);
+            }
+        }
+    }
+
+    /// Calls `f` on every entry, bucket by bucket (the walk of `/proc/net/ip_vs_conn`).
+    pub(crate) fn for_each<'a>(&'a self, _g: &'a rcu::Guard, mut f: impl FnMut(&'a Conn)) {
+        for b in self.buckets.iter() {
+            let mut p = b.load(Acquire);
+            // SAFETY: Entries reachable from a bucket are live until a grace period after
+            // they are unlinked, and `_g` holds the read lock for `'a`.
+            while let Some(c) = unsafe { p.as_ref() } {
+                f(c);
+                p = c.next.load(Acquire);
             }
         }
     }

@@ -322,7 +322,7 @@ fn zero_service(s: &Service) {
 /// `/proc/net/ip_vs`.
 pub(crate) struct ProcIpVs;
 
-fn proto_name(p: u16) -> &'static str {
+pub(crate) fn proto_name(p: u16) -> &'static str {
     match p {
         IPPROTO_TCP => "TCP",
         IPPROTO_UDP => "UDP",
@@ -396,6 +396,38 @@ impl NetSeqShow for ProcIpVs {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// `/proc/net/ip_vs_conn`: the connection table as `ipvsadm -Lc` reads it.
+pub(crate) struct ProcIpVsConn;
+
+impl NetSeqShow for ProcIpVsConn {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        let _ = writeln!(
+            m,
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData"
+        );
+        let ipvs = ipvs_of(net)?;
+        let hz = u64::from(ipvs.conns.hz().max(1));
+        let now = kernel::timer::jiffies_64();
+        let g = rcu::read_lock();
+        ipvs.conns.for_each(&g, |c| {
+            let _ = writeln!(
+                m,
+                "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} {:>7}",
+                proto_name(u16::from(c.protocol)),
+                u32::from_be_bytes(service::as_v4(&c.caddr)),
+                u16::from_be_bytes(c.cport),
+                u32::from_be_bytes(service::as_v4(&c.vaddr)),
+                u16::from_be_bytes(c.vport),
+                u32::from_be_bytes(service::as_v4(&c.daddr)),
+                u16::from_be_bytes(c.dport),
+                c.state_name(),
+                c.expires_in(now) / hz
+            );
+        });
         Ok(())
     }
 }

@@ -41,8 +41,11 @@ mod stats;
 mod uapi;
 mod xmit;
 
-use conn::{ConnParam, ConnTable, Expiry};
-use proto::{Ipv4, Ports, IPPROTO_TCP, IPPROTO_UDP};
+use conn::{Conn, ConnParam, ConnTable, Expiry};
+use proto::{
+    Icmp, Ipv4, Ports, Quoted, ICMP_DEST_UNREACH, ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP,
+    IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
+};
 use service::{ServiceTable, Services, AF_INET};
 use stats::Stats;
 use uapi::conn_flags;
@@ -78,28 +81,49 @@ const _: () = {
 /// Per-namespace IPVS state, one per network namespace.
 pub(crate) static IPVS: Pernet<Ipvs> = Pernet::new();
 
+const NF_IP_PRI_NAT_DST: i32 = -100;
 const NF_IP_PRI_NAT_SRC: i32 = 100;
 
-const HOOKS: [HookSpec; 2] = [
-    // Client requests to a virtual service.
+const fn spec(hook: InetHook, priority: i32) -> HookSpec {
     HookSpec {
         pf: pf::IPV4,
-        hook: InetHook::LocalIn,
-        priority: NF_IP_PRI_NAT_SRC - 1,
-    },
-    // Replies of NAT real servers.
-    HookSpec {
-        pf: pf::IPV4,
-        hook: InetHook::Forward,
-        priority: 100,
-    },
+        hook,
+        priority,
+    }
+}
+
+/// Where requests for virtual services are taken (`ip_vs_in_hook`): from remote clients
+/// after filtering, and from clients on the director itself.
+const IN_HOOKS: [HookSpec; 2] = [
+    spec(InetHook::LocalIn, NF_IP_PRI_NAT_SRC - 1),
+    spec(InetHook::LocalOut, NF_IP_PRI_NAT_DST + 2),
 ];
+
+/// Where replies of NAT real servers are rewritten (`ip_vs_out_hook`): routed through the
+/// director, addressed to a client on it, or sent by a real server on it.
+const OUT_HOOKS: [HookSpec; 3] = [
+    spec(InetHook::Forward, 100),
+    spec(InetHook::LocalIn, NF_IP_PRI_NAT_SRC - 2),
+    spec(InetHook::LocalOut, NF_IP_PRI_NAT_DST + 1),
+];
+
+/// Where ICMP errors for connections are taken when the director routes them rather than
+/// receives them (`ip_vs_forward_icmp`).
+const FWD_ICMP_HOOKS: [HookSpec; 1] = [spec(InetHook::Forward, 99)];
+
+/// The netfilter hooks of a namespace with services.
+struct HookRegs {
+    _in: netfilter::Registration<InHooks>,
+    _out: netfilter::Registration<OutHooks>,
+    _icmp: netfilter::Registration<FwdIcmpHooks>,
+}
 
 /// Control-plane state of a namespace, under its mutex.
 pub(crate) struct CtlState {
     pub(crate) services: Services,
-    hooks: Option<netfilter::Registration<IpvsHooks>>,
+    hooks: Option<HookRegs>,
     proc: Option<ProcNetEntry<ctl::ProcIpVs>>,
+    proc_conn: Option<ProcNetEntry<ctl::ProcIpVsConn>>,
 }
 
 impl CtlState {
@@ -108,10 +132,26 @@ impl CtlState {
         if self.services.len() == 0 {
             self.hooks = None;
         } else if self.hooks.is_none() {
-            let data = Arc::new(IpvsHooks, GFP_KERNEL)?;
-            // SAFETY: The registration lives in the namespace's `Ipvs`, whose `exit` drops it
-            // before the namespace is destroyed.
-            self.hooks = Some(unsafe { netfilter::Registration::new(net, &HOOKS, data)? });
+            // SAFETY (each registration): it lives in the namespace's `Ipvs`, whose `exit`
+            // drops it before the namespace is destroyed.
+            self.hooks = Some(HookRegs {
+                // SAFETY: As above.
+                _in: unsafe {
+                    netfilter::Registration::new(net, &IN_HOOKS, Arc::new(InHooks, GFP_KERNEL)?)?
+                },
+                // SAFETY: As above.
+                _out: unsafe {
+                    netfilter::Registration::new(net, &OUT_HOOKS, Arc::new(OutHooks, GFP_KERNEL)?)?
+                },
+                // SAFETY: As above.
+                _icmp: unsafe {
+                    netfilter::Registration::new(
+                        net,
+                        &FWD_ICMP_HOOKS,
+                        Arc::new(FwdIcmpHooks, GFP_KERNEL)?,
+                    )?
+                },
+            });
         }
         Ok(())
     }
@@ -136,6 +176,8 @@ pub(crate) struct Ipvs {
 const UDP_TIMEOUT_SECS: u32 = 5 * 60;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
+/// Length of the IP-in-IP tunnel header.
+const IPIP_HLEN: u32 = 20;
 
 impl PernetData for Ipvs {
     fn init(net: &Net) -> impl PinInit<Self, Error> {
@@ -146,6 +188,8 @@ impl PernetData for Ipvs {
                 hooks: None,
                 // SAFETY: Dropped in `exit`, before the namespace is destroyed.
                 proc: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs"), 0o444)? }),
+                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
+                proc_conn: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_conn"), 0o444)? }),
             }, "ipvs_ctl"),
             svc_table: RcuBox::new(None),
             conns: Arc::new(
@@ -169,6 +213,7 @@ impl PernetData for Ipvs {
     fn exit(&self, _net: &Net) {
         let mut ctl = self.ctl.lock();
         ctl.proc = None;
+        ctl.proc_conn = None;
         ctl.hooks = None;
         let _ = ctl.services.flush(&self.svc_table);
     }
@@ -194,15 +239,37 @@ fn find_service<'a>(
     tab.find(ip.protocol as u16, &service::v4(ip.daddr), ports.dport)
 }
 
-fn parse(skb: &mut SkBuff<'_>) -> Option<(Ipv4, Ports)> {
-    let ip = Ipv4::parse(skb.pull(20).ok()?)?;
+/// The packet's IPv4 header.
+fn parse_ip(skb: &mut SkBuff<'_>) -> Option<Ipv4> {
+    Ipv4::parse(skb.pull(20).ok()?)
+}
+
+/// The transport ports and flags of a TCP or UDP packet that is not a fragment.
+fn parse_ports(skb: &mut SkBuff<'_>, ip: &Ipv4) -> Option<Ports> {
     if ip.fragment {
         return None;
     }
     let l4 = proto::l4_len(ip.protocol)?;
     let h = skb.pull(ip.ihl + l4).ok()?;
-    let ports = Ports::parse(ip.protocol, h.get(ip.ihl..)?)?;
-    Some((ip, ports))
+    Ports::parse(ip.protocol, h.get(ip.ihl..)?)
+}
+
+/// The ICMP header of an error IPVS may relate to a connection, and the packet it quotes,
+/// starting at `off` (after any tunnel header): its IP header and its TCP or UDP ports.
+/// `None` for other messages, or when what is quoted is not a first fragment of TCP or UDP.
+fn parse_quoted(skb: &mut SkBuff<'_>, off: usize) -> Option<Quoted> {
+    let ip = Ipv4::parse(skb.pull(off + 20).ok()?.get(off..)?)?;
+    if ip.frag_offset != 0 || proto::l4_len(ip.protocol).is_none() {
+        return None;
+    }
+    let h = skb.pull(off + ip.ihl + 4).ok()?;
+    let (sport, dport) = proto::ports_of(h.get(off + ip.ihl..)?)?;
+    Some(Quoted {
+        off,
+        ip,
+        sport,
+        dport,
+    })
 }
 
 /// The packet's tuple: for a client packet the client is the source; for a reply the real
@@ -220,8 +287,22 @@ fn conn_param(ip: &Ipv4, ports: &Ports) -> ConnParam {
 
 impl Ipvs {
     /// Client-to-service packets (`ip_vs_in_hook`).
-    fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>) -> Verdict<'a> {
-        let Some((ip, ports)) = parse(&mut skb) else {
+    fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook) -> Verdict<'a> {
+        // Packets IPVS already sent on, link-layer broadcasts and others not for this host
+        // (local clients' packets have no link layer), and unrouted ones are not ours.
+        if skb.ipvs_property()
+            || (hook != InetHook::LocalOut && !skb.is_for_host())
+            || !skb.has_route()
+        {
+            return Verdict::Accept(skb);
+        }
+        let Some(ip) = parse_ip(&mut skb) else {
+            return Verdict::Accept(skb);
+        };
+        if ip.protocol == IPPROTO_ICMP {
+            return self.in_icmp(net, skb, &ip, hook);
+        }
+        let Some(ports) = parse_ports(&mut skb, &ip) else {
             return Verdict::Accept(skb);
         };
         let g = rcu::read_lock();
@@ -274,7 +355,7 @@ impl Ipvs {
                 };
                 let Some(dest) = dest else {
                     // No server: tell the client the port is unreachable (`ip_vs_leave`).
-                    skb.icmp_send(3, 3, 0);
+                    skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
                     return Verdict::Drop(skb);
                 };
                 let dport = if dest.info.port == [0, 0] {
@@ -297,11 +378,7 @@ impl Ipvs {
             }
         };
 
-        let len = skb.len();
-        let d = cp.dest();
-        d.stats.count_in(len);
-        d.svc_stats.count_in(len);
-        self.stats.count_in(len);
+        self.in_stats(cp, skb.len());
         cp.in_pkts.fetch_add(1, Relaxed);
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition(false, ports.tcp_flags, &self.tcp_timeouts);
@@ -310,17 +387,27 @@ impl Ipvs {
         }
 
         match cp.fwd_method() {
-            conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp),
-            conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp),
-            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp),
+            conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, hook),
+            conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, false),
+            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp, false),
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
         }
     }
 
-    /// Replies from NAT real servers (`ip_vs_out_hook`).
-    fn ip_vs_out<'a>(&self, mut skb: SkBuff<'a>) -> Verdict<'a> {
-        let Some((ip, ports)) = parse(&mut skb) else {
+    /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
+    /// come from the virtual service.
+    fn ip_vs_out<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook) -> Verdict<'a> {
+        if skb.ipvs_property() || !skb.has_route() {
+            return Verdict::Accept(skb);
+        }
+        let Some(ip) = parse_ip(&mut skb) else {
+            return Verdict::Accept(skb);
+        };
+        if ip.protocol == IPPROTO_ICMP {
+            return self.out_icmp(net, skb, &ip, hook);
+        }
+        let Some(ports) = parse_ports(&mut skb, &ip) else {
             return Verdict::Accept(skb);
         };
         let g = rcu::read_lock();
@@ -328,20 +415,182 @@ impl Ipvs {
         let Some(cp) = self.conns.out_get(&p, &g) else {
             return Verdict::Accept(skb);
         };
-        if cp.fwd_method() != conn_flags::MASQ {
-            return Verdict::Accept(skb);
+        if cp.fwd_method() == conn_flags::MASQ
+            && (xmit::snat_reply(&mut skb, &ip, cp).is_err() || reroute(net, &mut skb, hook).is_err())
+        {
+            return Verdict::Drop(skb);
         }
-        let len = skb.len();
-        let d = cp.dest();
-        d.stats.count_out(len);
-        d.svc_stats.count_out(len);
-        self.stats.count_out(len);
+        self.out_stats(cp, skb.len());
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition(true, ports.tcp_flags, &self.tcp_timeouts);
         } else {
             cp.refresh(self.udp_timeout.load(Relaxed));
         }
-        xmit::snat_reply(skb, &ip, cp)
+        skb.set_ipvs_property();
+        skb.set_untracked();
+        Verdict::Accept(skb)
+    }
+
+    /// ICMP errors travelling towards a real server (`ip_vs_in_icmp`): about a packet a NAT
+    /// real server sent to a client through the director, they are translated and
+    /// forwarded to it; for DR and tunnel connections forwarded as they are. An error about
+    /// a tunnelled packet, from the path between director and real server, goes back to the
+    /// client instead (see [`Self::tunnel_icmp`]).
+    fn in_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, hook: InetHook) -> Verdict<'a> {
+        // Fragmented errors are left to the stack (upstream reassembles them first).
+        if ip.fragment {
+            return Verdict::Accept(skb);
+        }
+        let ihl = ip.ihl;
+        let Some(ic) = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?)) else {
+            return Verdict::Drop(skb);
+        };
+        if !ic.is_related_error() {
+            return Verdict::Accept(skb);
+        }
+        let mut off = ihl + ICMP_HLEN;
+        let Some(cih) = skb.pull(off + 20).ok().and_then(|h| Ipv4::parse(h.get(off..)?)) else {
+            return Verdict::Accept(skb);
+        };
+        let g = rcu::read_lock();
+        // An error about a packet we tunnelled quotes our outer header: it must be for this
+        // host, about a real server we tunnel to.
+        let tunnel = cih.protocol == IPPROTO_IPIP;
+        if tunnel {
+            if cih.frag_offset != 0 || !skb.route_is_local() || !self.is_tunnel_dest(&cih.daddr, &g) {
+                return Verdict::Accept(skb);
+            }
+            off += cih.ihl;
+        }
+        let Some(q) = parse_quoted(&mut skb, off) else {
+            return Verdict::Accept(skb);
+        };
+        // The quoted packet went from the service to the client, or, tunnelled, from the
+        // client to the service.
+        let p = if tunnel {
+            quoted_param(&q, false)
+        } else {
+            quoted_param(&q, true)
+        };
+        let Some(cp) = self.conns.in_get(&p, &g) else {
+            return Verdict::Accept(skb);
+        };
+        if (cp.fwd_method() == conn_flags::MASQ || tunnel) && skb.csum_fold_from(ihl) != Ok(0) {
+            return Verdict::Drop(skb);
+        }
+        if tunnel {
+            return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp);
+        }
+        self.in_stats(cp, skb.len());
+        xmit::icmp_xmit(net, skb, ip, &q, cp, hook)
+    }
+
+    /// An ICMP error about a packet tunnelled to a real server, from the path to it: the
+    /// client that sent the packet gets the error, from the virtual service, about its own
+    /// packet. "Fragmentation needed" teaches the director the tunnel's path MTU and tells a
+    /// client that uses path MTU discovery the MTU left inside the tunnel.
+    fn tunnel_icmp<'a>(
+        &self,
+        net: &Net,
+        mut skb: SkBuff<'a>,
+        ic: &Icmp,
+        tun: &Ipv4,
+        q: &Quoted,
+        cp: &Conn,
+    ) -> Verdict<'a> {
+        let mut info = u32::from_ne_bytes(ic.rest);
+        // From here on the packet starts with our tunnel header, then the client's packet.
+        let outer_len = q.off - tun.ihl;
+        if skb.pull_network(outer_len).is_err() || skb.pull(tun.ihl).is_err() {
+            return Verdict::Drop(skb);
+        }
+        if ic.is_frag_needed() {
+            let mtu = u32::from(ic.frag_mtu());
+            skb.update_pmtu_v4(net, mtu);
+            // Only a client that uses path MTU discovery needs to hear about it.
+            if !q.ip.df {
+                return Verdict::Drop(skb);
+            }
+            let inner = if mtu > 68 + IPIP_HLEN { mtu - IPIP_HLEN } else { mtu };
+            info = inner.to_be();
+        }
+        if skb.pull_network(tun.ihl).is_err() {
+            return Verdict::Drop(skb);
+        }
+        match skb.pull(q.ip.ihl) {
+            Ok(h) if usize::from(h[0] & 0x0f) * 4 == q.ip.ihl => {}
+            _ => return Verdict::Drop(skb),
+        }
+        skb.icmp_send(ic.icmp_type, ic.code, info);
+        self.out_stats(cp, skb.len());
+        Verdict::Drop(skb)
+    }
+
+    /// ICMP errors travelling from a real server's side towards a client
+    /// (`ip_vs_out_icmp`, `handle_response_icmp`): for NAT connections they are made to come
+    /// from, and quote a packet to, the virtual service.
+    fn out_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, hook: InetHook) -> Verdict<'a> {
+        if ip.fragment {
+            return Verdict::Accept(skb);
+        }
+        let ihl = ip.ihl;
+        let Some(ic) = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?)) else {
+            return Verdict::Drop(skb);
+        };
+        if !ic.is_related_error() {
+            return Verdict::Accept(skb);
+        }
+        let Some(q) = parse_quoted(&mut skb, ihl + ICMP_HLEN) else {
+            return Verdict::Accept(skb);
+        };
+        let g = rcu::read_lock();
+        // The quoted packet went from the client to the real server.
+        let Some(cp) = self.conns.out_get(&quoted_param(&q, true), &g) else {
+            return Verdict::Accept(skb);
+        };
+        if cp.fwd_method() == conn_flags::MASQ
+            && (skb.csum_fold_from(ihl) != Ok(0)
+                || xmit::nat_icmp(&mut skb, ihl, &q, true, cp).is_err()
+                || reroute(net, &mut skb, hook).is_err())
+        {
+            return Verdict::Drop(skb);
+        }
+        self.out_stats(cp, skb.len());
+        skb.set_ipvs_property();
+        skb.set_untracked();
+        Verdict::Accept(skb)
+    }
+
+    /// Whether `addr` is a real server some service tunnels to (`ip_vs_find_tunnel`).
+    fn is_tunnel_dest(&self, addr: &[u8; 4], g: &rcu::Guard) -> bool {
+        let Some(tab) = self.svc_table.get(g) else {
+            return false;
+        };
+        let addr = service::v4(*addr);
+        tab.iter().any(|s| {
+            s.dests.get(g).is_some_and(|l| {
+                l.dests.iter().any(|d| {
+                    d.info.addr == addr
+                        && d.conn_flags.load(Relaxed) & conn_flags::FWD_MASK == conn_flags::TUNNEL
+                })
+            })
+        })
+    }
+
+    /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
+    fn in_stats(&self, cp: &Conn, len: u32) {
+        let d = cp.dest();
+        d.stats.count_in(len);
+        d.svc_stats.count_in(len);
+        self.stats.count_in(len);
+    }
+
+    /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
+    fn out_stats(&self, cp: &Conn, len: u32) {
+        let d = cp.dest();
+        d.stats.count_out(len);
+        d.svc_stats.count_out(len);
+        self.stats.count_out(len);
     }
 
     /// `IP_VS_SO_GET_TIMEOUT`.
@@ -386,17 +635,72 @@ impl Ipvs {
     }
 }
 
-/// The netfilter hook functions; the namespace's state is found from the packet's namespace.
-struct IpvsHooks;
+/// Re-routes a NAT reply or ICMP error sent by this host after its source changed
+/// (`ip_vs_route_me_harder`, with `snat_reroute` on as by default): policy routing may send
+/// it elsewhere than what its real-server source was routed by.
+fn reroute(net: &Net, skb: &mut SkBuff<'_>, hook: InetHook) -> Result {
+    if hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()) {
+        skb.route_me_harder(net)
+    } else {
+        Ok(())
+    }
+}
 
-impl Hooks for IpvsHooks {
+/// The connection tuple of the packet an ICMP error quotes. `reversed`: the quoted packet
+/// travels opposite to the error, so its destination is the connection's client (errors
+/// about replies) or its real server (errors about requests, looked up as replies are).
+fn quoted_param(q: &Quoted, reversed: bool) -> ConnParam {
+    let (c, cport, v, vport) = if reversed {
+        (q.ip.daddr, q.dport, q.ip.saddr, q.sport)
+    } else {
+        (q.ip.saddr, q.sport, q.ip.daddr, q.dport)
+    };
+    ConnParam {
+        af: AF_INET,
+        protocol: q.ip.protocol,
+        caddr: service::v4(c),
+        cport,
+        vaddr: service::v4(v),
+        vport,
+    }
+}
+
+/// The hook functions for requests; the namespace's state is found from the packet's.
+struct InHooks;
+
+impl Hooks for InHooks {
     fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+        match IPVS.get(state.net) {
+            Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook),
+            None => Verdict::Accept(skb),
+        }
+    }
+}
+
+/// The hook functions for replies.
+struct OutHooks;
+
+impl Hooks for OutHooks {
+    fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+        match IPVS.get(state.net) {
+            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook),
+            None => Verdict::Accept(skb),
+        }
+    }
+}
+
+/// The hook function for ICMP errors routed through the director.
+struct FwdIcmpHooks;
+
+impl Hooks for FwdIcmpHooks {
+    fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
         let Some(ipvs) = IPVS.get(state.net) else {
             return Verdict::Accept(skb);
         };
-        match state.hook {
-            InetHook::LocalIn => ipvs.ip_vs_in(state.net, skb),
-            InetHook::Forward => ipvs.ip_vs_out(skb),
+        match parse_ip(&mut skb) {
+            Some(ip) if ip.protocol == IPPROTO_ICMP && !skb.ipvs_property() => {
+                ipvs.in_icmp(state.net, skb, &ip, state.hook)
+            }
             _ => Verdict::Accept(skb),
         }
     }

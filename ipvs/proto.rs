@@ -11,6 +11,8 @@
 
 /// `IPPROTO_ICMP`.
 pub const IPPROTO_ICMP: u8 = 1;
+/// `IPPROTO_IPIP`.
+pub const IPPROTO_IPIP: u8 = 4;
 /// `IPPROTO_TCP`.
 pub const IPPROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
@@ -48,6 +50,8 @@ pub struct Ipv4 {
     pub df: bool,
     /// A fragment (offset or more-fragments set).
     pub fragment: bool,
+    /// Fragment offset in 8-byte units (non-zero: a fragment without transport header).
+    pub frag_offset: u16,
     /// Total length.
     pub tot_len: u16,
 }
@@ -73,6 +77,7 @@ impl Ipv4 {
             tos: b[1],
             df: frag & 0x4000 != 0,
             fragment: frag & 0x3fff != 0,
+            frag_offset: frag & 0x1fff,
             tot_len: u16::from_be_bytes([b[2], b[3]]),
         })
     }
@@ -107,6 +112,90 @@ impl Ports {
             csum: [b[off], b[off + 1]],
         })
     }
+}
+
+/// The source and destination ports at the start of a TCP or UDP header (network byte
+/// order): all an ICMP error is sure to quote of it.
+pub fn ports_of(h: &[u8]) -> Option<([u8; 2], [u8; 2])> {
+    let b = h.get(..4)?;
+    Some(([b[0], b[1]], [b[2], b[3]]))
+}
+
+/// `ICMP_DEST_UNREACH`.
+pub const ICMP_DEST_UNREACH: u8 = 3;
+/// `ICMP_SOURCE_QUENCH`.
+pub const ICMP_SOURCE_QUENCH: u8 = 4;
+/// `ICMP_TIME_EXCEEDED`.
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+/// `ICMP_PORT_UNREACH`, a code of [`ICMP_DEST_UNREACH`].
+pub const ICMP_PORT_UNREACH: u8 = 3;
+/// `ICMP_FRAG_NEEDED`, a code of [`ICMP_DEST_UNREACH`].
+pub const ICMP_FRAG_NEEDED: u8 = 4;
+/// `ICMP_HOST_UNREACH`, a code of [`ICMP_DEST_UNREACH`].
+pub const ICMP_HOST_UNREACH: u8 = 1;
+/// Length of the ICMP header; an error's quoted IP header follows it.
+pub const ICMP_HLEN: usize = 8;
+/// Offset of the checksum within the ICMP header.
+pub const ICMP_CSUM_OFF: usize = 2;
+
+/// An ICMP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Icmp {
+    /// Message type.
+    pub icmp_type: u8,
+    /// Code within the type.
+    pub code: u8,
+    /// The type-specific second word (`un`), as on the wire.
+    pub rest: [u8; 4],
+}
+
+impl Icmp {
+    /// Parses the ICMP header at `h[0]`.
+    pub fn parse(h: &[u8]) -> Option<Self> {
+        let b = h.get(..ICMP_HLEN)?;
+        Some(Self {
+            icmp_type: b[0],
+            code: b[1],
+            rest: [b[4], b[5], b[6], b[7]],
+        })
+    }
+
+    /// Whether this is an error IPVS relates to a connection: destination unreachable
+    /// (fragmentation needed and port unreachable among them), source quench, time exceeded.
+    pub fn is_related_error(&self) -> bool {
+        matches!(
+            self.icmp_type,
+            ICMP_DEST_UNREACH | ICMP_SOURCE_QUENCH | ICMP_TIME_EXCEEDED
+        )
+    }
+
+    /// Whether this is "fragmentation needed".
+    pub fn is_frag_needed(&self) -> bool {
+        self.icmp_type == ICMP_DEST_UNREACH && self.code == ICMP_FRAG_NEEDED
+    }
+
+    /// The next-hop MTU of a "fragmentation needed" error.
+    pub fn frag_mtu(&self) -> u16 {
+        u16::from_be_bytes([self.rest[2], self.rest[3]])
+    }
+}
+
+/// The packet an ICMP error quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quoted {
+    /// Offset of its IP header from the start of the error's IP header.
+    pub off: usize,
+    /// Its IP header.
+    pub ip: Ipv4,
+    /// Its source port, network byte order.
+    pub sport: [u8; 2],
+    /// Its destination port, network byte order.
+    pub dport: [u8; 2],
+}
+
+/// Whether an IPv4 address is a loopback address (127.0.0.0/8).
+pub fn is_loopback(a: [u8; 4]) -> bool {
+    a[0] == 127
 }
 
 /// Recomputes the IPv4 header checksum of `h` (its first `ihl` bytes).
@@ -158,7 +247,11 @@ mod tests {
         assert!(Ipv4::parse(&v6).is_none());
         let mut frag = HDR;
         frag[6] = 0x20;
-        assert!(Ipv4::parse(&frag).unwrap().fragment);
+        let f = Ipv4::parse(&frag).unwrap();
+        assert!(f.fragment);
+        assert_eq!(f.frag_offset, 0);
+        frag[7] = 0xb9;
+        assert_eq!(Ipv4::parse(&frag).unwrap().frag_offset, 0xb9);
         assert!(Ipv4::parse(&HDR[..19]).is_none());
     }
 
@@ -174,5 +267,25 @@ mod tests {
         assert!(Ports::parse(IPPROTO_ICMP, &tcp).is_none());
         let udp = [0, 53, 0x30, 0x39, 0, 8, 0, 0];
         assert_eq!(Ports::parse(IPPROTO_UDP, &udp).unwrap().csum, [0, 0]);
+    }
+
+    #[test]
+    fn icmp_errors() {
+        // Fragmentation needed, next-hop MTU 1280.
+        let h = [3, 4, 0xab, 0xcd, 0, 0, 0x05, 0x00];
+        let ic = Icmp::parse(&h).unwrap();
+        assert!(ic.is_related_error());
+        assert!(ic.is_frag_needed());
+        assert_eq!(ic.frag_mtu(), 1280);
+        // Port unreachable, time exceeded and source quench are related; echo is not.
+        for (t, c, rel) in [(3, 3, true), (11, 0, true), (4, 0, true), (8, 0, false), (0, 0, false), (5, 1, false)] {
+            let ic = Icmp::parse(&[t, c, 0, 0, 0, 0, 0, 0]).unwrap();
+            assert_eq!(ic.is_related_error(), rel, "type {t}");
+            assert!(!ic.is_frag_needed() || (t, c) == (3, 4));
+        }
+        assert!(Icmp::parse(&h[..7]).is_none());
+        assert_eq!(ports_of(&[0x1f, 0x90, 0, 80]), Some(([0x1f, 0x90], [0, 80])));
+        assert!(ports_of(&[1, 2, 3]).is_none());
+        assert!(is_loopback([127, 0, 0, 1]) && !is_loopback([10, 0, 0, 1]));
     }
 }

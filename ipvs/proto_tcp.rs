@@ -246,4 +246,72 @@ mod tests {
         assert_eq!(TcpState::from_u8(10), Some(TcpState::SynAck));
         assert_eq!(TcpState::from_u8(11), None);
     }
+
+    #[test]
+    fn nat_server_closes_first() {
+        use Direction::*;
+        use Event::*;
+        let est = [(Input, Syn), (Output, Syn), (Input, Ack)];
+        let mut v = est.to_vec();
+        v.push((Output, Fin));
+        assert_eq!(walk(&v), TcpState::FinWait);
+        v.push((Input, Ack));
+        assert_eq!(walk(&v), TcpState::FinWait);
+        v.push((Input, Fin));
+        assert_eq!(walk(&v), TcpState::TimeWait);
+        v.push((Output, Ack));
+        assert_eq!(walk(&v), TcpState::TimeWait);
+    }
+
+    #[test]
+    fn resets_and_refused_connections() {
+        use Direction::*;
+        use Event::*;
+        // The real server refuses the connection: RST in answer to the SYN.
+        assert_eq!(walk(&[(Input, Syn), (Output, Rst)]), TcpState::Close);
+        // A client RST during the handshake is ignored (SYN_RECV stays), as upstream does
+        // against spoofed resets; once established it closes.
+        assert_eq!(walk(&[(Input, Syn), (Input, Rst)]), TcpState::SynRecv);
+        assert_eq!(walk(&[(Input, Syn), (Output, Syn), (Input, Ack), (Input, Rst)]), TcpState::Close);
+        // A new SYN on a closed connection starts over.
+        assert_eq!(walk(&[(Input, Syn), (Output, Rst), (Input, Syn)]), TcpState::SynRecv);
+        // TIME_WAIT ignores a late reset from the real server.
+        let tw = [(Input, Syn), (Output, Syn), (Input, Ack), (Input, Fin), (Output, Fin)];
+        let s = walk(&tw);
+        assert_eq!(s, TcpState::TimeWait);
+        assert_eq!(next_state(s, Output, Some(Rst)), TcpState::TimeWait);
+    }
+
+    #[test]
+    fn input_only_full_lifecycle() {
+        use Direction::*;
+        use Event::*;
+        // DR/tunnel: the director sees the client's segments only.
+        let seq = [
+            (InputOnly, Syn, TcpState::SynRecv),
+            (InputOnly, Ack, TcpState::Established),
+            (InputOnly, Ack, TcpState::Established),
+            (InputOnly, Fin, TcpState::FinWait),
+            (InputOnly, Ack, TcpState::FinWait),
+        ];
+        let mut s = TcpState::None;
+        for (d, e, want) in seq {
+            s = next_state(s, d, Some(e));
+            assert_eq!(s, want);
+        }
+        // Only ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK count as active connections.
+        let tally: Vec<_> = seq.iter().map(|x| x.2.is_active()).collect();
+        assert_eq!(tally, [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn timeouts_are_upstreams() {
+        let t = default_timeouts(100);
+        let secs: Vec<u32> = t.iter().map(|a| a.load(core::sync::atomic::Ordering::Relaxed) / 100).collect();
+        assert_eq!(secs, [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120]);
+        for (i, s) in ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            assert_eq!(TcpState::from_u8(i as u8), Some(*s));
+        }
+    }
 }

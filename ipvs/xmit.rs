@@ -1,27 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Forwarding a packet to its real server (NAT, direct routing) and rewriting replies.
+//! Forwarding a packet to its real server (NAT, direct routing, IP-in-IP tunnel, or the local
+//! host when the real server's address is the director's own), rewriting NAT replies, and
+//! forwarding ICMP errors that belong to a connection.
 //!
-//! C: `srctree/net/netfilter/ipvs/ip_vs_xmit.c` (`ip_vs_nat_xmit`, `ip_vs_dr_xmit`),
-//! `ip_vs_proto_tcp.c`/`ip_vs_proto_udp.c` (`*_dnat_handler`, `*_snat_handler`)
+//! C: `srctree/net/netfilter/ipvs/ip_vs_xmit.c` (`ip_vs_nat_xmit`, `ip_vs_dr_xmit`,
+//! `ip_vs_tunnel_xmit`, `ip_vs_icmp_xmit`, `__ip_vs_get_out_rt`), `ip_vs_core.c`
+//! (`ip_vs_nat_icmp`), `ip_vs_proto_tcp.c`/`ip_vs_proto_udp.c` (`*_dnat_handler`,
+//! `*_snat_handler`)
 
 use crate::{
     conn::Conn,
-    proto::{self, Ipv4, IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF},
+    proto::{
+        self, is_loopback, Ipv4, Quoted, ICMP_CSUM_OFF, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
+        TCP_CSUM_OFF, UDP_CSUM_OFF,
+    },
     service::as_v4,
+    uapi::conn_flags,
 };
 use kernel::{
     net::{
         namespace::Net,
-        netfilter::Verdict,
-        skbuff::{Checksum, SkBuff},
+        netfilter::{InetHook, Verdict},
+        skbuff::{Checksum, Rtable, SkBuff},
     },
     prelude::*,
 };
-
-const ICMP_DEST_UNREACH: u8 = 3;
-const ICMP_FRAG_NEEDED: u8 = 4;
-const ICMP_TIME_EXCEEDED: u8 = 11;
 
 fn csum_off(protocol: u8) -> usize {
     if protocol == IPPROTO_TCP {
@@ -58,37 +63,58 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 
     h[a_off..a_off + 4].copy_from_slice(&addr);
     let po = ip.ihl + p_off;
     h[po..po + 2].copy_from_slice(&port);
+    proto::ip_send_check(h, ip.ihl);
     Ok(())
 }
 
-/// Routes the packet to `daddr`, decrements the TTL and checks the path MTU (less
-/// `overhead` bytes of encapsulation), as upstream's `__ip_vs_get_out_rt` does for a
-/// non-local real server. Returns the packet and the route's source address, or the verdict
-/// to give up with.
+/// Where [`route_to`] sends a packet.
+enum Out {
+    /// The real server is this host: the packet continues to local delivery unchanged in
+    /// route.
+    Local,
+    /// Another host; the packet carries the route to it, from `saddr`.
+    Remote { saddr: [u8; 4] },
+}
+
+/// Routes the packet to the real server `daddr` (`__ip_vs_get_out_rt`). A local `daddr`
+/// leaves the packet as it is. For another host: the TTL is decremented (time exceeded
+/// sent when it runs out) and the path MTU less `overhead` bytes of encapsulation is
+/// checked, answering "fragmentation needed" for a DF packet that does not fit, unless the
+/// packet is itself an ICMP error (`icmp`). The route is attached only once all checks
+/// passed, so that ICMP errors about the packet come from the address the client used.
 fn route_to<'a>(
     net: &Net,
     mut skb: SkBuff<'a>,
     ip: &Ipv4,
     daddr: [u8; 4],
     overhead: u32,
-) -> Result<(SkBuff<'a>, [u8; 4]), Verdict<'a>> {
-    let saddr = match skb.route_output_v4(net, daddr, [0; 4], ip.tos) {
-        Ok(s) => s,
-        Err(_) => return Err(Verdict::Drop(skb)),
+    icmp: bool,
+) -> Result<(SkBuff<'a>, Out), Verdict<'a>> {
+    let (rt, saddr) = match Rtable::output_v4(net, daddr, [0; 4], ip.tos) {
+        Ok(r) => r,
+        Err(_) => {
+            skb.icmp_send(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+            return Err(Verdict::Drop(skb));
+        }
     };
-    if skb.route_is_local() {
-        // A real server on the director itself: deliver locally.
-        return Err(Verdict::Accept(skb));
+    if rt.is_local() {
+        return Ok((skb, Out::Local));
+    }
+    // Loopback sources never leave the host.
+    if is_loopback(ip.saddr) {
+        return Err(Verdict::Drop(skb));
     }
     if ip.ttl <= 1 {
         skb.icmp_send(ICMP_TIME_EXCEEDED, 0, 0);
         return Err(Verdict::Drop(skb));
     }
-    if let Some(mtu) = skb.route_mtu().map(|m| m.saturating_sub(overhead)) {
-        if ip.df && u32::from(ip.tot_len) > mtu && !skb.is_gso() {
-            skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
-            return Err(Verdict::Drop(skb));
-        }
+    let mtu = rt.mtu().saturating_sub(overhead);
+    if overhead != 0 && mtu < 68 {
+        return Err(Verdict::Drop(skb));
+    }
+    if !icmp && ip.df && skb.len() > mtu && !skb.is_gso() {
+        skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
+        return Err(Verdict::Drop(skb));
     }
     match skb.writable(ip.ihl) {
         Ok(h) => {
@@ -97,44 +123,80 @@ fn route_to<'a>(
         }
         Err(_) => return Err(Verdict::Drop(skb)),
     }
-    Ok((skb, saddr))
+    skb.set_route(rt);
+    Ok((skb, Out::Remote { saddr }))
+}
+
+/// Sends a packet on its new route (`ip_vs_send_or_cont` for another host): untracked and
+/// marked as handled, so that no IPVS hook takes it again on its way out.
+fn send<'a>(net: &Net, mut skb: SkBuff<'a>) -> Verdict<'a> {
+    skb.set_ipvs_property();
+    skb.set_untracked();
+    skb.prepare_resend();
+    Verdict::Stolen(skb.ip_local_out(net))
+}
+
+/// Lets a packet for a real server on this host continue to local delivery.
+fn cont<'a>(mut skb: SkBuff<'a>) -> Verdict<'a> {
+    skb.set_ipvs_property();
+    skb.set_untracked();
+    Verdict::Accept(skb)
 }
 
 /// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`).
-pub(crate) fn nat_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
+/// A real server at a local address gets the rewritten packet by local delivery.
+pub(crate) fn nat_xmit<'a>(
+    net: &Net,
+    skb: SkBuff<'a>,
+    ip: &Ipv4,
+    cp: &Conn,
+    hook: InetHook,
+) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let mut skb = match route_to(net, skb, ip, daddr, 0) {
-        Ok((s, _)) => s,
+    let (mut skb, out) = match route_to(net, skb, ip, daddr, 0, false) {
+        Ok(r) => r,
         Err(v) => return v,
     };
+    // From the world, but translated to a loopback address: refused, as upstream.
+    if matches!(out, Out::Local) && is_loopback(daddr) && hook != InetHook::LocalOut {
+        return Verdict::Drop(skb);
+    }
     if mangle(&mut skb, ip, false, daddr, cp.dport).is_err() {
         return Verdict::Drop(skb);
     }
-    skb.set_untracked();
-    Verdict::Stolen(skb.ip_local_out(net))
+    skb.set_ignore_df();
+    match out {
+        Out::Local => cont(skb),
+        Out::Remote { .. } => send(net, skb),
+    }
 }
 
 /// Direct routing: send the packet unchanged to the real server's address
-/// (`ip_vs_dr_xmit`).
-pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
-    let mut skb = match route_to(net, skb, ip, as_v4(&cp.daddr), 0) {
-        Ok((s, _)) => s,
-        Err(v) => return v,
-    };
-    skb.set_untracked();
-    Verdict::Stolen(skb.ip_local_out(net))
+/// (`ip_vs_dr_xmit`); `icmp` for an ICMP error being forwarded.
+pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn, icmp: bool) -> Verdict<'a> {
+    match route_to(net, skb, ip, as_v4(&cp.daddr), 0, icmp) {
+        Ok((skb, Out::Local)) => cont(skb),
+        Ok((skb, Out::Remote { .. })) => send(net, skb),
+        Err(v) => v,
+    }
 }
 
-const IPPROTO_IPIP: u8 = 4;
 const IPIP_HLEN: u32 = 20;
 
 /// IP-in-IP tunnelling: wrap the packet in an IPv4 header to the real server
 /// (`ip_vs_tunnel_xmit`). The outer header copies the inner TOS, TTL and DF bit, so path MTU
-/// discovery keeps working through the tunnel.
-pub(crate) fn tunnel_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
+/// discovery keeps working through the tunnel; `icmp` for an ICMP error being forwarded.
+pub(crate) fn tunnel_xmit<'a>(
+    net: &Net,
+    skb: SkBuff<'a>,
+    ip: &Ipv4,
+    cp: &Conn,
+    icmp: bool,
+) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN) {
-        Ok(r) => r,
+    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN, icmp) {
+        Ok((skb, Out::Local)) => return cont(skb),
+        Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
     };
     let ttl = ip.ttl - 1;
@@ -142,33 +204,92 @@ pub(crate) fn tunnel_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) 
         Ok(h) => {
             h[0] = 0x45;
             h[1] = ip.tos;
-            h[2] = 0;
-            h[3] = 0;
-            h[4] = 0;
-            h[5] = 0;
+            h[2..6].fill(0);
             h[6] = if ip.df { 0x40 } else { 0 };
             h[7] = 0;
             h[8] = ttl;
             h[9] = IPPROTO_IPIP;
+            h[10] = 0;
+            h[11] = 0;
             h[12..16].copy_from_slice(&saddr);
             h[16..20].copy_from_slice(&daddr);
         }
         Err(_) => return Verdict::Drop(skb),
     }
     skb.ip_select_ident(net);
-    skb.set_untracked();
-    Verdict::Stolen(skb.ip_local_out(net))
+    send(net, skb)
 }
 
 /// Rewrites a real server's reply so that it comes from the virtual service
 /// (`handle_response`, `*_snat_handler`).
-pub(crate) fn snat_reply<'a>(mut skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn) -> Verdict<'a> {
-    if mangle(&mut skb, ip, true, as_v4(&cp.vaddr), cp.vport).is_err() {
+pub(crate) fn snat_reply(skb: &mut SkBuff<'_>, ip: &Ipv4, cp: &Conn) -> Result {
+    mangle(skb, ip, true, as_v4(&cp.vaddr), cp.vport)
+}
+
+/// Rewrites an ICMP error about NAT connection `cp` (`ip_vs_nat_icmp`). Towards the client
+/// (`out`), the real server's address and port become the virtual service's: in the outer
+/// source and in the quoted packet's destination. Towards the real server, the virtual
+/// service's become the real server's in the outer destination and the quoted source. The
+/// ICMP checksum is computed afresh; the quoted transport checksum is left alone, as
+/// upstream does (the quote is usually truncated anyway).
+pub(crate) fn nat_icmp(skb: &mut SkBuff<'_>, ihl: usize, q: &Quoted, out: bool, cp: &Conn) -> Result {
+    let ports_at = q.off + q.ip.ihl;
+    let (outer_at, quoted_at, port_at, addr, port) = if out {
+        (12, q.off + 16, ports_at + 2, as_v4(&cp.vaddr), cp.vport)
+    } else {
+        (16, q.off + 12, ports_at, as_v4(&cp.daddr), cp.dport)
+    };
+    let h = skb.writable(ports_at + 4)?;
+    // The quoted header length was read before the bytes were made private: check again.
+    if usize::from(h[q.off] & 0x0f) * 4 != q.ip.ihl {
+        return Err(EINVAL);
+    }
+    h[outer_at..outer_at + 4].copy_from_slice(&addr);
+    proto::ip_send_check(h, ihl);
+    h[quoted_at..quoted_at + 4].copy_from_slice(&addr);
+    proto::ip_send_check(&mut h[q.off..], q.ip.ihl);
+    h[port_at..port_at + 2].copy_from_slice(&port);
+    h[ihl + ICMP_CSUM_OFF..ihl + ICMP_CSUM_OFF + 2].fill(0);
+    let sum = skb.csum_fold_from(ihl)?;
+    let h = skb.writable(ihl + ICMP_HLEN)?;
+    h[ihl + ICMP_CSUM_OFF..ihl + ICMP_CSUM_OFF + 2].copy_from_slice(&sum.to_ne_bytes());
+    skb.set_csum_unnecessary();
+    Ok(())
+}
+
+/// Forwards an ICMP error about connection `cp` to its real server (`ip_vs_icmp_xmit`): as
+/// is by the connection's method for DR and tunnel connections, translated for NAT ones.
+/// `ip` is the error's own header, `q` the packet it quotes.
+pub(crate) fn icmp_xmit<'a>(
+    net: &Net,
+    skb: SkBuff<'a>,
+    ip: &Ipv4,
+    q: &Quoted,
+    cp: &Conn,
+    hook: InetHook,
+) -> Verdict<'a> {
+    match cp.fwd_method() {
+        conn_flags::MASQ => {}
+        conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, true),
+        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, true),
+        _ => return Verdict::Accept(skb),
+    }
+    let daddr = as_v4(&cp.daddr);
+    let (mut skb, out) = match route_to(net, skb, ip, daddr, 0, true) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
+    if matches!(out, Out::Local)
+        && (hook == InetHook::Forward || (is_loopback(daddr) && hook != InetHook::LocalOut))
+    {
         return Verdict::Drop(skb);
     }
-    match skb.writable(ip.ihl) {
-        Ok(h) => proto::ip_send_check(h, ip.ihl),
-        Err(_) => return Verdict::Drop(skb),
+    if nat_icmp(&mut skb, ip.ihl, q, false, cp).is_err() {
+        return Verdict::Drop(skb);
     }
-    Verdict::Accept(skb)
+    skb.set_ignore_df();
+    match out {
+        Out::Local => cont(skb),
+        Out::Remote { .. } => send(net, skb),
+    }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/skbuff.h>
+#include <net/checksum.h>
 #include <net/dst.h>
 #include <net/icmp.h>
 #include <net/ip.h>
@@ -53,11 +54,12 @@ unsigned int rust_helper_dst_mtu(const struct dst_entry *dst)
 }
 
 /*
- * Route an IPv4 packet to @daddr and attach the route to @skb; *@saddr gets the
- * source address the route selects.
+ * Look up the IPv4 output route to @daddr (the next hop is @daddr itself, as
+ * for a real server on a shared link); *@saddr gets the source address the
+ * route selects. Returns a referenced route or an ERR_PTR.
  */
-int rust_helper_skb_route_output_v4(struct net *net, struct sk_buff *skb,
-				    __be32 daddr, __be32 *saddr, u8 tos)
+struct rtable *rust_helper_ip_route_output_v4(struct net *net, __be32 daddr,
+					      __be32 *saddr, u8 tos)
 {
 	struct flowi4 fl4 = {
 		.daddr = daddr,
@@ -68,12 +70,31 @@ int rust_helper_skb_route_output_v4(struct net *net, struct sk_buff *skb,
 	struct rtable *rt;
 
 	rt = ip_route_output_key(net, &fl4);
-	if (IS_ERR(rt))
-		return PTR_ERR(rt);
-	*saddr = fl4.saddr;
+	if (!IS_ERR(rt))
+		*saddr = fl4.saddr;
+	return rt;
+}
+
+void rust_helper_ip_rt_put(struct rtable *rt)
+{
+	ip_rt_put(rt);
+}
+
+bool rust_helper_rt_is_local(const struct rtable *rt)
+{
+	return rt->rt_flags & RTCF_LOCAL;
+}
+
+unsigned int rust_helper_rt_mtu(const struct rtable *rt)
+{
+	return dst_mtu(&rt->dst);
+}
+
+/* Attach @rt to @skb in place of its route; the reference passes to @skb. */
+void rust_helper_skb_set_rtable(struct sk_buff *skb, struct rtable *rt)
+{
 	skb_dst_drop(skb);
 	skb_dst_set(skb, &rt->dst);
-	return 0;
 }
 
 bool rust_helper_skb_rtable_is_local(const struct sk_buff *skb)
@@ -134,4 +155,76 @@ void rust_helper_skb_ip_select_ident(struct net *net, struct sk_buff *skb)
 {
 	ip_select_ident(net, skb, NULL);
 	skb->ignore_df = 1;
+}
+
+/*
+ * The folded one's complement sum of the packet from @off bytes after the
+ * network header to its end: 0 when a checksum covering that range is right,
+ * the checksum to store when its field is zero.
+ */
+__sum16 rust_helper_skb_csum_fold_from(const struct sk_buff *skb, unsigned int off)
+{
+	int start = skb_network_offset(skb) + off;
+
+	return csum_fold(skb_checksum(skb, start, skb->len - start, 0));
+}
+
+void rust_helper_skb_set_csum_unnecessary(struct sk_buff *skb)
+{
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+}
+
+bool rust_helper_skb_ipvs_property(const struct sk_buff *skb)
+{
+	return skb->ipvs_property;
+}
+
+void rust_helper_skb_set_ipvs_property(struct sk_buff *skb)
+{
+	skb->ipvs_property = 1;
+}
+
+void rust_helper_skb_set_ignore_df(struct sk_buff *skb)
+{
+	skb->ignore_df = 1;
+}
+
+bool rust_helper_skb_pkt_type_is_host(const struct sk_buff *skb)
+{
+	return skb->pkt_type == PACKET_HOST;
+}
+
+/*
+ * Drop the first @len bytes after the network header; what follows becomes the
+ * packet, starting with its (new) network header, without IP options state.
+ */
+int rust_helper_skb_pull_network(struct sk_buff *skb, unsigned int len)
+{
+	int off = skb_network_offset(skb);
+
+	if (off < 0 || !pskb_pull(skb, off + len))
+		return -EINVAL;
+	skb_reset_network_header(skb);
+	memset(&IPCB(skb)->opt, 0, sizeof(IPCB(skb)->opt));
+	return 0;
+}
+
+/* Learn a path MTU for the IPv4 flow of the packet's (network) header. */
+void rust_helper_skb_update_pmtu_v4(struct sk_buff *skb, struct net *net, u32 mtu)
+{
+	ipv4_update_pmtu(skb, net, mtu, 0, 0);
+}
+
+/*
+ * A received packet that a hook sends on from the local host: no longer owned
+ * by a local socket found by early demux, no receive timestamp, and no
+ * receive-side full checksum once it is changed.
+ */
+void rust_helper_skb_prepare_resend(struct sk_buff *skb)
+{
+	if (skb->dev) {
+		skb_orphan(skb);
+		skb_clear_tstamp(skb);
+	}
+	skb_forward_csum(skb);
 }

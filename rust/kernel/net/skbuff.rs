@@ -24,6 +24,53 @@ pub enum Checksum {
     Partial,
 }
 
+/// A reference to an IPv4 route (`struct rtable`).
+///
+/// # Invariants
+///
+/// `ptr` is a valid route on which this object holds a reference.
+pub struct Rtable {
+    ptr: NonNull<bindings::rtable>,
+}
+
+// SAFETY: A route reference may be used and released from any context.
+unsafe impl Send for Rtable {}
+
+impl Rtable {
+    /// Looks up the output route to IPv4 `daddr` (from `saddr`, or any if zero), taking
+    /// `daddr` as the next hop. Returns it and the source address it selects.
+    pub fn output_v4(net: &Net, daddr: [u8; 4], saddr: [u8; 4], tos: u8) -> Result<(Self, [u8; 4])> {
+        let mut src = u32::from_ne_bytes(saddr);
+        // SAFETY: Valid namespace; `src` is valid for reads and writes.
+        let rt = unsafe {
+            bindings::ip_route_output_v4(net.as_ptr(), u32::from_ne_bytes(daddr), &mut src, tos)
+        };
+        let rt = crate::error::from_err_ptr(rt)?;
+        let ptr = NonNull::new(rt).ok_or(EINVAL)?;
+        // INVARIANT: A successful lookup returns a referenced route.
+        Ok((Self { ptr }, src.to_ne_bytes()))
+    }
+
+    /// Whether the route delivers to this host.
+    pub fn is_local(&self) -> bool {
+        // SAFETY: Valid route by the type invariants.
+        unsafe { bindings::rt_is_local(self.ptr.as_ptr()) }
+    }
+
+    /// The route's MTU.
+    pub fn mtu(&self) -> u32 {
+        // SAFETY: Valid route by the type invariants.
+        unsafe { bindings::rt_mtu(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for Rtable {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold a reference, released once here.
+        unsafe { bindings::ip_rt_put(self.ptr.as_ptr()) };
+    }
+}
+
 /// A packet owned by the current netfilter hook invocation.
 ///
 /// Offsets are relative to the network header.
@@ -157,27 +204,11 @@ impl<'a> SkBuff<'a> {
         self.csum_replace4(at, [0, 0, from[0], from[1]], [0, 0, to[0], to[1]], pseudo)
     }
 
-    /// Routes the packet to IPv4 `daddr` (from `saddr`, or any if zero) and attaches the
-    /// route, replacing the current one. Returns the source address the route selects.
-    pub fn route_output_v4(
-        &mut self,
-        net: &Net,
-        daddr: [u8; 4],
-        saddr: [u8; 4],
-        tos: u8,
-    ) -> Result<[u8; 4]> {
-        let mut src = u32::from_ne_bytes(saddr);
-        // SAFETY: Valid packet and namespace; `src` is valid for reads and writes.
-        to_result(unsafe {
-            bindings::skb_route_output_v4(
-                net.as_ptr(),
-                self.raw(),
-                u32::from_ne_bytes(daddr),
-                &mut src,
-                tos,
-            )
-        })?;
-        Ok(src.to_ne_bytes())
+    /// Attaches `rt` as the packet's route, replacing the current one.
+    pub fn set_route(&mut self, rt: Rtable) {
+        let rt = core::mem::ManuallyDrop::new(rt);
+        // SAFETY: Valid packet; the route reference `rt` holds passes to the packet.
+        unsafe { bindings::skb_set_rtable(self.raw(), rt.ptr.as_ptr()) };
     }
 
     /// Turns the packet into the inner packet of an IP-in-IP tunnel: makes headroom, sets up
@@ -237,6 +268,75 @@ impl<'a> SkBuff<'a> {
     pub fn set_untracked(&mut self) {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::nf_reset_ct_untracked(self.raw()) };
+    }
+
+    /// The folded one's complement sum of the bytes from `off` (after the network header) to
+    /// the end of the packet: 0 when a checksum covering them is right, or the value to store
+    /// in a zeroed checksum field among them. `EINVAL` if the packet is shorter than `off`.
+    pub fn csum_fold_from(&self, off: usize) -> Result<u16> {
+        if off > self.len() as usize {
+            return Err(EINVAL);
+        }
+        // SAFETY: Valid packet; `off` is within it, checked above.
+        Ok(unsafe { bindings::skb_csum_fold_from(self.raw(), off as u32) })
+    }
+
+    /// Declares the packet's checksums verified or complete (`CHECKSUM_UNNECESSARY`).
+    pub fn set_csum_unnecessary(&mut self) {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_set_csum_unnecessary(self.raw()) };
+    }
+
+    /// Whether IPVS already handled the packet (`skb->ipvs_property`).
+    pub fn ipvs_property(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_ipvs_property(self.raw()) }
+    }
+
+    /// Marks the packet as handled by IPVS, so that its hooks let it pass from now on.
+    pub fn set_ipvs_property(&mut self) {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_set_ipvs_property(self.raw()) };
+    }
+
+    /// Lets the stack fragment the packet locally even with DF set (`skb->ignore_df`).
+    pub fn set_ignore_df(&mut self) {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_set_ignore_df(self.raw()) };
+    }
+
+    /// Whether the packet was addressed to this host at the link layer (`PACKET_HOST`).
+    pub fn is_for_host(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_pkt_type_is_host(self.raw()) }
+    }
+
+    /// Whether the packet has a route attached.
+    pub fn has_route(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        !unsafe { bindings::skb_dst(self.raw()) }.is_null()
+    }
+
+    /// Removes the first `len` bytes after the network header: the packet then starts with
+    /// the header that followed them (for instance the packet quoted by an ICMP error).
+    pub fn pull_network(&mut self, len: usize) -> Result {
+        let len = u32::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: Valid packet, exclusively owned.
+        to_result(unsafe { bindings::skb_pull_network(self.raw(), len) })
+    }
+
+    /// Records `mtu` as the path MTU towards the destination of the packet's IPv4 header
+    /// (`ipv4_update_pmtu`).
+    pub fn update_pmtu_v4(&mut self, net: &Net, mtu: u32) {
+        // SAFETY: Valid packet with an IPv4 network header; valid namespace.
+        unsafe { bindings::skb_update_pmtu_v4(self.raw(), net.as_ptr(), mtu) };
+    }
+
+    /// Prepares a received packet to be sent on from this host: detached from any local
+    /// socket, without receive timestamp and receive-side full checksum.
+    pub fn prepare_resend(&mut self) {
+        // SAFETY: Valid packet, exclusively owned.
+        unsafe { bindings::skb_prepare_resend(self.raw()) };
     }
 
     /// Sends an IPv4 packet on its attached route, through the LOCAL_OUT hooks
