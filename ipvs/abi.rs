@@ -93,8 +93,9 @@ pub struct SchedulerOps {
     pub init_service: unsafe extern "C" fn(*const *const DestInfo, usize) -> *mut c_void,
     /// Drops the per-service state.
     pub done_service: unsafe extern "C" fn(*mut c_void),
-    /// Picks a destination index, or -1.
-    pub schedule: unsafe extern "C" fn(*mut c_void, *const *const DestInfo, usize, u64) -> isize,
+    /// Picks a destination index for the first packet of a connection, or -1.
+    pub schedule:
+        unsafe extern "C" fn(*mut c_void, *const *const DestInfo, usize, *const Packet) -> isize,
     /// A destination was added (the list includes it).
     pub add_dest: unsafe extern "C" fn(*mut c_void, *const *const DestInfo, usize, usize),
     /// A destination is being removed (the list still includes it, at the given index).
@@ -108,11 +109,30 @@ extern "C" {
     fn ip_vs_unregister_scheduler(ops: *const SchedulerOps);
 }
 
-/// Hash input a scheduler may use (source hashing and the like).
+/// What a scheduler may know of the packet that starts a connection and of its service
+/// (upstream passes the `sk_buff`, the parsed header and the service).
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Packet {
-    /// A hash of the source address (and port, when the service asks for it).
-    pub source_hash: u64,
+    /// Source address (the client); IPv4 uses the first four bytes.
+    pub saddr: [u8; 16],
+    /// Destination address (the virtual address).
+    pub daddr: [u8; 16],
+    /// Source port, network byte order (0 for protocols without ports).
+    pub sport: [u8; 2],
+    /// Destination port, network byte order.
+    pub dport: [u8; 2],
+    /// Address family (`AF_INET`, `AF_INET6`).
+    pub af: u16,
+    /// IP protocol.
+    pub protocol: u8,
+    /// Padding, zero.
+    pub _pad: [u8; 3],
+    /// The service's `IP_VS_SVC_F_*` flags (`SCHED1`..`SCHED3` are the scheduler's options,
+    /// such as `sh-fallback` and `sh-port`).
+    pub svc_flags: u32,
+    /// The firewall mark of a firewall-mark service, 0 otherwise.
+    pub fwmark: u32,
 }
 
 /// A scheduling algorithm; one value of the type exists per virtual service.
@@ -173,11 +193,15 @@ impl<S: Scheduler> Trampolines<S> {
         state: *mut c_void,
         p: *const *const DestInfo,
         n: usize,
-        hash: u64,
+        pkt: *const Packet,
     ) -> isize {
-        // SAFETY: `state` is live until `done_service`; the list is the core's live list.
-        let (s, d) = unsafe { (&*state.cast::<S>(), dests(p, n)) };
-        match s.schedule(d, &Packet { source_hash: hash }) {
+        if pkt.is_null() {
+            return -1;
+        }
+        // SAFETY: `state` is live until `done_service`; the list is the core's live list;
+        // `pkt` is valid for the call.
+        let (s, d, pkt) = unsafe { (&*state.cast::<S>(), dests(p, n), &*pkt) };
+        match s.schedule(d, pkt) {
             Some(i) if i < n => i as isize,
             _ => -1,
         }

@@ -349,8 +349,19 @@ impl Ipvs {
                 {
                     return Verdict::Accept(skb);
                 }
+                let pkt = abi::Packet {
+                    saddr: p.caddr,
+                    daddr: p.vaddr,
+                    sport: p.cport,
+                    dport: p.vport,
+                    af: AF_INET,
+                    protocol: ip.protocol,
+                    _pad: [0; 3],
+                    svc_flags: svc.flags.load(Relaxed),
+                    fwmark: svc.fwmark,
+                };
                 let dest = match (svc.sched.get(&g), svc.dests.get(&g)) {
-                    (Some(s), Some(l)) => s.schedule(l.infos(), 0).and_then(|i| l.dests.get(i)),
+                    (Some(s), Some(l)) => s.schedule(l.infos(), &pkt).and_then(|i| l.dests.get(i)),
                     _ => None,
                 };
                 let Some(dest) = dest else {

@@ -9,7 +9,7 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_sched.c`
 
 use crate::{
-    abi::{DestInfo, SchedulerOps},
+    abi::{DestInfo, Packet, SchedulerOps},
     uapi::SchedName,
 };
 use core::{
@@ -171,9 +171,9 @@ impl SchedBinding {
     }
 
     /// Picks the index of the destination for a new connection.
-    pub(crate) fn schedule(&self, dests: &[*const DestInfo], hash: u64) -> Option<usize> {
-        // SAFETY: The table and state are live while bound; `dests` is valid.
-        let i = unsafe { ((*self.ops).schedule)(self.state, dests.as_ptr(), dests.len(), hash) };
+    pub(crate) fn schedule(&self, dests: &[*const DestInfo], pkt: &Packet) -> Option<usize> {
+        // SAFETY: The table and state are live while bound; `dests` and `pkt` are valid.
+        let i = unsafe { ((*self.ops).schedule)(self.state, dests.as_ptr(), dests.len(), pkt) };
         usize::try_from(i).ok().filter(|&i| i < dests.len())
     }
 
