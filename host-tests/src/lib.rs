@@ -11,3 +11,15 @@ pub mod proto_tcp;
 pub mod uapi;
 #[path = "../../schedulers/rr.rs"]
 pub mod rr;
+#[path = "../../schedulers/server.rs"]
+pub mod server;
+#[path = "../../schedulers/sh.rs"]
+pub mod sh;
+#[path = "../../schedulers/dh.rs"]
+pub mod dh;
+#[path = "../../schedulers/mh.rs"]
+pub mod mh;
+#[path = "../../schedulers/lblc.rs"]
+pub mod lblc;
+#[path = "../../schedulers/lblcr.rs"]
+pub mod lblcr;

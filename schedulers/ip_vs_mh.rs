@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Maglev hashing scheduling: a connection goes to the server its client's address (with
+//! `mh-port`, address and port) hashes to in a 4093-slot lookup table built by Maglev's
+//! population from fixed `hsiphash` keys, so the choices are upstream's; with `mh-fallback`
+//! an unusable server is replaced by probing further slots.
+//!
+//! The table holds server ids and is rebuilt in place when servers are added, removed or
+//! changed; the packet path reads it without locks. The servers' last non-zero weights and
+//! the scratch space of the population are kept under a spinlock (the core calls the
+//! callbacks in RCU read-side sections, so nothing here sleeps).
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_mh.c`
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{new_spinlock, prelude::*, sync::SpinLock};
+
+#[path = "../ipvs/abi.rs"]
+mod abi;
+#[path = "dest_info.rs"]
+mod dest_info;
+#[path = "mh.rs"]
+mod mh;
+#[path = "server.rs"]
+mod server;
+
+use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+
+module! {
+    type: MhModule,
+    name: "ip_vs_mh",
+    author: "Rust IPVS developers",
+    description: "Maglev hashing ipvs scheduler",
+    license: "GPL",
+}
+
+/// Whether the protocol has ports where TCP has them (`ip_vs_mh_get_port`).
+fn has_ports(protocol: u8) -> bool {
+    matches!(protocol, 6 | 17 | 132)
+}
+
+/// What the control path keeps between rebuilds.
+struct Control {
+    /// `(id, last non-zero weight)` of the servers (upstream's `dest->last_weight`).
+    last_weights: KVec<(u64, i32)>,
+    /// Scratch space, one entry per server.
+    setup: KVec<mh::Setup>,
+}
+
+/// The recorded last weight of `d`, or its weight.
+fn last_weight(last_weights: &[(u64, i32)], d: &DestInfo) -> i32 {
+    last_weights
+        .iter()
+        .find(|(id, _)| *id == d.id)
+        .map_or(d.weight(), |&(_, w)| w)
+}
+
+impl Control {
+    /// Records `weight` as the last weight of `id`.
+    fn remember(&mut self, id: u64, weight: i32) -> Result {
+        if let Some(e) = self.last_weights.iter_mut().find(|(i, _)| *i == id) {
+            e.1 = weight;
+            return Ok(());
+        }
+        if let Some(e) = self.last_weights.iter_mut().find(|(i, _)| *i == 0) {
+            *e = (id, weight);
+            return Ok(());
+        }
+        Ok(self.last_weights.push((id, weight), GFP_ATOMIC)?)
+    }
+
+    fn forget(&mut self, id: u64) {
+        for e in self.last_weights.iter_mut().filter(|(i, _)| *i == id) {
+            *e = (0, 0);
+        }
+    }
+}
+
+/// The lookup table of one service: a server id per slot, 0 for none.
+struct Mh {
+    lookup: KVec<AtomicU64>,
+    control: Pin<KBox<SpinLock<Control>>>,
+}
+
+impl Mh {
+    /// Rebuilds the table; on failure (allocation, too many servers) it stays as it was,
+    /// as upstream's.
+    fn reassign(&self, dests: &[&DestInfo], skip: Option<usize>) {
+        let mut c = self.control.lock();
+        let n = dests.len();
+        if c.setup.len() < n && n <= mh::TAB_SIZE {
+            let more = n - c.setup.len();
+            if c.setup.extend_with(more, mh::Setup::default(), GFP_ATOMIC).is_err() {
+                return;
+            }
+        }
+        let Control {
+            last_weights,
+            setup,
+        } = &mut *c;
+        let _ = mh::reassign(
+            dests,
+            skip,
+            |d| last_weight(last_weights, d),
+            setup.as_mut_slice(),
+            |slot, id| {
+                if let Some(s) = self.lookup.get(slot) {
+                    s.store(id, Relaxed);
+                }
+            },
+        );
+    }
+}
+
+impl Scheduler for Mh {
+    const NAME: &'static [u8] = b"mh";
+
+    fn new(dests: &[&DestInfo]) -> Result<Self> {
+        let mut lookup = KVec::with_capacity(mh::TAB_SIZE, GFP_KERNEL)?;
+        for _ in 0..mh::TAB_SIZE {
+            lookup.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        let mut last_weights = KVec::with_capacity(dests.len(), GFP_KERNEL)?;
+        for d in dests {
+            last_weights.push((d.id, d.weight()), GFP_KERNEL)?;
+        }
+        let control = KBox::pin_init(
+            new_spinlock!(
+                Control {
+                    last_weights,
+                    setup: KVec::new(),
+                },
+                "ip_vs_mh_control"
+            ),
+            GFP_KERNEL,
+        )?;
+        let s = Self { lookup, control };
+        s.reassign(dests, None);
+        Ok(s)
+    }
+
+    fn schedule(&self, dests: &[&DestInfo], pkt: &Packet) -> Option<usize> {
+        let port = if pkt.svc_flags & mh::SVC_F_PORT != 0 && has_ports(pkt.protocol) {
+            pkt.sport
+        } else {
+            [0, 0]
+        };
+        mh::pick(
+            dests,
+            |slot| self.lookup.get(slot).map_or(0, |s| s.load(Relaxed)),
+            pkt.af,
+            &pkt.saddr,
+            port,
+            pkt.svc_flags & mh::SVC_F_FALLBACK != 0,
+        )
+    }
+
+    fn add_dest(&self, dests: &[&DestInfo], index: usize) {
+        if let Some(d) = dests.get(index) {
+            // Without a record the server's current weight stands in, which is the same.
+            let _ = self.control.lock().remember(d.id, d.weight());
+        }
+        self.reassign(dests, None);
+    }
+
+    fn del_dest(&self, dests: &[&DestInfo], index: usize) {
+        self.reassign(dests, Some(index));
+        if let Some(d) = dests.get(index) {
+            self.control.lock().forget(d.id);
+        }
+    }
+
+    fn upd_dest(&self, dests: &[&DestInfo], index: usize) {
+        if let Some(d) = dests.get(index) {
+            if d.weight() != 0 {
+                let _ = self.control.lock().remember(d.id, d.weight());
+            }
+        }
+        self.reassign(dests, None);
+    }
+}
+
+struct MhModule {
+    _reg: SchedulerRegistration,
+}
+
+impl kernel::Module for MhModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(Self {
+            _reg: SchedulerRegistration::new::<Mh>(module)?,
+        })
+    }
+}
