@@ -135,6 +135,13 @@ pub struct Packet {
     pub fwmark: u32,
 }
 
+/// 32 random bits from the kernel's random number generator (`get_random_u32`), for
+/// randomised schedulers.
+pub fn random_u32() -> u32 {
+    // SAFETY: `get_random_u32` has no preconditions and may be called in any context.
+    unsafe { kernel::bindings::get_random_u32() }
+}
+
 /// A scheduling algorithm; one value of the type exists per virtual service.
 pub trait Scheduler: Sized + Send + Sync {
     /// Module name suffix, such as `b"rr"`.

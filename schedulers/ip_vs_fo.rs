@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Weighted failover: every new connection goes to the usable server with the highest weight.
+//!
+//! The selection is in the kernel-independent `fo.rs`.
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_fo.c`
+
+use kernel::prelude::*;
+
+#[path = "../ipvs/abi.rs"]
+mod abi;
+#[path = "dest.rs"]
+mod dest;
+#[path = "dest_load.rs"]
+mod dest_load;
+#[path = "fo.rs"]
+mod fo;
+
+use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+
+module! {
+    type: FoModule,
+    name: "ip_vs_fo",
+    author: "Rust IPVS developers",
+    description: "ipvs weighted failover scheduler",
+    license: "GPL",
+}
+
+/// The scheduler; it keeps no state of its own.
+struct Fo;
+
+impl Scheduler for Fo {
+    const NAME: &'static [u8] = b"fo";
+
+    fn new(_dests: &[&DestInfo]) -> Result<Self> {
+        Ok(Self)
+    }
+
+    fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
+        fo::pick(dests)
+    }
+}
+
+struct FoModule {
+    _reg: SchedulerRegistration,
+}
+
+impl kernel::Module for FoModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(Self {
+            _reg: SchedulerRegistration::new::<Fo>(module)?,
+        })
+    }
+}
