@@ -81,10 +81,13 @@ pub(crate) struct Conn {
     /// Jiffies at which the entry expires.
     expires: AtomicU64,
     dest: *const Dest,
-    /// Persistence template controlling this connection (reserved).
-    _control: *const Conn,
-    /// Connections this entry controls (for templates).
-    n_control: AtomicU32,
+    /// The persistence template controlling this connection, or null. Holds one of the
+    /// template's control references (see `ctl`).
+    control: *const Conn,
+    /// Of a template: bit 0 while it is linked in the table, plus 2 for each connection it
+    /// controls. Whoever brings it to 0 frees the template, so a template outlives its
+    /// connections however the two are removed (expiry, flush).
+    ctl: AtomicU32,
     bucket: u32,
 }
 
@@ -103,6 +106,13 @@ impl Conn {
         unsafe { &*self.dest }
     }
 
+    /// A new reference to the real server.
+    pub(crate) fn dest_arc(&self) -> Arc<Dest> {
+        // SAFETY: By the type invariants `dest` is a live `Arc` owned by the entry, for at
+        // least as long as `self` is borrowed.
+        unsafe { kernel::sync::ArcBorrow::from_raw(self.dest) }.into()
+    }
+
     /// The forwarding method.
     pub(crate) fn fwd_method(&self) -> u32 {
         self.flags.load(Relaxed) & conn_flags::FWD_MASK
@@ -112,7 +122,7 @@ impl Conn {
     /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
     /// bit 2, one in FIN_WAIT whose replies the director does not see.
     pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
-        if !self._control.is_null() || self.protocol != crate::proto::IPPROTO_TCP {
+        if !self.control.is_null() || self.protocol != crate::proto::IPPROTO_TCP {
             return false;
         }
         let state = TcpState::from_u8(self.state.load(Relaxed) as u8);
@@ -134,6 +144,13 @@ impl Conn {
 
     /// Upstream's name of the connection's state (`ip_vs_state_name`).
     pub(crate) fn state_name(&self) -> &'static str {
+        if self.is_template() {
+            return if self.state() & CTPL_S_ASSURED != 0 {
+                "ASSURED"
+            } else {
+                "NONE"
+            };
+        }
         match self.protocol {
             crate::proto::IPPROTO_TCP => {
                 TcpState::from_u8(self.state() as u8).map_or("ERR!", TcpState::name)
@@ -146,7 +163,38 @@ impl Conn {
 
     /// Connections this entry controls (persistence templates).
     pub(crate) fn n_control(&self) -> u32 {
-        self.n_control.load(Relaxed)
+        self.ctl.load(Relaxed) >> 1
+    }
+
+    /// Whether this is a persistence template.
+    pub(crate) fn is_template(&self) -> bool {
+        self.flags.load(Relaxed) & conn_flags::TEMPLATE != 0
+    }
+
+    /// Takes a control reference on a template for a new connection; fails once the
+    /// template left the table (it is about to go away).
+    fn get_control(&self) -> bool {
+        let mut cur = self.ctl.load(Relaxed);
+        loop {
+            if cur & 1 == 0 {
+                return false;
+            }
+            match self.ctl.compare_exchange(cur, cur + 2, AcqRel, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Marks a template as no longer valid for new connections (its real server went away
+    /// or was quiesced): lookups skip it; it expires once it controls nothing.
+    pub(crate) fn invalidate(&self) {
+        self.flags.fetch_or(F_INVALID, Relaxed);
+    }
+
+    /// Restarts a template's timeout (upstream refreshes it on every use).
+    pub(crate) fn refresh_template(&self) {
+        self.touch(jiffies_64());
     }
 
     fn touch(&self, now: u64) {
@@ -168,14 +216,17 @@ impl Conn {
         };
         let ev = Event::from_flags(tcp_flags);
         let mut cur = self.state.load(Relaxed);
-        let new = loop {
+        let (old, new) = loop {
             let from = TcpState::from_u8(cur as u8).unwrap_or(TcpState::None);
             let to = proto_tcp::next_state(from, dir, ev);
             match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
-                Ok(_) => break to,
+                Ok(_) => break (from, to),
                 Err(now) => cur = now,
             }
         };
+        if new != old && new == TcpState::Established {
+            self.assure_control();
+        }
         let d = self.dest();
         if new.is_active() {
             if self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0 {
@@ -189,6 +240,16 @@ impl Conn {
         self.touch(jiffies_64());
     }
 
+    /// Marks the persistence template controlling this connection as assured: the
+    /// connection was answered (`ip_vs_control_assure_ct`). Shown by `/proc`.
+    pub(crate) fn assure_control(&self) {
+        // SAFETY: A controlled connection holds a control reference on its template, which
+        // keeps it allocated while `self` is.
+        if let Some(t) = unsafe { self.control.as_ref() } {
+            t.state.fetch_or(CTPL_S_ASSURED, Relaxed);
+        }
+    }
+
     /// Refreshes a connection whose protocol has a single state with `timeout` jiffies.
     pub(crate) fn refresh(&self, timeout: u32) {
         self.timeout.store(timeout, Relaxed);
@@ -196,7 +257,8 @@ impl Conn {
     }
 
     fn matches_in(&self, p: &ConnParam) -> bool {
-        self.af as u16 == p.af
+        self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+            && self.af as u16 == p.af
             && self.protocol == p.protocol
             && self.caddr == p.caddr
             && self.cport == p.cport
@@ -206,7 +268,8 @@ impl Conn {
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
     fn matches_out(&self, p: &ConnParam) -> bool {
-        self.af as u16 == p.af
+        self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+            && self.af as u16 == p.af
             && self.protocol == p.protocol
             && self.daddr == p.caddr
             && self.dport == p.cport
@@ -221,6 +284,13 @@ impl Drop for Conn {
         drop(unsafe { Arc::from_raw(self.dest) });
     }
 }
+
+/// Template state bit: a connection it controls was answered (`IP_VS_CTPL_S_ASSURED`).
+const CTPL_S_ASSURED: u16 = 1;
+
+/// Internal flag of a template that may no longer be used (upstream rehashes such a template
+/// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
+const F_INVALID: u32 = 1 << 31;
 
 /// The slab cache of connection entries, shared by all namespaces.
 static CACHE: AtomicPtr<KmemCache<Conn>> = AtomicPtr::new(ptr::null_mut());
@@ -251,6 +321,13 @@ fn cache() -> Option<&'static KmemCache<Conn>> {
     // SAFETY: Null or the module's live cache; it is destroyed only after every namespace's
     // table was emptied and all RCU callbacks ran.
     unsafe { CACHE.load(Acquire).as_ref() }
+}
+
+/// Frees an entry that no table and no connection references any more, after a grace period.
+fn free_later(c: &Conn) {
+    // SAFETY: The entry is unreachable for new readers and unreferenced (the caller brought
+    // its last reference to an end); the callback frees it after current readers are done.
+    unsafe { bindings::call_rcu(ptr::addr_of!(c.rcu).cast_mut(), Some(conn_free_rcu)) };
 }
 
 unsafe extern "C" fn conn_free_rcu(head: *mut bindings::callback_head) {
@@ -357,6 +434,42 @@ impl ConnTable {
         self.find(b, |c| c.matches_out(p), g)
     }
 
+    /// The valid persistence template for `p` (`ip_vs_ct_in_get`): `p.caddr` is the masked
+    /// client address, `p.cport` 0.
+    pub(crate) fn template_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
+        let b = self.hashkey(p.protocol, &p.caddr, p.cport);
+        self.find(
+            b,
+            |c| {
+                let f = c.flags.load(Relaxed);
+                f & conn_flags::TEMPLATE != 0
+                    && f & F_INVALID == 0
+                    && c.af as u16 == p.af
+                    && c.protocol == p.protocol
+                    && c.caddr == p.caddr
+                    && c.cport == p.cport
+                    && c.vaddr == p.vaddr
+                    && c.vport == p.vport
+            },
+            g,
+        )
+    }
+
+    /// Creates and links a persistence template <`p`, `daddr`, `dport`> to `dest` that
+    /// lasts `timeout` jiffies after its last use (`ip_vs_conn_new` with
+    /// `IP_VS_CONN_F_TEMPLATE`). It counts as a persistent connection of `dest`.
+    pub(crate) fn new_template<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, dest, timeout, None, true, g)
+    }
+
     /// Creates and links a connection to `dest` (`ip_vs_conn_new`), counting it as inactive
     /// until its protocol says otherwise.
     pub(crate) fn new_conn<'a>(
@@ -366,10 +479,48 @@ impl ConnTable {
         dport: [u8; 2],
         dest: &Arc<Dest>,
         timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, dest, timeout, None, false, g)
+    }
+
+    /// As [`Self::new_conn`], for a connection controlled by the persistence template
+    /// `control` (`ip_vs_control_add`). `EAGAIN` if the template is going away.
+    pub(crate) fn new_controlled<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        control: &'a Conn,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, dest, timeout, Some(control), false, g)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        control: Option<&'a Conn>,
+        template: bool,
         _g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
         let cache = cache().ok_or(ENOMEM)?;
-        let flags = dest.conn_flags.load(Relaxed) | conn_flags::HASHED;
+        let mut flags = dest.conn_flags.load(Relaxed) | conn_flags::HASHED;
+        if template {
+            flags |= conn_flags::TEMPLATE;
+        }
+        if let Some(t) = control {
+            if !t.get_control() {
+                return Err(EAGAIN);
+            }
+        }
         let bucket = self.hashkey(p.protocol, &p.caddr, p.cport);
         let now = jiffies_64();
         let conn = Conn {
@@ -391,15 +542,27 @@ impl ConnTable {
             in_pkts: AtomicU32::new(0),
             expires: AtomicU64::new(now + timeout as u64),
             dest: Arc::into_raw(dest.clone()),
-            _control: ptr::null(),
-            n_control: AtomicU32::new(0),
+            control: control.map_or(ptr::null(), |t| t as *const Conn),
+            ctl: AtomicU32::new(u32::from(template)),
             bucket,
         };
         // On allocation failure `conn` is dropped here, releasing its `dest` reference.
-        let c = cache.alloc(conn, GFP_ATOMIC)?;
-        dest.info.totalconns.fetch_add(1, Relaxed);
-        dest.stats.count_conn();
-        dest.svc_stats.count_conn();
+        let c = match cache.alloc(conn, GFP_ATOMIC) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(t) = control {
+                    self.put_control(t);
+                }
+                return Err(e.into());
+            }
+        };
+        if template {
+            dest.info.persistconns.fetch_add(1, Relaxed);
+        } else {
+            dest.info.conn_bound();
+            dest.stats.count_conn();
+            dest.svc_stats.count_conn();
+        }
         {
             let _l = self.lock(bucket);
             let head = &self.buckets[bucket as usize];
@@ -425,22 +588,45 @@ impl ConnTable {
             let c = unsafe { &*p };
             if p == target {
                 link.store(c.next.load(Relaxed), Release);
-                self.account_gone(c);
-                // SAFETY: Unlinked above; the callback frees it after a grace period.
-                unsafe { bindings::call_rcu(ptr::addr_of!(c.rcu).cast_mut(), Some(conn_free_rcu)) };
                 self.count.fetch_sub(1, Relaxed);
+                self.account_gone(c);
+                if c.is_template() {
+                    // The table's reference; connections may still hold theirs.
+                    if c.ctl.fetch_sub(1, AcqRel) == 1 {
+                        free_later(c);
+                    }
+                } else {
+                    if let Some(t) = NonNull::new(c.control.cast_mut()) {
+                        // SAFETY: The connection holds a control reference on its template,
+                        // which keeps it allocated.
+                        self.put_control(unsafe { t.as_ref() });
+                    }
+                    free_later(c);
+                }
                 return true;
             }
             link = &c.next;
         }
     }
 
+    /// Drops a connection's control reference on template `t` (`ip_vs_control_del`).
+    fn put_control(&self, t: &Conn) {
+        if t.ctl.fetch_sub(2, AcqRel) == 2 {
+            // Unlinked already, and this was the last connection.
+            free_later(t);
+        }
+    }
+
     fn account_gone(&self, c: &Conn) {
         let d = c.dest();
+        if c.is_template() {
+            d.info.persistconns.fetch_sub(1, Relaxed);
+            return;
+        }
         if c.flags.load(Relaxed) & conn_flags::INACTIVE == 0 {
             d.info.activeconns.fetch_sub(1, Relaxed);
         }
-        d.info.totalconns.fetch_sub(1, Relaxed);
+        d.info.conn_unbound();
     }
 
     /// Expires entries in the next batch of buckets (the slow timer's work).
@@ -459,7 +645,7 @@ impl ConnTable {
                 // SAFETY: Linked entries are live while we hold the bucket lock.
                 let c = unsafe { &*p };
                 let next = c.next.load(Relaxed);
-                if c.expires.load(Relaxed) <= now && c.n_control.load(Relaxed) == 0 {
+                if c.expires.load(Relaxed) <= now && c.n_control() == 0 {
                     self.unlink_locked(b, p);
                 }
                 p = next;

@@ -45,11 +45,20 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
         max: i32::MAX,
         mode: 0o644,
     },
+    IntSysctl {
+        name: c_str!("expire_quiescent_template"),
+        default: 0,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
 ];
 /// Index of `expire_nodest_conn` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
 /// Index of `conn_reuse_mode` in [`SYSCTLS`].
 pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 1;
+/// Index of `expire_quiescent_template` in [`SYSCTLS`].
+pub(crate) const SYSCTL_EXPIRE_QUIESCENT_TEMPLATE: usize = 2;
 
 /// The socket option handlers.
 pub(crate) struct Ctl;

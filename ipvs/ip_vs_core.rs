@@ -48,7 +48,7 @@ use proto::{
 };
 use service::{ServiceTable, Services, AF_INET};
 use stats::Stats;
-use uapi::conn_flags;
+use uapi::{conn_flags, svc_flags};
 
 module! {
     type: IpVsModule,
@@ -224,7 +224,7 @@ impl PernetData for Ipvs {
 }
 
 /// Which service a new connection is for (`ip_vs_service_find`): a firewall-mark service
-/// first, then <protocol, address, port>.
+/// first, then <protocol, address, port>, then the port-zero service of the address.
 fn find_service<'a>(
     tab: &'a ServiceTable,
     mark: u32,
@@ -236,7 +236,10 @@ fn find_service<'a>(
             return Some(s);
         }
     }
-    tab.find(ip.protocol as u16, &service::v4(ip.daddr), ports.dport)
+    let vaddr = service::v4(ip.daddr);
+    tab.find(ip.protocol as u16, &vaddr, ports.dport)
+        // A port-zero service takes the ports no other service of its address has.
+        .or_else(|| tab.find(ip.protocol as u16, &vaddr, [0, 0]))
 }
 
 /// The packet's IPv4 header.
@@ -360,31 +363,39 @@ impl Ipvs {
                     svc_flags: svc.flags.load(Relaxed),
                     fwmark: svc.fwmark,
                 };
-                let dest = match (svc.sched.get(&g), svc.dests.get(&g)) {
-                    (Some(s), Some(l)) => s.schedule(l.infos(), &pkt).and_then(|i| l.dests.get(i)),
-                    _ => None,
-                };
-                let Some(dest) = dest else {
-                    // No server: tell the client the port is unreachable (`ip_vs_leave`).
-                    skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
-                    return Verdict::Drop(skb);
-                };
-                let dport = if dest.info.port == [0, 0] {
-                    ports.dport
-                } else {
-                    dest.info.port
-                };
                 let timeout = if ip.protocol == IPPROTO_UDP {
                     self.udp_timeout.load(Relaxed)
                 } else {
                     self.tcp_timeouts[0].load(Relaxed)
                 };
-                match self.conns.new_conn(&p, dest.info.addr, dport, dest, timeout, &g) {
+                let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
+                    self.sched_persist(svc, &p, &pkt, timeout, &g)
+                } else {
+                    match self.schedule(svc, &pkt, &g) {
+                        Some(dest) => {
+                            let dport = if dest.info.port == [0, 0] {
+                                ports.dport
+                            } else {
+                                dest.info.port
+                            };
+                            self.conns
+                                .new_conn(&p, dest.info.addr, dport, dest, timeout, &g)
+                                .map_err(|_| SchedError::Failed)
+                        }
+                        None => Err(SchedError::NoDest),
+                    }
+                };
+                match made {
                     Ok(c) => {
                         self.stats.count_conn();
                         c
                     }
-                    Err(_) => return Verdict::Drop(skb),
+                    Err(SchedError::NoDest) => {
+                        // No server: tell the client the port is unreachable (`ip_vs_leave`).
+                        skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+                        return Verdict::Drop(skb);
+                    }
+                    Err(SchedError::Failed) => return Verdict::Drop(skb),
                 }
             }
         };
@@ -436,6 +447,7 @@ impl Ipvs {
             cp.tcp_transition(true, ports.tcp_flags, &self.tcp_timeouts);
         } else {
             cp.refresh(self.udp_timeout.load(Relaxed));
+            cp.assure_control();
         }
         skb.set_ipvs_property();
         skb.set_untracked();
@@ -588,6 +600,93 @@ impl Ipvs {
         })
     }
 
+    /// The real server the service's scheduler picks for a new connection.
+    fn schedule<'a>(
+        &self,
+        svc: &'a service::Service,
+        pkt: &abi::Packet,
+        g: &'a rcu::Guard,
+    ) -> Option<&'a Arc<service::Dest>> {
+        let s = svc.sched.get(g)?;
+        let l = svc.dests.get(g)?;
+        s.schedule(l.infos(), pkt).and_then(|i| l.dests.get(i))
+    }
+
+    /// A new connection of a persistent service (`ip_vs_sched_persist`): it goes to the real
+    /// server of the client's template <client network, 0, virtual address, port, real
+    /// server, port>, which is created by scheduling when there is none, or none usable
+    /// (its server was removed, or quiesced with `expire_quiescent_template`). The template
+    /// lives on `-p` seconds after its last use and while it controls connections. Port-zero
+    /// services keep no port in the template (all ports of a client go to one server),
+    /// firewall-mark services keep the mark as address and protocol `IP`, and FTP services
+    /// (port 21) no port, so that their data connections follow.
+    fn sched_persist<'a>(
+        &'a self,
+        svc: &service::Service,
+        p: &ConnParam,
+        pkt: &abi::Packet,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> core::result::Result<&'a Conn, SchedError> {
+        const FTPPORT: [u8; 2] = 21u16.to_be_bytes();
+        let mask = svc.netmask.load(Relaxed).to_ne_bytes();
+        let c = service::as_v4(&p.caddr);
+        let snet = [c[0] & mask[0], c[1] & mask[1], c[2] & mask[2], c[3] & mask[3]];
+        let to_svc_port = p.vport == svc.port;
+        let (protocol, vaddr, vport) = if to_svc_port {
+            let vport = if svc.port != FTPPORT { p.vport } else { [0, 0] };
+            (p.protocol, p.vaddr, vport)
+        } else if svc.fwmark != 0 {
+            (0, service::v4(svc.fwmark.to_be_bytes()), [0, 0])
+        } else {
+            (p.protocol, p.vaddr, [0, 0])
+        };
+        let tp = ConnParam {
+            af: AF_INET,
+            protocol,
+            caddr: service::v4(snet),
+            cport: [0, 0],
+            vaddr,
+            vport,
+        };
+        let quiescent = self.sysctl.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
+        let found = self.conns.template_get(&tp, g).filter(|t| {
+            let d = t.dest();
+            let usable = d.is_available() && !(quiescent && d.info.weight() == 0);
+            if !usable {
+                t.invalidate();
+            }
+            usable
+        });
+        let ct = match found {
+            Some(t) => {
+                t.refresh_template();
+                t
+            }
+            None => {
+                let dest = self.schedule(svc, pkt, g).ok_or(SchedError::NoDest)?;
+                let tdport = if to_svc_port && svc.port != FTPPORT {
+                    dest.info.port
+                } else {
+                    [0, 0]
+                };
+                let ttl = svc.timeout.load(Relaxed).saturating_mul(self.hz);
+                self.conns
+                    .new_template(&tp, dest.info.addr, tdport, dest, ttl, g)
+                    .map_err(|_| SchedError::Failed)?
+            }
+        };
+        let dest = ct.dest_arc();
+        let dport = if to_svc_port && dest.info.port != [0, 0] {
+            dest.info.port
+        } else {
+            p.vport
+        };
+        self.conns
+            .new_controlled(p, dest.info.addr, dport, &dest, timeout, ct, g)
+            .map_err(|_| SchedError::Failed)
+    }
+
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
@@ -644,6 +743,14 @@ impl Ipvs {
             }
         }
     }
+}
+
+/// Why no connection could be made for a new client.
+enum SchedError {
+    /// No real server is available: the client hears "port unreachable".
+    NoDest,
+    /// Out of memory or a race with an expiring template: the packet is dropped.
+    Failed,
 }
 
 /// Re-routes a NAT reply or ICMP error sent by this host after its source changed
