@@ -80,6 +80,82 @@ impl DestInfo {
             .load(Ordering::Relaxed)
             .saturating_sub(self.activeconns())
     }
+
+    /// The connection count below which an overloaded destination takes connections again:
+    /// the lower threshold, or three quarters of the upper one when it is 0.
+    pub fn l_threshold_val(&self) -> u32 {
+        match self.l_threshold.load(Ordering::Relaxed) {
+            0 => {
+                let u = self.u_threshold.load(Ordering::Relaxed);
+                u - (u >> 2)
+            }
+            l => l,
+        }
+    }
+
+    /// Counts a new connection (`ip_vs_bind_dest`): reaching the upper threshold sets
+    /// [`DEST_F_OVERLOAD`].
+    pub fn conn_bound(&self) {
+        let tc = self.totalconns.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if tc == self.u_threshold.load(Ordering::Relaxed) {
+            self.update_overload(OverloadEvent::Grew);
+        }
+    }
+
+    /// Uncounts a connection that went away (`ip_vs_unbind_dest`): falling below the lower
+    /// threshold clears [`DEST_F_OVERLOAD`].
+    pub fn conn_unbound(&self) {
+        let tc = self.totalconns.fetch_sub(1, Ordering::Relaxed);
+        if tc == self.l_threshold_val() {
+            self.update_overload(OverloadEvent::Shrank);
+        }
+    }
+
+    /// Sets or clears [`DEST_F_OVERLOAD`] from the connection count and the thresholds, as
+    /// upstream's `__ip_vs_dest_update_overload`: set at or above the upper threshold (at or
+    /// above the lower one when the count just reached the upper one), cleared below the
+    /// lower one (below the upper one when the count just fell below the lower one), kept in
+    /// between; always clear without an upper threshold.
+    ///
+    /// Upstream serialises these updates with the destination's lock; here each decision
+    /// reads the count once and sets or clears the flag atomically. Events happen at exact
+    /// counts, so sequential changes give upstream's flag; only simultaneous crossings on
+    /// several CPUs may decide in another order (upstream, too, reads a count that may have
+    /// moved on).
+    pub fn update_overload(&self, event: OverloadEvent) {
+        let u = self.u_threshold.load(Ordering::Relaxed);
+        let set = if u == 0 {
+            false
+        } else {
+            let l = self.l_threshold_val();
+            let conns = self.totalconns.load(Ordering::Relaxed);
+            let set_at = if event == OverloadEvent::Grew { l } else { u };
+            let keep_at = if event == OverloadEvent::Shrank { u } else { l };
+            if conns >= set_at {
+                true
+            } else if conns >= keep_at {
+                return;
+            } else {
+                false
+            }
+        };
+        if set {
+            self.flags.fetch_or(DEST_F_OVERLOAD, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!DEST_F_OVERLOAD, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why [`DestInfo::update_overload`] is called.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OverloadEvent {
+    /// The connection count just reached the upper threshold.
+    Grew,
+    /// The connection count just fell below the lower threshold.
+    Shrank,
+    /// The thresholds changed.
+    Thresholds,
 }
 
 /// The C-ABI table a scheduler module registers with the core.

@@ -10,7 +10,7 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c`
 
 use crate::{
-    abi::{DestInfo, DEST_F_AVAILABLE},
+    abi::{DestInfo, OverloadEvent, DEST_F_AVAILABLE},
     sched::SchedBinding,
     stats::Stats,
     uapi::{conn_flags, svc_flags, DestUser, SchedName, ServiceUser},
@@ -462,8 +462,13 @@ pub(crate) fn edit_dest(svc: &Service, u: &DestUser) -> Result {
     let i = list.find(&addr, u.port).ok_or(ENOENT)?;
     let d = &list.dests[i];
     d.info.weight.store(u.weight, Relaxed);
-    d.info.u_threshold.store(u.u_threshold, Relaxed);
-    d.info.l_threshold.store(u.l_threshold, Relaxed);
+    if d.info.u_threshold.load(Relaxed) != u.u_threshold
+        || d.info.l_threshold.load(Relaxed) != u.l_threshold
+    {
+        d.info.u_threshold.store(u.u_threshold, Relaxed);
+        d.info.l_threshold.store(u.l_threshold, Relaxed);
+        d.info.update_overload(OverloadEvent::Thresholds);
+    }
     d.conn_flags.store(dest_conn_flags(u), Relaxed);
     if let Some(s) = svc.sched.get(&g) {
         s.upd_dest(list.infos(), i);
