@@ -440,3 +440,28 @@ impl NetSeqShow for ProcIpVsConn {
         Ok(())
     }
 }
+
+/// `/proc/net/ip_vs_stats`: the director's counters and rates, in hexadecimal as upstream.
+pub(crate) struct ProcIpVsStats;
+
+impl NetSeqShow for ProcIpVsStats {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        let ipvs = ipvs_of(net)?;
+        let [conns, inpkts, outpkts, inbytes, outbytes] = ipvs.stats.totals();
+        let [cps, inpps, outpps, inbps, outbps] = ipvs.stats.rates();
+        let _ = writeln!(m, "   Total Incoming Outgoing         Incoming         Outgoing");
+        let _ = writeln!(m, "   Conns  Packets  Packets            Bytes            Bytes");
+        let _ = writeln!(
+            m,
+            "{:8X} {:8X} {:8X} {:16X} {:16X}\n",
+            conns, inpkts, outpkts, inbytes, outbytes
+        );
+        let _ = writeln!(m, " Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s");
+        let _ = writeln!(
+            m,
+            "{:8X} {:8X} {:8X} {:16X} {:16X}",
+            cps, inpps, outpps, inbps, outbps
+        );
+        Ok(())
+    }
+}

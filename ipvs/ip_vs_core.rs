@@ -26,11 +26,12 @@ use kernel::{
     sync::{rcu, rcu::RcuBox, Arc, Mutex},
     sysctl::NetSysctlTable,
     time::msecs_to_jiffies,
-    timer::Timer,
+    timer::{Timer, TimerCallback},
 };
 
 mod abi;
 mod conn;
+mod est;
 mod ctl;
 mod hash;
 mod proto;
@@ -124,6 +125,7 @@ pub(crate) struct CtlState {
     hooks: Option<HookRegs>,
     proc: Option<ProcNetEntry<ctl::ProcIpVs>>,
     proc_conn: Option<ProcNetEntry<ctl::ProcIpVsConn>>,
+    proc_stats: Option<ProcNetEntry<ctl::ProcIpVsStats>>,
 }
 
 impl CtlState {
@@ -162,11 +164,13 @@ impl CtlState {
 pub(crate) struct Ipvs {
     #[pin]
     pub(crate) ctl: Mutex<CtlState>,
-    pub(crate) svc_table: RcuBox<ServiceTable>,
+    pub(crate) svc_table: Arc<RcuBox<ServiceTable>>,
     pub(crate) conns: Arc<ConnTable>,
     #[pin]
     expiry: Timer<Expiry>,
-    pub(crate) stats: Stats,
+    pub(crate) stats: Arc<Stats>,
+    #[pin]
+    est: Timer<EstTimer>,
     tcp_timeouts: [AtomicU32; proto_tcp::NR_STATES],
     udp_timeout: AtomicU32,
     sysctl: NetSysctlTable,
@@ -190,14 +194,21 @@ impl PernetData for Ipvs {
                 proc: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs"), 0o444)? }),
                 // SAFETY: Dropped in `exit`, before the namespace is destroyed.
                 proc_conn: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_conn"), 0o444)? }),
+                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
+                proc_stats: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_stats"), 0o444)? }),
             }, "ipvs_ctl"),
-            svc_table: RcuBox::new(None),
+            svc_table: Arc::new(RcuBox::new(None), GFP_KERNEL)?,
             conns: Arc::new(
                 ConnTable::new(conn_tab_bits(), hz)?,
                 GFP_KERNEL,
             )?,
             expiry <- Timer::new(Expiry { table: conns.clone() }),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            est <- Timer::new(EstTimer {
+                stats: stats.clone(),
+                table: svc_table.clone(),
+                period: u64::from(est::PERIOD_SECS * hz),
+            }),
             tcp_timeouts: proto_tcp::default_timeouts(hz),
             udp_timeout: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
             // SAFETY: Dropped with `Ipvs` during the namespace's exit.
@@ -208,12 +219,14 @@ impl PernetData for Ipvs {
 
     fn started(&self, _net: &Net) {
         self.expiry.schedule_after(self.hz as u64);
+        self.est.schedule_after(self.est.data().period);
     }
 
     fn exit(&self, _net: &Net) {
         let mut ctl = self.ctl.lock();
         ctl.proc = None;
         ctl.proc_conn = None;
+        ctl.proc_stats = None;
         ctl.hooks = None;
         let _ = ctl.services.flush(&self.svc_table);
     }
@@ -742,6 +755,34 @@ impl Ipvs {
                 }
             }
         }
+    }
+}
+
+/// The rate estimator's timer: every two seconds, a sample of the director's counters and
+/// of every service's and real server's (upstream runs estimation kthreads instead).
+struct EstTimer {
+    stats: Arc<Stats>,
+    table: Arc<RcuBox<ServiceTable>>,
+    period: u64,
+}
+
+impl TimerCallback for EstTimer {
+    fn run(timer: &Timer<Self>) {
+        let d = timer.data();
+        d.stats.estimate();
+        let g = rcu::read_lock();
+        if let Some(t) = d.table.get(&g) {
+            for svc in t.iter() {
+                svc.stats.estimate();
+                if let Some(l) = svc.dests.get(&g) {
+                    for dest in l.dests.iter() {
+                        dest.stats.estimate();
+                    }
+                }
+            }
+        }
+        drop(g);
+        timer.schedule_after(d.period);
     }
 }
 

@@ -21,6 +21,7 @@ use kernel::{
 
 mod abi;
 mod conn;
+mod est;
 mod hash;
 mod proto;
 mod proto_tcp;

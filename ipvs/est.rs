@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The rate estimator: connections, packets and bytes per second of the director, of each
+//! virtual service and of each real server, as `ipvsadm -L --rate` and
+//! `/proc/net/ip_vs_stats` show them.
+//!
+//! Every two seconds the counters are sampled and each rate is smoothed as
+//! `avg += (rate - avg) / 4`, in upstream's fixed point (packet and connection rates scaled
+//! by 2^10, byte rates by 2^5), so that the same traffic shows the same figures.
+//!
+//! Kernel independent (`no_std`, host-tested).
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_est.c`
+
+#![allow(dead_code, unreachable_pub)]
+
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Seconds between two samples.
+pub const PERIOD_SECS: u32 = 2;
+
+/// Indexes of the counters and rates: connections, incoming packets, outgoing packets,
+/// incoming bytes, outgoing bytes.
+pub const N: usize = 5;
+
+/// Fixed-point shift of each average (2^10 for counts, 2^5 for bytes).
+const SCALE: [u32; N] = [10, 10, 10, 5, 5];
+
+/// Smoothed rates of one set of counters. A single sampler (the estimator timer) updates
+/// it; readers may see a sample half applied, which only mixes two successive estimates.
+#[derive(Default)]
+pub struct Estimator {
+    last: [AtomicU64; N],
+    avg: [AtomicI64; N],
+}
+
+impl Estimator {
+    /// Takes one sample of the counter totals (every [`PERIOD_SECS`] seconds).
+    pub fn sample(&self, totals: [u64; N]) {
+        for i in 0..N {
+            let last = self.last[i].swap(totals[i], Relaxed);
+            // Counters zeroed since the last sample count from zero.
+            let delta = totals[i].checked_sub(last).unwrap_or(totals[i]);
+            // Scaled by 2^SCALE, per second over the two-second period.
+            let rate = (delta << (SCALE[i] - 1)) as i64;
+            let avg = self.avg[i].load(Relaxed);
+            self.avg[i].store(avg + ((rate - avg) >> 2), Relaxed);
+        }
+    }
+
+    /// The rates per second, rounded as upstream does.
+    pub fn rates(&self) -> [u64; N] {
+        core::array::from_fn(|i| {
+            let avg = self.avg[i].load(Relaxed).max(0) as u64;
+            let half = (1u64 << (SCALE[i] - 1)) - 1;
+            (avg + half) >> SCALE[i]
+        })
+    }
+
+    /// Starts over from `totals` with zero rates (`ip_vs_zero_estimator`).
+    pub fn zero(&self, totals: [u64; N]) {
+        for i in 0..N {
+            self.last[i].store(totals[i], Relaxed);
+            self.avg[i].store(0, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_rate_converges() {
+        let e = Estimator::default();
+        let mut t = [0u64; N];
+        // 100 conn/s, 1000 pkt/s in, 800 out, 1 MB/s in, 2 MB/s out.
+        let per_sec = [100u64, 1000, 800, 1_000_000, 2_000_000];
+        for _ in 0..100 {
+            for i in 0..N {
+                t[i] += per_sec[i] * PERIOD_SECS as u64;
+            }
+            e.sample(t);
+        }
+        assert_eq!(e.rates(), per_sec);
+    }
+
+    #[test]
+    fn first_samples_follow_upstream_smoothing() {
+        let e = Estimator::default();
+        // 8 connections in 2 s: 4/s; the average moves a quarter of the way per sample.
+        e.sample([8, 0, 0, 0, 0]);
+        assert_eq!(e.rates()[0], 1);
+        e.sample([16, 0, 0, 0, 0]);
+        // 1/4 * 4 + 3/4 * 1/4 * 4 = 1.75 -> rounded half down as upstream: 2.
+        assert_eq!(e.rates()[0], 2);
+        // Idle: decays towards zero.
+        for _ in 0..60 {
+            e.sample([16, 0, 0, 0, 0]);
+        }
+        assert_eq!(e.rates()[0], 0);
+    }
+
+    #[test]
+    fn zeroing_restarts() {
+        let e = Estimator::default();
+        e.sample([1000, 1000, 1000, 1000, 1000]);
+        e.zero([0; N]);
+        assert_eq!(e.rates(), [0; N]);
+        // Counters that went backwards (zeroed by the user) never give a negative rate.
+        e.sample([1000; N]);
+        e.sample([10; N]);
+        assert!(e.rates().iter().all(|&r| r < 1000));
+    }
+}
