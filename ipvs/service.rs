@@ -130,6 +130,8 @@ pub(crate) struct Service {
     pub(crate) num_dests: AtomicU32,
     /// Counters.
     pub(crate) stats: Arc<Stats>,
+    /// Real servers removed from the service, restorable (changed under the control mutex).
+    trash: RcuBox<KVec<Trashed>>,
     /// Keeps `ip_vs` loaded while the service exists (`ip_vs_use_count_inc`).
     _module: ModuleRef,
 }
@@ -294,6 +296,7 @@ impl Services {
                 dests: RcuBox::new(Some(DestList::build(KVec::new())?)),
                 num_dests: AtomicU32::new(0),
                 stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+                trash: RcuBox::new(None),
                 _module: module,
             },
             GFP_KERNEL,
@@ -404,6 +407,66 @@ fn snapshot(svc: &Service) -> Result<KVec<Arc<Dest>>> {
 
 use kernel::alloc::flags::GFP_ATOMIC;
 
+/// How long a removed real server that nothing uses any more stays restorable
+/// (`IP_VS_DEST_TRASH_PERIOD`), in milliseconds.
+const TRASH_PERIOD_MS: u32 = 120_000;
+
+/// A real server removed from its service (upstream's destination trash). Adding the same
+/// server back restores this very object, with its connection counters, `OVERLOAD` flag,
+/// statistics and id, so schedulers see what they see upstream; connections still bound to
+/// it count again. It is dropped once unused (no connections, no templates) for
+/// [`TRASH_PERIOD_MS`], checked whenever the service's real servers change.
+struct Trashed {
+    dest: Arc<Dest>,
+    /// When it was first seen unused (jiffies), or 0.
+    idle_since: u64,
+}
+
+impl Trashed {
+    fn in_use(&self) -> bool {
+        let i = &self.dest.info;
+        i.totalconns.load(Relaxed) != 0 || i.persistconns.load(Relaxed) != 0
+    }
+}
+
+/// Republishes `svc`'s trash without expired entries, with `add` put in and the entry for
+/// `take` (address, port) taken out and returned.
+fn trash_update(
+    svc: &Service,
+    add: Option<Arc<Dest>>,
+    take: Option<(&[u8; 16], [u8; 2])>,
+) -> Result<Option<Arc<Dest>>> {
+    let now = kernel::timer::jiffies_64();
+    let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
+    let g = rcu::read_lock();
+    let old = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
+    let mut kept = KVec::with_capacity(old.len() + 1, GFP_ATOMIC)?;
+    let mut taken = None;
+    for t in old.iter() {
+        if take.is_some_and(|(a, p)| t.dest.matches(a, p)) && taken.is_none() {
+            taken = Some(t.dest.clone());
+            continue;
+        }
+        let idle_since = match (t.in_use(), t.idle_since) {
+            (true, _) => 0,
+            (false, 0) => now,
+            (false, since) if now.wrapping_sub(since) >= period => continue,
+            (false, since) => since,
+        };
+        kept.push(Trashed { dest: t.dest.clone(), idle_since }, GFP_ATOMIC)?;
+    }
+    drop(g);
+    if let Some(dest) = add {
+        let mut t = Trashed { dest, idle_since: 0 };
+        if !t.in_use() {
+            t.idle_since = now;
+        }
+        kept.push(t, GFP_KERNEL)?;
+    }
+    svc.trash.replace_deferred(if kept.is_empty() { None } else { Some(KBox::new(kept, GFP_KERNEL)?) });
+    Ok(taken)
+}
+
 /// `ip_vs_add_dest`.
 pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
     check_dest_limits(u)?;
@@ -416,7 +479,41 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
     if atype != kernel::net::namespace::RTN_LOCAL && atype != kernel::net::namespace::RTN_UNICAST {
         return Err(EINVAL);
     }
-    let dest = Arc::new(
+    let dest = match trash_update(svc, None, Some((&addr, u.port)))? {
+        Some(d) => {
+            // Back from the trash: set up as upstream's `__ip_vs_update_dest` does.
+            d.info.weight.store(u.weight, Relaxed);
+            if d.info.u_threshold.load(Relaxed) != u.u_threshold
+                || d.info.l_threshold.load(Relaxed) != u.l_threshold
+            {
+                d.info.u_threshold.store(u.u_threshold, Relaxed);
+                d.info.l_threshold.store(u.l_threshold, Relaxed);
+                d.info.update_overload(OverloadEvent::Thresholds);
+            }
+            d.conn_flags.store(dest_conn_flags(u), Relaxed);
+            d.info.flags.fetch_or(DEST_F_AVAILABLE, Relaxed);
+            d
+        }
+        None => new_dest(svc, u, addr)?,
+    };
+    let mut list = KVec::with_capacity(old.len() + 1, GFP_KERNEL)?;
+    list.push(dest, GFP_KERNEL)?;
+    for d in old.into_iter() {
+        list.push(d, GFP_KERNEL)?;
+    }
+    let list = DestList::build(list)?;
+    let g = rcu::read_lock();
+    if let Some(s) = svc.sched.get(&g) {
+        s.add_dest(list.infos(), 0);
+    }
+    drop(g);
+    svc.num_dests.store(list.dests.len() as u32, Relaxed);
+    svc.dests.replace_deferred(Some(list));
+    Ok(())
+}
+
+fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
+    Ok(Arc::new(
         Dest {
             info: DestInfo {
                 id: NEXT_DEST_ID.fetch_add(1, Relaxed),
@@ -436,21 +533,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
             svc_stats: svc.stats.clone(),
         },
         GFP_KERNEL,
-    )?;
-    let mut list = KVec::with_capacity(old.len() + 1, GFP_KERNEL)?;
-    list.push(dest, GFP_KERNEL)?;
-    for d in old.into_iter() {
-        list.push(d, GFP_KERNEL)?;
-    }
-    let list = DestList::build(list)?;
-    let g = rcu::read_lock();
-    if let Some(s) = svc.sched.get(&g) {
-        s.add_dest(list.infos(), 0);
-    }
-    drop(g);
-    svc.num_dests.store(list.dests.len() as u32, Relaxed);
-    svc.dests.replace_deferred(Some(list));
-    Ok(())
+    )?)
 }
 
 /// `ip_vs_edit_dest`.
@@ -493,9 +576,12 @@ pub(crate) fn del_dest(svc: &Service, u: &DestUser) -> Result {
             d.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
         }
     }
+    let removed = list.dests[i].clone();
     drop(g);
     let list = DestList::build(kept)?;
     svc.num_dests.store(list.dests.len() as u32, Relaxed);
     svc.dests.replace_deferred(Some(list));
+    // Upstream keeps it whatever happens; here a failed allocation only loses the restore.
+    let _ = trash_update(svc, Some(removed), None);
     Ok(())
 }
