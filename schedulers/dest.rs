@@ -77,7 +77,12 @@ pub struct TestDest {
 impl TestDest {
     /// A server of weight `w` with `act` active and `inact` inactive connections.
     pub fn new(w: i32, act: u32, inact: u32) -> Self {
-        Self { w, over: false, act, tot: act + inact }
+        Self {
+            w,
+            over: false,
+            act,
+            tot: act + inact,
+        }
     }
 }
 
@@ -122,7 +127,12 @@ impl Rng {
         (0..n)
             .map(|_| {
                 let (w, over, act) = (self.below(6) as i32, self.below(5) == 0, self.below(8));
-                TestDest { w, over, act, tot: act + self.below(8) }
+                TestDest {
+                    w,
+                    over,
+                    act,
+                    tot: act + self.below(8),
+                }
             })
             .collect()
     }

@@ -42,7 +42,10 @@ mod tests {
         for _ in 0..5000 {
             let d = rng.dests(8);
             let hw = d.iter().filter(|x| x.usable()).map(|x| x.w).max();
-            assert_eq!(pick(&d), hw.and_then(|hw| d.iter().position(|x| x.usable() && x.w == hw)));
+            assert_eq!(
+                pick(&d),
+                hw.and_then(|hw| d.iter().position(|x| x.usable() && x.w == hw))
+            );
         }
     }
 }

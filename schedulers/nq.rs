@@ -62,7 +62,10 @@ mod tests {
                     } else {
                         for &j in &usable {
                             let (a, b) = (&d[i], &d[j]);
-                            assert!(i64::from(a.act + 1) * i64::from(b.w) <= i64::from(b.act + 1) * i64::from(a.w));
+                            assert!(
+                                i64::from(a.act + 1) * i64::from(b.w)
+                                    <= i64::from(b.act + 1) * i64::from(a.w)
+                            );
                         }
                     }
                 }

@@ -49,7 +49,10 @@ mod tests {
             let d = rng.dests(8);
             let ok = |x: &D| x.usable() && x.act as i32 <= x.w;
             let hw = d.iter().filter(|x| ok(x)).map(|x| x.w).max();
-            assert_eq!(pick(&d), hw.and_then(|hw| d.iter().position(|x| ok(x) && x.w == hw)));
+            assert_eq!(
+                pick(&d),
+                hw.and_then(|hw| d.iter().position(|x| ok(x) && x.w == hw))
+            );
         }
     }
 }

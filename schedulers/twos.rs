@@ -60,7 +60,12 @@ pub fn pick<D: Dest>(dests: &[D], mut random: impl FnMut() -> u32) -> Option<usi
     }
     let (a, b) = (c1?, c2?);
     let (da, db) = (&dests[a], &dests[b]);
-    if more_loaded(da.conn_overhead(), da.weight(), db.conn_overhead(), db.weight()) {
+    if more_loaded(
+        da.conn_overhead(),
+        da.weight(),
+        db.conn_overhead(),
+        db.weight(),
+    ) {
         Some(b)
     } else {
         Some(a)
@@ -113,7 +118,12 @@ mod tests {
     fn property_spread_follows_weight_under_load() {
         // Feeding the choices back as connections spreads them about by weight.
         let mut rng = Rng(0x77);
-        let mut d = [D::new(1, 0, 0), D::new(2, 0, 0), D::new(0, 0, 0), D::new(3, 0, 0)];
+        let mut d = [
+            D::new(1, 0, 0),
+            D::new(2, 0, 0),
+            D::new(0, 0, 0),
+            D::new(3, 0, 0),
+        ];
         for _ in 0..6000 {
             let i = pick(&d, || rng.next_u32()).unwrap_or(2);
             d[i].tot += 1;

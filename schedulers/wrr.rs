@@ -59,7 +59,12 @@ impl Mark {
     pub fn new<D: Dest>(dests: &[D]) -> Self {
         let (di, max) = weights(dests, None);
         let mw = max - (di - 1);
-        Self { cl: None, cw: mw, mw, di }
+        Self {
+            cl: None,
+            cw: mw,
+            mw,
+            di,
+        }
     }
 
     /// The list or a weight changed; `gone` is the index of a server being removed, which
@@ -204,7 +209,12 @@ mod tests {
             let got = run(&mut m, &d, total as usize);
             for (i, x) in d.iter().enumerate() {
                 let n = got.iter().filter(|&&p| p == Some(i)).count() as i32;
-                assert_eq!(n, x.w / g, "weights {:?} picks {got:?}", d.iter().map(|x| x.w).collect::<std::vec::Vec<_>>());
+                assert_eq!(
+                    n,
+                    x.w / g,
+                    "weights {:?} picks {got:?}",
+                    d.iter().map(|x| x.w).collect::<std::vec::Vec<_>>()
+                );
             }
             if total == 0 {
                 assert_eq!(m.schedule(&d), None);
