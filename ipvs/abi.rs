@@ -51,6 +51,9 @@ pub struct DestInfo {
     pub port: [u8; 2],
     /// Address; IPv4 uses the first four bytes.
     pub addr: [u8; 16],
+    /// The weight given when the destination was added, or last set to a non-zero value
+    /// (upstream's `last_weight`, which `mh` schedules by).
+    pub last_weight: AtomicI32,
 }
 
 impl DestInfo {

@@ -92,6 +92,7 @@ fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
                 af: AF_INET,
                 port: port.to_be_bytes(),
                 addr: v4(addr),
+                last_weight: AtomicI32::new(weight),
             },
             conn_flags: AtomicU32::new(uapi::conn_flags::INACTIVE),
             stats: Stats::default(),

@@ -483,6 +483,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
         Some(d) => {
             // Back from the trash: set up as upstream's `__ip_vs_update_dest` does.
             d.info.weight.store(u.weight, Relaxed);
+            d.info.last_weight.store(u.weight, Relaxed);
             if d.info.u_threshold.load(Relaxed) != u.u_threshold
                 || d.info.l_threshold.load(Relaxed) != u.l_threshold
             {
@@ -527,6 +528,7 @@ fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
                 af: AF_INET,
                 port: u.port,
                 addr,
+                last_weight: AtomicI32::new(u.weight),
             },
             conn_flags: AtomicU32::new(dest_conn_flags(u)),
             stats: Stats::default(),
@@ -545,6 +547,9 @@ pub(crate) fn edit_dest(svc: &Service, u: &DestUser) -> Result {
     let i = list.find(&addr, u.port).ok_or(ENOENT)?;
     let d = &list.dests[i];
     d.info.weight.store(u.weight, Relaxed);
+    if u.weight != 0 {
+        d.info.last_weight.store(u.weight, Relaxed);
+    }
     if d.info.u_threshold.load(Relaxed) != u.u_threshold
         || d.info.l_threshold.load(Relaxed) != u.l_threshold
     {

@@ -6,9 +6,9 @@
 //! an unusable server is replaced by probing further slots.
 //!
 //! The table holds server ids and is rebuilt in place when servers are added, removed or
-//! changed; the packet path reads it without locks. The servers' last non-zero weights and
-//! the scratch space of the population are kept under a spinlock (the core calls the
-//! callbacks in RCU read-side sections, so nothing here sleeps).
+//! changed; the packet path reads it without locks. The scratch space of the population is
+//! kept under a spinlock (the core calls the callbacks in RCU read-side sections, so nothing
+//! here sleeps). Servers count with their last non-zero weight (`DestInfo::last_weight`).
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_mh.c`
 
@@ -39,41 +39,9 @@ fn has_ports(protocol: u8) -> bool {
     matches!(protocol, 6 | 17 | 132)
 }
 
-/// What the control path keeps between rebuilds.
+/// Scratch space of the population, one entry per server; kept between rebuilds.
 struct Control {
-    /// `(id, last non-zero weight)` of the servers (upstream's `dest->last_weight`).
-    last_weights: KVec<(u64, i32)>,
-    /// Scratch space, one entry per server.
     setup: KVec<mh::Setup>,
-}
-
-/// The recorded last weight of `d`, or its weight.
-fn last_weight(last_weights: &[(u64, i32)], d: &DestInfo) -> i32 {
-    last_weights
-        .iter()
-        .find(|(id, _)| *id == d.id)
-        .map_or(d.weight(), |&(_, w)| w)
-}
-
-impl Control {
-    /// Records `weight` as the last weight of `id`.
-    fn remember(&mut self, id: u64, weight: i32) -> Result {
-        if let Some(e) = self.last_weights.iter_mut().find(|(i, _)| *i == id) {
-            e.1 = weight;
-            return Ok(());
-        }
-        if let Some(e) = self.last_weights.iter_mut().find(|(i, _)| *i == 0) {
-            *e = (id, weight);
-            return Ok(());
-        }
-        Ok(self.last_weights.push((id, weight), GFP_ATOMIC)?)
-    }
-
-    fn forget(&mut self, id: u64) {
-        for e in self.last_weights.iter_mut().filter(|(i, _)| *i == id) {
-            *e = (0, 0);
-        }
-    }
 }
 
 /// The lookup table of one service: a server id per slot, 0 for none.
@@ -94,15 +62,11 @@ impl Mh {
                 return;
             }
         }
-        let Control {
-            last_weights,
-            setup,
-        } = &mut *c;
         let _ = mh::reassign(
             dests,
             skip,
-            |d| last_weight(last_weights, d),
-            setup.as_mut_slice(),
+            |d| d.last_weight.load(Relaxed),
+            c.setup.as_mut_slice(),
             |slot, id| {
                 if let Some(s) = self.lookup.get(slot) {
                     s.store(id, Relaxed);
@@ -120,14 +84,9 @@ impl Scheduler for Mh {
         for _ in 0..mh::TAB_SIZE {
             lookup.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
-        let mut last_weights = KVec::with_capacity(dests.len(), GFP_KERNEL)?;
-        for d in dests {
-            last_weights.push((d.id, d.weight()), GFP_KERNEL)?;
-        }
         let control = KBox::pin_init(
             new_spinlock!(
                 Control {
-                    last_weights,
                     setup: KVec::new(),
                 },
                 "ip_vs_mh_control"
@@ -155,27 +114,15 @@ impl Scheduler for Mh {
         )
     }
 
-    fn add_dest(&self, dests: &[&DestInfo], index: usize) {
-        if let Some(d) = dests.get(index) {
-            // Without a record the server's current weight stands in, which is the same.
-            let _ = self.control.lock().remember(d.id, d.weight());
-        }
+    fn add_dest(&self, dests: &[&DestInfo], _index: usize) {
         self.reassign(dests, None);
     }
 
     fn del_dest(&self, dests: &[&DestInfo], index: usize) {
         self.reassign(dests, Some(index));
-        if let Some(d) = dests.get(index) {
-            self.control.lock().forget(d.id);
-        }
     }
 
-    fn upd_dest(&self, dests: &[&DestInfo], index: usize) {
-        if let Some(d) = dests.get(index) {
-            if d.weight() != 0 {
-                let _ = self.control.lock().remember(d.id, d.weight());
-            }
-        }
+    fn upd_dest(&self, dests: &[&DestInfo], _index: usize) {
         self.reassign(dests, None);
     }
 }
