@@ -52,6 +52,27 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
         max: i32::MAX,
         mode: 0o644,
     },
+    IntSysctl {
+        name: c_str!("snat_reroute"),
+        default: 1,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
+    IntSysctl {
+        name: c_str!("sloppy_tcp"),
+        default: 0,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
+    IntSysctl {
+        name: c_str!("pmtu_disc"),
+        default: 1,
+        min: i32::MIN,
+        max: i32::MAX,
+        mode: 0o644,
+    },
 ];
 /// Index of `expire_nodest_conn` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
@@ -59,6 +80,12 @@ pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
 pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 1;
 /// Index of `expire_quiescent_template` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_QUIESCENT_TEMPLATE: usize = 2;
+/// Index of `snat_reroute` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SNAT_REROUTE: usize = 3;
+/// Index of `sloppy_tcp` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SLOPPY_TCP: usize = 4;
+/// Index of `pmtu_disc` in [`SYSCTLS`].
+pub(crate) const SYSCTL_PMTU_DISC: usize = 5;
 
 /// The socket option handlers.
 pub(crate) struct Ctl;

@@ -359,9 +359,12 @@ impl Ipvs {
                 let Some(svc) = find_service(tab, skb.mark(), &ip, &ports) else {
                     return Verdict::Accept(skb);
                 };
-                // Only a SYN starts a TCP connection; anything else is the local stack's.
+                // Only a SYN starts a TCP connection (with `sloppy_tcp`, any segment but a
+                // reset); anything else is the local stack's.
+                let sloppy = self.sysctl.get(ctl::SYSCTL_SLOPPY_TCP) != 0;
                 if ip.protocol == IPPROTO_TCP
-                    && (ports.tcp_flags & TCP_SYN == 0 || ports.tcp_flags & TCP_RST != 0)
+                    && (ports.tcp_flags & TCP_RST != 0
+                        || (ports.tcp_flags & TCP_SYN == 0 && !sloppy))
                 {
                     return Verdict::Accept(skb);
                 }
@@ -424,7 +427,7 @@ impl Ipvs {
         match cp.fwd_method() {
             conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, hook),
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, false),
-            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp, false),
+            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp, false, self.pmtu_disc()),
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
         }
@@ -451,7 +454,8 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         if cp.fwd_method() == conn_flags::MASQ
-            && (xmit::snat_reply(&mut skb, &ip, cp).is_err() || reroute(net, &mut skb, hook).is_err())
+            && (xmit::snat_reply(&mut skb, &ip, cp).is_err()
+                || self.reroute(net, &mut skb, hook).is_err())
         {
             return Verdict::Drop(skb);
         }
@@ -518,7 +522,7 @@ impl Ipvs {
             return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp);
         }
         self.in_stats(cp, skb.len());
-        xmit::icmp_xmit(net, skb, ip, &q, cp, hook)
+        xmit::icmp_xmit(net, skb, ip, &q, cp, hook, self.pmtu_disc())
     }
 
     /// An ICMP error about a packet tunnelled to a real server, from the path to it: the
@@ -587,7 +591,7 @@ impl Ipvs {
         if cp.fwd_method() == conn_flags::MASQ
             && (skb.csum_fold_from(ihl) != Ok(0)
                 || xmit::nat_icmp(&mut skb, ihl, &q, true, cp).is_err()
-                || reroute(net, &mut skb, hook).is_err())
+                || self.reroute(net, &mut skb, hook).is_err())
         {
             return Verdict::Drop(skb);
         }
@@ -700,6 +704,25 @@ impl Ipvs {
             .map_err(|_| SchedError::Failed)
     }
 
+    /// Re-routes a NAT reply or ICMP error sent by this host after its source changed
+    /// (`ip_vs_route_me_harder`, with `snat_reroute`): policy routing may send it elsewhere
+    /// than what its real-server source was routed by.
+    fn reroute(&self, net: &Net, skb: &mut SkBuff<'_>, hook: InetHook) -> Result {
+        if self.sysctl.get(ctl::SYSCTL_SNAT_REROUTE) != 0
+            && (hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()))
+        {
+            skb.route_me_harder(net)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether tunnelled packets keep the DF bit and are checked against the tunnel's path
+    /// MTU (`pmtu_disc`); otherwise they are fragmented as needed.
+    fn pmtu_disc(&self) -> bool {
+        self.sysctl.get(ctl::SYSCTL_PMTU_DISC) != 0
+    }
+
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
@@ -792,17 +815,6 @@ enum SchedError {
     NoDest,
     /// Out of memory or a race with an expiring template: the packet is dropped.
     Failed,
-}
-
-/// Re-routes a NAT reply or ICMP error sent by this host after its source changed
-/// (`ip_vs_route_me_harder`, with `snat_reroute` on as by default): policy routing may send
-/// it elsewhere than what its real-server source was routed by.
-fn reroute(net: &Net, skb: &mut SkBuff<'_>, hook: InetHook) -> Result {
-    if hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()) {
-        skb.route_me_harder(net)
-    } else {
-        Ok(())
-    }
 }
 
 /// The connection tuple of the packet an ICMP error quotes. `reversed`: the quoted packet

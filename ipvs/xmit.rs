@@ -80,7 +80,7 @@ enum Out {
 /// leaves the packet as it is. For another host: the TTL is decremented (time exceeded
 /// sent when it runs out) and the path MTU less `overhead` bytes of encapsulation is
 /// checked, answering "fragmentation needed" for a DF packet that does not fit, unless the
-/// packet is itself an ICMP error (`icmp`). The route is attached only once all checks
+/// packet is itself an ICMP error, or DF does not matter (`icmp`). The route is attached only once all checks
 /// passed, so that ICMP errors about the packet come from the address the client used.
 fn route_to<'a>(
     net: &Net,
@@ -184,17 +184,20 @@ pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn, icmp
 const IPIP_HLEN: u32 = 20;
 
 /// IP-in-IP tunnelling: wrap the packet in an IPv4 header to the real server
-/// (`ip_vs_tunnel_xmit`). The outer header copies the inner TOS, TTL and DF bit, so path MTU
-/// discovery keeps working through the tunnel; `icmp` for an ICMP error being forwarded.
+/// (`ip_vs_tunnel_xmit`). With `pmtu_disc` the outer header copies the inner DF bit and
+/// packets too big for the tunnel are answered "fragmentation needed", so path MTU discovery
+/// works through the tunnel; without, the outer packet may be fragmented. The outer header
+/// copies the inner TOS and TTL. `icmp` for an ICMP error being forwarded.
 pub(crate) fn tunnel_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
     ip: &Ipv4,
     cp: &Conn,
     icmp: bool,
+    pmtu_disc: bool,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN, icmp) {
+    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN, icmp || !pmtu_disc) {
         Ok((skb, Out::Local)) => return cont(skb),
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
@@ -205,7 +208,7 @@ pub(crate) fn tunnel_xmit<'a>(
             h[0] = 0x45;
             h[1] = ip.tos;
             h[2..6].fill(0);
-            h[6] = if ip.df { 0x40 } else { 0 };
+            h[6] = if ip.df && pmtu_disc { 0x40 } else { 0 };
             h[7] = 0;
             h[8] = ttl;
             h[9] = IPPROTO_IPIP;
@@ -267,11 +270,12 @@ pub(crate) fn icmp_xmit<'a>(
     q: &Quoted,
     cp: &Conn,
     hook: InetHook,
+    pmtu_disc: bool,
 ) -> Verdict<'a> {
     match cp.fwd_method() {
         conn_flags::MASQ => {}
         conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, true),
-        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, true),
+        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, true, pmtu_disc),
         _ => return Verdict::Accept(skb),
     }
     let daddr = as_v4(&cp.daddr);
