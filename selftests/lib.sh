@@ -265,13 +265,20 @@ start_servers() {
 # link back; the client accepts them there (rp_filter off: its route to
 # the VIP points at the director).
 
-# rs_return_path I: the link above for rs<I> of topo_nat.
+# rs_return_path I: the link above for rs<I> of topo_nat (one batch of ip
+# commands per namespace: every process counts under emulation).
 rs_return_path() {
 	local i=$1 ns=${NS_RS[$1]}
-	veth_add "$NS_C" "x$i" "$ns" ret0 || return 1
-	ip -n "$NS_C" addr add "10.2.$i.1/24" dev "x$i"
-	ip -n "$ns" addr add "10.2.$i.2/24" dev ret0
-	ip -n "$ns" route add "$CIP/32" via "10.2.$i.1" dev ret0 || return 1
+	ip link add "x$i" netns "$NS_C" type veth peer name ret0 netns "$ns" || return 1
+	ip -n "$NS_C" -b - <<-EOF || return 1
+		link set x$i up
+		addr add 10.2.$i.1/24 dev x$i
+	EOF
+	ip -n "$ns" -b - <<-EOF || return 1
+		link set ret0 up
+		addr add 10.2.$i.2/24 dev ret0
+		route add $CIP/32 via 10.2.$i.1 dev ret0
+	EOF
 	nsx "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 		"net.ipv4.conf.x$i.rp_filter=0"
 }
@@ -283,19 +290,22 @@ rs_return_path() {
 # path filtering is off, since the client's packets come in on another
 # link than the replies leave by.
 rs_direct() {
-	local i=$1 mode=$2 ns=${NS_RS[$1]} v sysctls
+	local i=$1 mode=$2 ns=${NS_RS[$1]} v sysctls cmds=""
 	shift 2
 	rs_return_path "$i" || return 1
 	for v in "$@"; do
-		ip -n "$ns" addr add "$v/32" dev lo || return 1
+		cmds+="addr add $v/32 dev lo"$'\n'
 	done
 	sysctls=(net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 		net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.ret0.rp_filter=0)
 	if [ "$mode" = tun ]; then
-		modprobe -q ipip || return 1
-		ip -n "$ns" link set tunl0 up || return 1
+		[ -d /sys/module/ipip ] || modprobe -q ipip || return 1
+		cmds+="link set tunl0 up"$'\n'
 		sysctls+=(net.ipv4.conf.tunl0.rp_filter=0)
+	fi
+	if [ -n "$cmds" ]; then
+		ip -n "$ns" -b - <<< "$cmds" || return 1
 	fi
 	nsx "$ns" sysctl -qw "${sysctls[@]}"
 }
