@@ -507,11 +507,7 @@ impl Ipvs {
         };
         // The quoted packet went from the service to the client, or, tunnelled, from the
         // client to the service.
-        let p = if tunnel {
-            quoted_param(&q, false)
-        } else {
-            quoted_param(&q, true)
-        };
+        let p = quoted_param(&q, !tunnel);
         let Some(cp) = self.conns.in_get(&p, &g) else {
             return Verdict::Accept(skb);
         };
