@@ -23,7 +23,7 @@ use crate::{
 use core::{
     mem::size_of,
     ptr::{self, NonNull},
-    sync::atomic::{AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
+    sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
 };
 use kernel::{
     alloc::{
@@ -205,7 +205,19 @@ impl Conn {
     /// Moves a TCP connection along its state machine after a segment with `tcp_flags`
     /// travelling `output` (server to client) or not, keeping the destination's active
     /// counter in step, then refreshes the timeout.
+    #[allow(dead_code)] // Used by the KUnit tests.
     pub(crate) fn tcp_transition(&self, output: bool, tcp_flags: u8, timeouts: &[AtomicU32; proto_tcp::NR_STATES]) {
+        self.tcp_transition_in(output, tcp_flags, timeouts, false);
+    }
+
+    /// As [`Self::tcp_transition`], with the `secure_tcp` state tables when `secure`.
+    pub(crate) fn tcp_transition_in(
+        &self,
+        output: bool,
+        tcp_flags: u8,
+        timeouts: &[AtomicU32; proto_tcp::NR_STATES],
+        secure: bool,
+    ) {
         let dir = if output {
             self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
             Direction::Output
@@ -218,7 +230,7 @@ impl Conn {
         let mut cur = self.state.load(Relaxed);
         let (old, new) = loop {
             let from = TcpState::from_u8(cur as u8).unwrap_or(TcpState::None);
-            let to = proto_tcp::next_state(from, dir, ev);
+            let to = proto_tcp::next_state_in(from, dir, ev, secure);
             match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
                 Ok(_) => break (from, to),
                 Err(now) => cur = now,
@@ -350,6 +362,8 @@ pub(crate) struct ConnTable {
     seed: u32,
     count: AtomicU32,
     cursor: AtomicU32,
+    /// `random_dropentry`'s countdown per client packet count.
+    todrop_counter: [AtomicI32; 9],
     hz: u32,
 }
 
@@ -379,6 +393,7 @@ impl ConnTable {
             seed: unsafe { bindings::get_random_u32() },
             count: AtomicU32::new(0),
             cursor: AtomicU32::new(0),
+            todrop_counter: Default::default(),
             hz,
         })
     }
@@ -651,6 +666,67 @@ impl ConnTable {
                 p = next;
             }
         }
+    }
+
+    /// Drops random entries when memory is short (`ip_vs_random_dropentry`): every call looks
+    /// at 1/32 of the buckets, chosen at random, and removes half-open TCP connections,
+    /// unanswered templates and, at a rate falling with their packet count (0 to 8 packets
+    /// from the client), established or other connections idle for a minute or more.
+    pub(crate) fn random_dropentry(&self, now: u64) {
+        for _ in 0..(self.size() >> 5) {
+            // SAFETY: An FFI call with no additional requirements.
+            let b = unsafe { bindings::get_random_u32() } & self.mask;
+            if self.buckets[b as usize].load(Relaxed).is_null() {
+                continue;
+            }
+            let _l = self.lock(b);
+            let mut p = self.buckets[b as usize].load(Relaxed);
+            while !p.is_null() {
+                // SAFETY: Linked entries are live while we hold the bucket lock.
+                let c = unsafe { &*p };
+                let next = c.next.load(Relaxed);
+                if c.n_control() == 0 && self.todrop(c, now) {
+                    self.unlink_locked(b, p);
+                }
+                p = next;
+            }
+        }
+    }
+
+    /// Whether `random_dropentry` removes `c`.
+    fn todrop(&self, c: &Conn, now: u64) -> bool {
+        if c.is_template() {
+            if c.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
+                return self.todrop_entry(c, now);
+            }
+            return c.state() & CTPL_S_ASSURED == 0;
+        }
+        if c.protocol == crate::proto::IPPROTO_TCP {
+            return match TcpState::from_u8(c.state() as u8) {
+                Some(TcpState::SynRecv | TcpState::SynAck) => true,
+                Some(TcpState::Established) => self.todrop_entry(c, now),
+                _ => false,
+            };
+        }
+        self.todrop_entry(c, now)
+    }
+
+    /// `todrop_entry`: an entry idle for at least a minute with `i` packets from the client
+    /// (0 to 8) is dropped once in `i` calls; none with 0 packets.
+    fn todrop_entry(&self, c: &Conn, now: u64) -> bool {
+        let idle = u64::from(c.timeout.load(Relaxed)).saturating_sub(c.expires_in(now));
+        if idle < 60 * u64::from(self.hz) {
+            return false;
+        }
+        let i = c.in_pkts.load(Relaxed) as usize;
+        let Some(counter) = self.todrop_counter.get(i) else {
+            return false;
+        };
+        if i == 0 || counter.fetch_sub(1, Relaxed) - 1 > 0 {
+            return false;
+        }
+        counter.store(i as i32, Relaxed);
+        true
     }
 
     /// Removes every entry (`ip_vs_conn_flush`).

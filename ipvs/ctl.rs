@@ -25,67 +25,128 @@ use kernel::{
     str::CString,
     proc_fs::{NetSeqShow, SeqFile},
     sync::{rcu, Arc},
-    sysctl::IntSysctl,
+    sysctl::{IntSysctl, Kind},
     uaccess::{UserPtr, UserSlice},
 };
 
-/// The sysctls this implementation honours, in `/proc/sys/net/ipv4/vs/`.
+/// A sysctl taking any `int`, as upstream's plain `proc_dointvec` ones.
+const fn any_int(name: &'static kernel::str::CStr, default: i32) -> IntSysctl {
+    IntSysctl {
+        name,
+        default,
+        kind: Kind::Int {
+            min: i32::MIN,
+            max: i32::MAX,
+        },
+        mode: 0o644,
+        on_write: None,
+    }
+}
+
+/// A sysctl taking `min..=max`; `on_write` runs when a write changes it.
+const fn ranged(
+    name: &'static kernel::str::CStr,
+    default: i32,
+    min: i32,
+    max: i32,
+    on_write: Option<fn(&Net, usize)>,
+) -> IntSysctl {
+    IntSysctl {
+        name,
+        default,
+        kind: Kind::Int { min, max },
+        mode: 0o644,
+        on_write,
+    }
+}
+
+/// A sysctl of another kind.
+const fn other(name: &'static kernel::str::CStr, default: i32, kind: Kind, mode: u16) -> IntSysctl {
+    IntSysctl {
+        name,
+        default,
+        kind,
+        mode,
+        on_write: None,
+    }
+}
+
+/// `/proc/sys/net/ipv4/vs/`: upstream's sysctls (`vs_vars`) with their names, defaults and
+/// accepted values, except `est_cpulist` (there are no estimator kthreads to place). The
+/// `sync_*` ones and `backup_only` only read and validate like upstream's: they matter to
+/// the sync daemon, which does not exist yet. Those whose upstream behaviour is not
+/// implemented refuse the writes that would ask for it (`EINVAL`): `conntrack` (0, the
+/// behaviour implemented: forwarded packets are untracked), `cache_bypass` (connections
+/// without a real server) and `schedule_icmp` (scheduling on an ICMP error) accept only 0;
+/// `sloppy_sctp` and `est_nice` are read-only (no SCTP, no estimator kthreads).
 pub(crate) const SYSCTLS: &[IntSysctl] = &[
-    IntSysctl {
-        name: c_str!("expire_nodest_conn"),
-        default: 0,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
-    IntSysctl {
-        name: c_str!("conn_reuse_mode"),
-        default: 1,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
-    IntSysctl {
-        name: c_str!("expire_quiescent_template"),
-        default: 0,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
-    IntSysctl {
-        name: c_str!("snat_reroute"),
-        default: 1,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
-    IntSysctl {
-        name: c_str!("sloppy_tcp"),
-        default: 0,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
-    IntSysctl {
-        name: c_str!("pmtu_disc"),
-        default: 1,
-        min: i32::MIN,
-        max: i32::MAX,
-        mode: 0o644,
-    },
+    any_int(c_str!("amemthresh"), 1024),
+    any_int(c_str!("am_droprate"), 10),
+    ranged(c_str!("drop_entry"), 0, 0, 3, Some(defense_changed)),
+    ranged(c_str!("drop_packet"), 0, 0, 3, Some(defense_changed)),
+    ranged(c_str!("conntrack"), 0, 0, 0, None),
+    ranged(c_str!("secure_tcp"), 0, 0, 3, Some(defense_changed)),
+    any_int(c_str!("snat_reroute"), 1),
+    ranged(c_str!("sync_version"), 1, 0, 1, None),
+    other(c_str!("sync_ports"), 1, Kind::PowerOfTwo, 0o644),
+    any_int(c_str!("sync_persist_mode"), 0),
+    other(c_str!("sync_qlen_max"), 0, Kind::ULong, 0o644),
+    any_int(c_str!("sync_sock_size"), 0),
+    ranged(c_str!("cache_bypass"), 0, 0, 0, None),
+    any_int(c_str!("expire_nodest_conn"), 0),
+    any_int(c_str!("sloppy_tcp"), 0),
+    other(c_str!("sloppy_sctp"), 0, Kind::Int { min: 0, max: 0 }, 0o444),
+    any_int(c_str!("expire_quiescent_template"), 0),
+    other(c_str!("sync_threshold"), 3, Kind::Threshold { second: 50 }, 0o644),
+    other(c_str!("sync_refresh_period"), 0, Kind::Jiffies, 0o644),
+    ranged(c_str!("sync_retries"), 0, 0, 3, None),
+    any_int(c_str!("nat_icmp_send"), 0),
+    any_int(c_str!("pmtu_disc"), 1),
+    any_int(c_str!("backup_only"), 0),
+    any_int(c_str!("conn_reuse_mode"), 1),
+    ranged(c_str!("schedule_icmp"), 0, 0, 0, None),
+    any_int(c_str!("ignore_tunneled"), 0),
+    any_int(c_str!("run_estimation"), 1),
+    other(c_str!("est_nice"), 0, Kind::Int { min: -20, max: 19 }, 0o444),
 ];
-/// Index of `expire_nodest_conn` in [`SYSCTLS`].
-pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 0;
-/// Index of `conn_reuse_mode` in [`SYSCTLS`].
-pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 1;
-/// Index of `expire_quiescent_template` in [`SYSCTLS`].
-pub(crate) const SYSCTL_EXPIRE_QUIESCENT_TEMPLATE: usize = 2;
+/// Index of `amemthresh` in [`SYSCTLS`].
+pub(crate) const SYSCTL_AMEMTHRESH: usize = 0;
+/// Index of `am_droprate` in [`SYSCTLS`].
+pub(crate) const SYSCTL_AM_DROPRATE: usize = 1;
+/// Index of `drop_entry` in [`SYSCTLS`].
+pub(crate) const SYSCTL_DROP_ENTRY: usize = 2;
+/// Index of `drop_packet` in [`SYSCTLS`].
+pub(crate) const SYSCTL_DROP_PACKET: usize = 3;
+/// Index of `secure_tcp` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SECURE_TCP: usize = 5;
 /// Index of `snat_reroute` in [`SYSCTLS`].
-pub(crate) const SYSCTL_SNAT_REROUTE: usize = 3;
+pub(crate) const SYSCTL_SNAT_REROUTE: usize = 6;
+/// Index of `sync_qlen_max` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_QLEN_MAX: usize = 10;
+/// Index of `expire_nodest_conn` in [`SYSCTLS`].
+pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 13;
 /// Index of `sloppy_tcp` in [`SYSCTLS`].
-pub(crate) const SYSCTL_SLOPPY_TCP: usize = 4;
+pub(crate) const SYSCTL_SLOPPY_TCP: usize = 14;
+/// Index of `expire_quiescent_template` in [`SYSCTLS`].
+pub(crate) const SYSCTL_EXPIRE_QUIESCENT_TEMPLATE: usize = 16;
+/// Index of `nat_icmp_send` in [`SYSCTLS`].
+pub(crate) const SYSCTL_NAT_ICMP_SEND: usize = 20;
 /// Index of `pmtu_disc` in [`SYSCTLS`].
-pub(crate) const SYSCTL_PMTU_DISC: usize = 5;
+pub(crate) const SYSCTL_PMTU_DISC: usize = 21;
+/// Index of `conn_reuse_mode` in [`SYSCTLS`].
+pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 23;
+/// Index of `ignore_tunneled` in [`SYSCTLS`].
+pub(crate) const SYSCTL_IGNORE_TUNNELED: usize = 25;
+/// Index of `run_estimation` in [`SYSCTLS`].
+pub(crate) const SYSCTL_RUN_ESTIMATION: usize = 26;
+
+/// A write changed `drop_entry`, `drop_packet` or `secure_tcp`: the defense levels are
+/// recomputed at once, as upstream's `proc_do_defense_mode` does.
+fn defense_changed(net: &Net, _index: usize) {
+    if let Some(ipvs) = IPVS.get(net) {
+        ipvs.defense.update(&ipvs.sysctl_values);
+    }
+}
 
 /// The socket option handlers.
 pub(crate) struct Ctl;

@@ -24,13 +24,14 @@ use kernel::{
     prelude::*,
     proc_fs::ProcNetEntry,
     sync::{rcu, rcu::RcuBox, Arc, Mutex},
-    sysctl::NetSysctlTable,
+    sysctl::{NetSysctlTable, SysctlValues},
     time::msecs_to_jiffies,
     timer::{Timer, TimerCallback},
 };
 
 mod abi;
 mod conn;
+mod defense;
 mod est;
 mod ctl;
 mod hash;
@@ -162,6 +163,12 @@ impl CtlState {
 /// The IPVS state of one network namespace (upstream's `struct netns_ipvs`).
 #[pin_data]
 pub(crate) struct Ipvs {
+    /// First, so that it is dropped (unregistered, waiting for running handlers) first.
+    sysctl: NetSysctlTable,
+    pub(crate) sysctl_values: Arc<SysctlValues>,
+    pub(crate) defense: Arc<defense::Defense>,
+    #[pin]
+    defense_timer: Timer<defense::DefenseTimer>,
     #[pin]
     pub(crate) ctl: Mutex<CtlState>,
     pub(crate) svc_table: Arc<RcuBox<ServiceTable>>,
@@ -173,7 +180,6 @@ pub(crate) struct Ipvs {
     est: Timer<EstTimer>,
     tcp_timeouts: [AtomicU32; proto_tcp::NR_STATES],
     udp_timeout: AtomicU32,
-    sysctl: NetSysctlTable,
     hz: u32,
 }
 
@@ -187,6 +193,14 @@ impl PernetData for Ipvs {
     fn init(net: &Net) -> impl PinInit<Self, Error> {
         let hz = msecs_to_jiffies(1000) as u32;
         try_pin_init!(Self {
+            // SAFETY: Dropped with `Ipvs` during the namespace's exit.
+            sysctl: unsafe { NetSysctlTable::new(net, c_str!("net/ipv4/vs"), ctl::SYSCTLS)? },
+            sysctl_values: {
+                let v = sysctl.values().clone();
+                v.set_ulong(ctl::SYSCTL_SYNC_QLEN_MAX, sync_qlen_max());
+                v
+            },
+            defense: Arc::pin_init(defense::Defense::new(), GFP_KERNEL)?,
             ctl <- new_mutex!(CtlState {
                 services: Services::new(),
                 hooks: None,
@@ -204,21 +218,27 @@ impl PernetData for Ipvs {
             )?,
             expiry <- Timer::new(Expiry { table: conns.clone() }),
             stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            defense_timer <- Timer::new(defense::DefenseTimer {
+                defense: defense.clone(),
+                values: sysctl_values.clone(),
+                conns: conns.clone(),
+                period: u64::from(hz),
+            }),
             est <- Timer::new(EstTimer {
+                sysctl: sysctl_values.clone(),
                 stats: stats.clone(),
                 table: svc_table.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
             }),
             tcp_timeouts: proto_tcp::default_timeouts(hz),
             udp_timeout: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
-            // SAFETY: Dropped with `Ipvs` during the namespace's exit.
-            sysctl: unsafe { NetSysctlTable::new(net, c_str!("net/ipv4/vs"), ctl::SYSCTLS)? },
             hz,
         })
     }
 
     fn started(&self, _net: &Net) {
         self.expiry.schedule_after(self.hz as u64);
+        self.defense_timer.schedule_after(self.hz as u64);
         self.est.schedule_after(self.est.data().period);
     }
 
@@ -318,6 +338,14 @@ impl Ipvs {
         if ip.protocol == IPPROTO_ICMP {
             return self.in_icmp(net, skb, &ip, hook);
         }
+        if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP {
+            // Not a protocol of ours: if it comes back decapsulated (a tunnel ending here),
+            // `ignore_tunneled` keeps it from being taken then.
+            if self.sysctl.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+                skb.set_ipvs_property();
+            }
+            return Verdict::Accept(skb);
+        }
         let Some(ports) = parse_ports(&mut skb, &ip) else {
             return Verdict::Accept(skb);
         };
@@ -367,6 +395,11 @@ impl Ipvs {
                         || (ports.tcp_flags & TCP_SYN == 0 && !sloppy))
                 {
                     return Verdict::Accept(skb);
+                }
+                // Short of memory with `drop_packet` on: one new connection in `drop_rate`
+                // goes (`ip_vs_todrop`).
+                if self.defense.todrop() {
+                    return Verdict::Drop(skb);
                 }
                 let pkt = abi::Packet {
                     saddr: p.caddr,
@@ -419,7 +452,7 @@ impl Ipvs {
         self.in_stats(cp, skb.len());
         cp.in_pkts.fetch_add(1, Relaxed);
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition(false, ports.tcp_flags, &self.tcp_timeouts);
+            cp.tcp_transition_in(false, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
         } else {
             cp.refresh(self.udp_timeout.load(Relaxed));
         }
@@ -451,6 +484,15 @@ impl Ipvs {
         let g = rcu::read_lock();
         let p = conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
+            // `nat_icmp_send`: a NAT real server answering without a connection (one that
+            // expired, say) hears "port unreachable", unless it is resetting anyway.
+            if self.sysctl.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
+                && !(ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_RST != 0)
+                && self.has_real_service(ip.protocol, &ip.saddr, ports.sport, &g)
+            {
+                skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+                return Verdict::Drop(skb);
+            }
             return Verdict::Accept(skb);
         };
         if cp.fwd_method() == conn_flags::MASQ
@@ -461,7 +503,7 @@ impl Ipvs {
         }
         self.out_stats(cp, skb.len());
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition(true, ports.tcp_flags, &self.tcp_timeouts);
+            cp.tcp_transition_in(true, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
         } else {
             cp.refresh(self.udp_timeout.load(Relaxed));
             cp.assure_control();
@@ -598,6 +640,25 @@ impl Ipvs {
     }
 
     /// Whether `addr` is a real server some service tunnels to (`ip_vs_find_tunnel`).
+    /// Whether <`addr`, `port`> is a NAT real server of a service of `protocol` or of a
+    /// firewall-mark service (`ip_vs_has_real_service`).
+    fn has_real_service(&self, protocol: u8, addr: &[u8; 4], port: [u8; 2], g: &rcu::Guard) -> bool {
+        let Some(tab) = self.svc_table.get(g) else {
+            return false;
+        };
+        let addr = service::v4(*addr);
+        tab.iter().any(|s| {
+            (s.protocol == u16::from(protocol) || s.fwmark != 0)
+                && s.dests.get(g).is_some_and(|l| {
+                    l.dests.iter().any(|d| {
+                        d.info.addr == addr
+                            && d.info.port == port
+                            && d.conn_flags.load(Relaxed) & conn_flags::FWD_MASK == conn_flags::MASQ
+                    })
+                })
+        })
+    }
+
     fn is_tunnel_dest(&self, addr: &[u8; 4], g: &rcu::Guard) -> bool {
         let Some(tab) = self.svc_table.get(g) else {
             return false;
@@ -780,6 +841,8 @@ impl Ipvs {
 /// The rate estimator's timer: every two seconds, a sample of the director's counters and
 /// of every service's and real server's (upstream runs estimation kthreads instead).
 struct EstTimer {
+    /// `run_estimation`: 0 stops sampling (the rates keep their last values).
+    sysctl: Arc<SysctlValues>,
     stats: Arc<Stats>,
     table: Arc<RcuBox<ServiceTable>>,
     period: u64,
@@ -788,6 +851,10 @@ struct EstTimer {
 impl TimerCallback for EstTimer {
     fn run(timer: &Timer<Self>) {
         let d = timer.data();
+        if d.sysctl.get(ctl::SYSCTL_RUN_ESTIMATION) == 0 {
+            timer.schedule_after(d.period);
+            return;
+        }
         d.stats.estimate();
         let g = rcu::read_lock();
         if let Some(t) = d.table.get(&g) {
@@ -921,6 +988,12 @@ impl kernel::Module for IpVsModule {
         pr_info!("ipvs: Rust IPVS loaded.\n");
         Ok(m)
     }
+}
+
+/// Default of `sync_qlen_max`, as upstream: 1/32 of the buffer pages free now.
+fn sync_qlen_max() -> u64 {
+    // SAFETY: An FFI call with no additional requirements.
+    (unsafe { kernel::bindings::nr_free_buffer_pages() } / 32) as u64
 }
 
 /// The `conn_tab_bits` module parameter, clamped.

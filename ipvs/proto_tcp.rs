@@ -146,7 +146,7 @@ impl Event {
 
 use TcpState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    SynRecv as SR, SynSent as SS, TimeWait as TW,
+    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 // Rows: event; columns: current state in `TcpState` order (None first).
@@ -173,16 +173,48 @@ const INPUT_ONLY: [Row; 4] = [
     /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
 ];
 
+// The tables of `secure_tcp` (upstream's `tcp_states_dos`): a client's ACK no longer
+// establishes a connection still in SYN_RECV, and a server's SYN+ACK leads to SYNACK, so
+// half-open connections of a SYN flood keep their short timeouts.
+const INPUT_DOS: [Row; 4] = [
+    /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SA],
+    /* fin */ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA],
+    /* ack */ [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA],
+    /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
+const OUTPUT_DOS: [Row; 4] = [
+    /* syn */ [SS, ES, SS, SA, SS, SS, SS, SS, SS, LI, SA],
+    /* fin */ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+    /* rst */ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+];
+
+const INPUT_ONLY_DOS: [Row; 4] = [
+    /* syn */ [SA, ES, ES, SR, SA, SA, SA, SA, SA, SA, SA],
+    /* fin */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
 /// The state after a segment with `event` travelling `dir` in state `cur`; a segment with
 /// none of the tracked flags closes the connection, as upstream does.
 pub fn next_state(cur: TcpState, dir: Direction, event: Option<Event>) -> TcpState {
+    next_state_in(cur, dir, event, false)
+}
+
+/// As [`next_state`], with the `secure_tcp` tables when `secure`.
+pub fn next_state_in(cur: TcpState, dir: Direction, event: Option<Event>, secure: bool) -> TcpState {
     let Some(ev) = event else {
         return TcpState::Close;
     };
-    let table = match dir {
-        Direction::Input => &INPUT,
-        Direction::Output => &OUTPUT,
-        Direction::InputOnly => &INPUT_ONLY,
+    let table = match (dir, secure) {
+        (Direction::Input, false) => &INPUT,
+        (Direction::Output, false) => &OUTPUT,
+        (Direction::InputOnly, false) => &INPUT_ONLY,
+        (Direction::Input, true) => &INPUT_DOS,
+        (Direction::Output, true) => &OUTPUT_DOS,
+        (Direction::InputOnly, true) => &INPUT_ONLY_DOS,
     };
     table[ev as usize][cur as usize]
 }
@@ -222,6 +254,19 @@ mod tests {
         assert_eq!(s, TcpState::FinWait);
         assert_eq!(next_state(s, InputOnly, Some(Ack)), TcpState::FinWait);
         assert_eq!(next_state(s, InputOnly, Some(Rst)), TcpState::Close);
+    }
+
+    #[test]
+    fn secure_tcp_keeps_half_open_in_syn_recv() {
+        use Direction::*;
+        use Event::*;
+        let s = next_state_in(TcpState::None, Input, Some(Syn), true);
+        assert_eq!(s, TcpState::SynRecv);
+        assert_eq!(next_state_in(s, Input, Some(Ack), true), TcpState::SynRecv);
+        assert_eq!(next_state_in(s, Output, Some(Syn), true), TcpState::SynAck);
+        assert_eq!(next_state_in(TcpState::SynAck, Input, Some(Ack), true), TcpState::SynAck);
+        assert_eq!(next_state_in(TcpState::None, InputOnly, Some(Syn), true), TcpState::SynAck);
+        assert_eq!(next_state_in(s, Input, Some(Ack), false), TcpState::Established);
     }
 
     #[test]
