@@ -144,7 +144,7 @@ pub(crate) const SYSCTL_RUN_ESTIMATION: usize = 26;
 /// recomputed at once, as upstream's `proc_do_defense_mode` does.
 fn defense_changed(net: &Net, _index: usize) {
     if let Some(ipvs) = IPVS.get(net) {
-        ipvs.defense.update(&ipvs.sysctl_values);
+        ipvs.defense.update();
     }
 }
 

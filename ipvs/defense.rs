@@ -19,11 +19,12 @@ use crate::{
 };
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 use kernel::{
-    bindings, new_spinlock_bh,
+    bindings, impl_has_work, new_spinlock_bh, new_work,
     prelude::*,
     sync::{Arc, SpinLockBh},
     sysctl::SysctlValues,
     timer::{jiffies_64, Timer, TimerCallback},
+    workqueue::{self, Work, WorkItem},
 };
 
 /// The defense state of one namespace.
@@ -39,6 +40,27 @@ pub(crate) struct Defense {
     drop_entries: AtomicBool,
     /// Whether TCP follows the state table meant for SYN floods.
     secure_tcp: AtomicBool,
+    values: Arc<SysctlValues>,
+    conns: Arc<ConnTable>,
+    /// The periodic update, in process context: `si_meminfo` takes locks that are not
+    /// softirq-safe, so the timer only queues it.
+    #[pin]
+    work: Work<Defense>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Defense { self.work }
+}
+
+impl WorkItem for Defense {
+    type Pointer = Arc<Defense>;
+
+    fn run(this: Arc<Defense>) {
+        this.update();
+        if this.drop_entries() {
+            this.conns.random_dropentry(jiffies_64());
+        }
+    }
 }
 
 /// Free and buffer memory, in pages (upstream counts the same, in an `int`).
@@ -52,19 +74,24 @@ fn available_pages() -> i32 {
 
 impl Defense {
     /// No strategy active.
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(values: Arc<SysctlValues>, conns: Arc<ConnTable>) -> impl PinInit<Self> {
         pin_init!(Self {
             update_lock <- new_spinlock_bh!(0, "ipvs_defense"),
             drop_rate: AtomicI32::new(0),
             drop_counter: AtomicI32::new(0),
             drop_entries: AtomicBool::new(false),
             secure_tcp: AtomicBool::new(false),
+            values,
+            conns,
+            work <- new_work!("ipvs_defense_work"),
         })
     }
 
     /// Recomputes the levels from available memory and the modes (`update_defense_level`);
     /// an automatic mode that triggers or calms down is written back (1 <-> 2).
-    pub(crate) fn update(&self, v: &SysctlValues) {
+    /// Process context only.
+    pub(crate) fn update(&self) {
+        let v = &*self.values;
         let avail = available_pages();
         let thresh = v.get(SYSCTL_AMEMTHRESH).max(0);
         let nomem = avail < thresh;
@@ -150,21 +177,30 @@ impl Defense {
     }
 }
 
-/// The once-a-second defense work of a namespace (`defense_work_handler`).
+/// The once-a-second defense work of a namespace (`defense_work_handler`): the timer queues
+/// [`Defense`]'s work item.
 pub(crate) struct DefenseTimer {
     pub(crate) defense: Arc<Defense>,
-    pub(crate) values: Arc<SysctlValues>,
-    pub(crate) conns: Arc<ConnTable>,
     pub(crate) period: u64,
 }
 
 impl TimerCallback for DefenseTimer {
     fn run(timer: &Timer<Self>) {
         let d = timer.data();
-        d.defense.update(&d.values);
-        if d.defense.drop_entries() {
-            d.conns.random_dropentry(jiffies_64());
-        }
+        // Already queued: that run will do.
+        let _ = workqueue::system_long().enqueue(d.defense.clone());
         timer.schedule_after(d.period);
+    }
+}
+
+/// Waits, when dropped, for a queued or running defense work item; dropped after the timer
+/// that queues it, so that no work of the namespace outlives it (or the module).
+pub(crate) struct DefenseFlush(pub(crate) Arc<Defense>);
+
+impl Drop for DefenseFlush {
+    fn drop(&mut self) {
+        // SAFETY: `work` is an initialised work item, kept alive by the `Arc`; `flush_work`
+        // may sleep, and drops happen in process context.
+        unsafe { bindings::flush_work(Work::raw_get(&self.0.work)) };
     }
 }

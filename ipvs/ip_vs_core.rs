@@ -169,6 +169,8 @@ pub(crate) struct Ipvs {
     pub(crate) defense: Arc<defense::Defense>,
     #[pin]
     defense_timer: Timer<defense::DefenseTimer>,
+    /// After the timer: waits for its last work item.
+    _defense_flush: defense::DefenseFlush,
     #[pin]
     pub(crate) ctl: Mutex<CtlState>,
     pub(crate) svc_table: Arc<RcuBox<ServiceTable>>,
@@ -200,7 +202,6 @@ impl PernetData for Ipvs {
                 v.set_ulong(ctl::SYSCTL_SYNC_QLEN_MAX, sync_qlen_max());
                 v
             },
-            defense: Arc::pin_init(defense::Defense::new(), GFP_KERNEL)?,
             ctl <- new_mutex!(CtlState {
                 services: Services::new(),
                 hooks: None,
@@ -218,12 +219,15 @@ impl PernetData for Ipvs {
             )?,
             expiry <- Timer::new(Expiry { table: conns.clone() }),
             stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            defense: Arc::pin_init(
+                defense::Defense::new(sysctl_values.clone(), conns.clone()),
+                GFP_KERNEL,
+            )?,
             defense_timer <- Timer::new(defense::DefenseTimer {
                 defense: defense.clone(),
-                values: sysctl_values.clone(),
-                conns: conns.clone(),
                 period: u64::from(hz),
             }),
+            _defense_flush: defense::DefenseFlush(defense.clone()),
             est <- Timer::new(EstTimer {
                 sysctl: sysctl_values.clone(),
                 stats: stats.clone(),
