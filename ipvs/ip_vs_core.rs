@@ -126,7 +126,9 @@ pub(crate) struct CtlState {
     hooks: Option<HookRegs>,
     proc: Option<ProcNetEntry<ctl::ProcIpVs>>,
     proc_conn: Option<ProcNetEntry<ctl::ProcIpVsConn>>,
+    proc_conn_sync: Option<ProcNetEntry<ctl::ProcIpVsConnSync>>,
     proc_stats: Option<ProcNetEntry<ctl::ProcIpVsStats>>,
+    proc_stats_percpu: Option<ProcNetEntry<ctl::ProcIpVsStatsPercpu>>,
 }
 
 impl CtlState {
@@ -210,7 +212,15 @@ impl PernetData for Ipvs {
                 // SAFETY: Dropped in `exit`, before the namespace is destroyed.
                 proc_conn: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_conn"), 0o444)? }),
                 // SAFETY: Dropped in `exit`, before the namespace is destroyed.
+                proc_conn_sync: Some(unsafe {
+                    ProcNetEntry::new(net, c_str!("ip_vs_conn_sync"), 0o444)?
+                }),
+                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
                 proc_stats: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_stats"), 0o444)? }),
+                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
+                proc_stats_percpu: Some(unsafe {
+                    ProcNetEntry::new(net, c_str!("ip_vs_stats_percpu"), 0o444)?
+                }),
             }, "ipvs_ctl"),
             svc_table: Arc::new(RcuBox::new(None), GFP_KERNEL)?,
             conns: Arc::new(
@@ -218,7 +228,7 @@ impl PernetData for Ipvs {
                 GFP_KERNEL,
             )?,
             expiry <- Timer::new(Expiry { table: conns.clone() }),
-            stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
             defense: Arc::pin_init(
                 defense::Defense::new(sysctl_values.clone(), conns.clone()),
                 GFP_KERNEL,
@@ -250,7 +260,9 @@ impl PernetData for Ipvs {
         let mut ctl = self.ctl.lock();
         ctl.proc = None;
         ctl.proc_conn = None;
+        ctl.proc_conn_sync = None;
         ctl.proc_stats = None;
+        ctl.proc_stats_percpu = None;
         ctl.hooks = None;
         let _ = ctl.services.flush(&self.svc_table);
     }
@@ -340,6 +352,16 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         if ip.protocol == IPPROTO_ICMP {
+            // ICMP other than the errors IPVS relates to connections is, like the protocols
+            // below, not IPVS's (upstream's `related` is 0 for it).
+            if !ip.fragment && self.sysctl.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+                let ihl = ip.ihl;
+                let ic = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?));
+                if ic.is_some_and(|ic| !ic.is_related_error()) {
+                    skb.set_ipvs_property();
+                    return Verdict::Accept(skb);
+                }
+            }
             return self.in_icmp(net, skb, &ip, hook);
         }
         if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP {
@@ -787,17 +809,13 @@ impl Ipvs {
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
-        d.stats.count_in(len);
-        d.svc_stats.count_in(len);
-        self.stats.count_in(len);
+        Stats::count_in([&d.stats, &d.svc_stats, &self.stats], len);
     }
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
     fn out_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
-        d.stats.count_out(len);
-        d.svc_stats.count_out(len);
-        self.stats.count_out(len);
+        Stats::count_out([&d.stats, &d.svc_stats, &self.stats], len);
     }
 
     /// `IP_VS_SO_GET_TIMEOUT`.
