@@ -500,32 +500,53 @@ impl NetSeqShow for ProcIpVs {
 /// `/proc/net/ip_vs_conn`: the connection table as `ipvsadm -Lc` reads it.
 pub(crate) struct ProcIpVsConn;
 
+/// `/proc/net/ip_vs_conn_sync`: the same table with each entry's origin (`LOCAL`, or `SYNC`
+/// for entries a backup learned from the master's sync daemon, which this implementation
+/// does not have yet) and no persistence-engine columns.
+pub(crate) struct ProcIpVsConnSync;
+
+/// Writes the connection table in upstream's format, with the origin column or without.
+fn show_conns(net: &Net, m: &mut SeqFile, with_origin: bool) -> Result {
+    let header = if with_origin {
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires"
+    } else {
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData"
+    };
+    let _ = writeln!(m, "{header}");
+    let ipvs = ipvs_of(net)?;
+    let hz = u64::from(ipvs.conns.hz().max(1));
+    let now = kernel::timer::jiffies_64();
+    let g = rcu::read_lock();
+    ipvs.conns.for_each(&g, |c| {
+        let _ = write!(
+            m,
+            "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} ",
+            proto_name(u16::from(c.protocol)),
+            u32::from_be_bytes(service::as_v4(&c.caddr)),
+            u16::from_be_bytes(c.cport),
+            u32::from_be_bytes(service::as_v4(&c.vaddr)),
+            u16::from_be_bytes(c.vport),
+            u32::from_be_bytes(service::as_v4(&c.daddr)),
+            u16::from_be_bytes(c.dport),
+            c.state_name(),
+        );
+        if with_origin {
+            let _ = write!(m, "{:<6} ", "LOCAL");
+        }
+        let _ = writeln!(m, "{:>7}", c.expires_in(now) / hz);
+    });
+    Ok(())
+}
+
 impl NetSeqShow for ProcIpVsConn {
     fn show(net: &Net, m: &mut SeqFile) -> Result {
-        let _ = writeln!(
-            m,
-            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData"
-        );
-        let ipvs = ipvs_of(net)?;
-        let hz = u64::from(ipvs.conns.hz().max(1));
-        let now = kernel::timer::jiffies_64();
-        let g = rcu::read_lock();
-        ipvs.conns.for_each(&g, |c| {
-            let _ = writeln!(
-                m,
-                "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} {:>7}",
-                proto_name(u16::from(c.protocol)),
-                u32::from_be_bytes(service::as_v4(&c.caddr)),
-                u16::from_be_bytes(c.cport),
-                u32::from_be_bytes(service::as_v4(&c.vaddr)),
-                u16::from_be_bytes(c.vport),
-                u32::from_be_bytes(service::as_v4(&c.daddr)),
-                u16::from_be_bytes(c.dport),
-                c.state_name(),
-                c.expires_in(now) / hz
-            );
-        });
-        Ok(())
+        show_conns(net, m, false)
+    }
+}
+
+impl NetSeqShow for ProcIpVsConnSync {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        show_conns(net, m, true)
     }
 }
 
@@ -548,6 +569,39 @@ impl NetSeqShow for ProcIpVsStats {
         let _ = writeln!(
             m,
             "{:8X} {:8X} {:8X} {:16X} {:16X}",
+            cps, inpps, outpps, inbps, outbps
+        );
+        Ok(())
+    }
+}
+
+/// `/proc/net/ip_vs_stats_percpu`: the director's counters of each CPU (raw, as upstream:
+/// zeroing does not show there), then the totals and rates.
+pub(crate) struct ProcIpVsStatsPercpu;
+
+impl NetSeqShow for ProcIpVsStatsPercpu {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        let ipvs = ipvs_of(net)?;
+        let _ = writeln!(m, "       Total Incoming Outgoing         Incoming         Outgoing");
+        let _ = writeln!(m, "CPU    Conns  Packets  Packets            Bytes            Bytes");
+        ipvs.stats.for_each_cpu(|cpu, [conns, inpkts, outpkts, inbytes, outbytes]| {
+            let _ = writeln!(
+                m,
+                "{:3X} {:8X} {:8X} {:8X} {:16X} {:16X}",
+                cpu, conns, inpkts, outpkts, inbytes, outbytes
+            );
+        });
+        let [conns, inpkts, outpkts, inbytes, outbytes] = ipvs.stats.totals();
+        let [cps, inpps, outpps, inbps, outbps] = ipvs.stats.rates();
+        let _ = writeln!(
+            m,
+            "  ~ {:8X} {:8X} {:8X} {:16X} {:16X}\n",
+            conns, inpkts, outpkts, inbytes, outbytes
+        );
+        let _ = writeln!(m, "     Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s");
+        let _ = writeln!(
+            m,
+            "    {:8X} {:8X} {:8X} {:16X} {:16X}",
             cps, inpps, outpps, inbps, outbps
         );
         Ok(())

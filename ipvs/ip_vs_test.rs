@@ -13,6 +13,7 @@ use core::{mem::MaybeUninit, ptr::addr_of_mut, sync::atomic::{AtomicI32, AtomicU
 use kernel::{
     bindings, c_str,
     init::InPlaceInit,
+    net::skbuff::RouteCache,
     prelude::*,
     sync::{rcu, Arc},
     time::msecs_to_jiffies,
@@ -95,8 +96,9 @@ fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
                 last_weight: AtomicI32::new(weight),
             },
             conn_flags: AtomicU32::new(uapi::conn_flags::INACTIVE),
-            stats: Stats::default(),
-            svc_stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+            stats: Stats::new()?,
+            svc_stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
+            route: RouteCache::new(),
         },
         GFP_KERNEL,
     )?)

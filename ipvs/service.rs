@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox, KVec},
     error::code::*,
-    net::namespace::Net,
+    net::{namespace::Net, skbuff::RouteCache},
     prelude::*,
     sync::{rcu, rcu::RcuBox, Arc},
 };
@@ -57,6 +57,8 @@ pub(crate) struct Dest {
     pub(crate) stats: Stats,
     /// The counters of the service it belongs to.
     pub(crate) svc_stats: Arc<Stats>,
+    /// The route to the server, kept for the packets that follow (`dest_dst`).
+    pub(crate) route: RouteCache,
 }
 
 impl Dest {
@@ -295,7 +297,7 @@ impl Services {
                 sched: RcuBox::new(sched),
                 dests: RcuBox::new(Some(DestList::build(KVec::new())?)),
                 num_dests: AtomicU32::new(0),
-                stats: Arc::new(Stats::default(), GFP_KERNEL)?,
+                stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
                 trash: RcuBox::new(None),
                 _module: module,
             },
@@ -531,8 +533,9 @@ fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
                 last_weight: AtomicI32::new(u.weight),
             },
             conn_flags: AtomicU32::new(dest_conn_flags(u)),
-            stats: Stats::default(),
+            stats: Stats::new()?,
             svc_stats: svc.stats.clone(),
+            route: RouteCache::new(),
         },
         GFP_KERNEL,
     )?)

@@ -3,43 +3,65 @@
 //! Traffic counters of the director, of each virtual service and of each real server, and
 //! their rates (see `est.rs`).
 //!
-//! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c` (`ip_vs_copy_stats`), `ip_vs_core.c`
-//! (`ip_vs_in_stats`, `ip_vs_out_stats`, `ip_vs_conn_stats`)
+//! The counters are per CPU ([`PerCpuCounters`]): a packet adds to the local CPU's counters
+//! of its real server, service and namespace under one bottom-half-disabled section, with no
+//! locked instruction and no shared cache line written. Readers sum over the CPUs. Zeroing
+//! (`ipvsadm -Z`) records the current sums as the new zero point, as upstream does, since
+//! other CPUs' counters cannot be written from here.
+//!
+//! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c` (`ip_vs_copy_stats`, `ip_vs_zero_stats`),
+//! `ip_vs_core.c` (`ip_vs_in_stats`, `ip_vs_out_stats`, `ip_vs_conn_stats`)
 
 use crate::{est::Estimator, uapi::StatsUser};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{alloc::flags::GFP_KERNEL, percpu::PerCpuCounters, prelude::*};
 
-/// Counters since creation (or the last zeroing).
-#[derive(Default)]
+/// Counter indexes: connections, incoming packets, outgoing packets, incoming bytes,
+/// outgoing bytes (the order of the estimator and of `/proc/net/ip_vs_stats`).
+const CONNS: usize = 0;
+const INPKTS: usize = 1;
+const OUTPKTS: usize = 2;
+const INBYTES: usize = 3;
+const OUTBYTES: usize = 4;
+const N: usize = 5;
+
+/// Counters since creation (or the last zeroing) and their rates.
 pub(crate) struct Stats {
-    conns: AtomicU64,
-    inpkts: AtomicU64,
-    outpkts: AtomicU64,
-    inbytes: AtomicU64,
-    outbytes: AtomicU64,
+    cpu: PerCpuCounters<N>,
+    /// The sums at the last zeroing.
+    zero: [AtomicU64; N],
     est: Estimator,
 }
 
 impl Stats {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            cpu: PerCpuCounters::new(GFP_KERNEL)?,
+            zero: Default::default(),
+            est: Estimator::default(),
+        })
+    }
+
     pub(crate) fn count_conn(&self) {
-        self.conns.fetch_add(1, Relaxed);
+        self.cpu.update(|c| c.add(CONNS, 1));
     }
 
-    pub(crate) fn count_in(&self, bytes: u32) {
-        self.inpkts.fetch_add(1, Relaxed);
-        self.inbytes.fetch_add(bytes as u64, Relaxed);
+    /// Counts a packet from a client in each of `stats` (real server, service, namespace).
+    pub(crate) fn count_in(stats: [&Stats; 3], bytes: u32) {
+        count(stats, INPKTS, INBYTES, bytes)
     }
 
-    pub(crate) fn count_out(&self, bytes: u32) {
-        self.outpkts.fetch_add(1, Relaxed);
-        self.outbytes.fetch_add(bytes as u64, Relaxed);
+    /// Counts a packet from a real server in each of `stats`.
+    pub(crate) fn count_out(stats: [&Stats; 3], bytes: u32) {
+        count(stats, OUTPKTS, OUTBYTES, bytes)
     }
 
     pub(crate) fn zero(&self) {
-        for c in [&self.conns, &self.inpkts, &self.outpkts, &self.inbytes, &self.outbytes] {
-            c.store(0, Relaxed);
+        let now = self.cpu.sum();
+        for (z, v) in self.zero.iter().zip(now) {
+            z.store(v, Relaxed);
         }
-        self.est.zero([0; 5]);
+        self.est.zero([0; N]);
     }
 
     /// Samples the counters for the rate estimator (every two seconds).
@@ -48,19 +70,20 @@ impl Stats {
     }
 
     /// Connections, incoming and outgoing packets and bytes per second.
-    pub(crate) fn rates(&self) -> [u64; 5] {
+    pub(crate) fn rates(&self) -> [u64; N] {
         self.est.rates()
     }
 
-    /// Totals as the 64-bit values `/proc/net/ip_vs_stats` shows.
-    pub(crate) fn totals(&self) -> [u64; 5] {
-        [
-            self.conns.load(Relaxed),
-            self.inpkts.load(Relaxed),
-            self.outpkts.load(Relaxed),
-            self.inbytes.load(Relaxed),
-            self.outbytes.load(Relaxed),
-        ]
+    /// Totals since the last zeroing, as the 64-bit values `/proc/net/ip_vs_stats` shows.
+    pub(crate) fn totals(&self) -> [u64; N] {
+        let sum = self.cpu.sum();
+        core::array::from_fn(|i| sum[i].wrapping_sub(self.zero[i].load(Relaxed)))
+    }
+
+    /// Calls `f` with each possible CPU and its raw counters (not offset by zeroing, as
+    /// upstream's `/proc/net/ip_vs_stats_percpu` shows them).
+    pub(crate) fn for_each_cpu(&self, f: impl FnMut(u32, [u64; N])) {
+        self.cpu.for_each_cpu(f)
     }
 
     /// The sockopt form: packet and connection counts are truncated to 32 bits as upstream.
@@ -80,4 +103,23 @@ impl Stats {
             outbps: outbps as u32,
         }
     }
+}
+
+/// One packet of `bytes` into counters `pkts` and `bytes_i` of each of `stats`, in one
+/// bottom-half-disabled section.
+fn count(stats: [&Stats; 3], pkts: usize, bytes_i: usize, bytes: u32) {
+    let [a, b, c] = stats;
+    a.cpu.update(|la| {
+        la.add(pkts, 1);
+        la.add(bytes_i, u64::from(bytes));
+        // Already on this CPU with bottom halves off: the nested sections are cheap.
+        b.cpu.update(|lb| {
+            lb.add(pkts, 1);
+            lb.add(bytes_i, u64::from(bytes));
+        });
+        c.cpu.update(|lc| {
+            lc.add(pkts, 1);
+            lc.add(bytes_i, u64::from(bytes));
+        });
+    });
 }

@@ -23,9 +23,10 @@ use kernel::{
     net::{
         namespace::Net,
         netfilter::{InetHook, Verdict},
-        skbuff::{Checksum, Rtable, SkBuff},
+        skbuff::{Checksum, SkBuff},
     },
     prelude::*,
+    sync::rcu,
 };
 
 fn csum_off(protocol: u8) -> usize {
@@ -76,8 +77,8 @@ enum Out {
     Remote { saddr: [u8; 4] },
 }
 
-/// Routes the packet to the real server `daddr` (`__ip_vs_get_out_rt`). A local `daddr`
-/// leaves the packet as it is. For another host: the TTL is decremented (time exceeded
+/// Routes the packet to the real server of `cp` (`__ip_vs_get_out_rt`), by the route the
+/// server caches (looked up afresh when stale). A local server leaves the packet as it is. For another host: the TTL is decremented (time exceeded
 /// sent when it runs out) and the path MTU less `overhead` bytes of encapsulation is
 /// checked, answering "fragmentation needed" for a DF packet that does not fit, unless the
 /// packet is itself an ICMP error, or DF does not matter (`icmp`). The route is attached only once all checks
@@ -86,11 +87,13 @@ fn route_to<'a>(
     net: &Net,
     mut skb: SkBuff<'a>,
     ip: &Ipv4,
-    daddr: [u8; 4],
+    cp: &Conn,
     overhead: u32,
     icmp: bool,
 ) -> Result<(SkBuff<'a>, Out), Verdict<'a>> {
-    let (rt, saddr) = match Rtable::output_v4(net, daddr, [0; 4], ip.tos) {
+    let g = rcu::read_lock();
+    // The real server's cached route (upstream's `dest_dst`): no lookup per packet.
+    let (rt, saddr) = match cp.dest().route.output_v4(net, as_v4(&cp.daddr), &g) {
         Ok(r) => r,
         Err(_) => {
             skb.icmp_send(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
@@ -123,7 +126,7 @@ fn route_to<'a>(
         }
         Err(_) => return Err(Verdict::Drop(skb)),
     }
-    skb.set_route(rt);
+    skb.set_route_ref(rt);
     Ok((skb, Out::Remote { saddr }))
 }
 
@@ -153,7 +156,7 @@ pub(crate) fn nat_xmit<'a>(
     hook: InetHook,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, out) = match route_to(net, skb, ip, daddr, 0, false) {
+    let (mut skb, out) = match route_to(net, skb, ip, cp, 0, false) {
         Ok(r) => r,
         Err(v) => return v,
     };
@@ -174,7 +177,7 @@ pub(crate) fn nat_xmit<'a>(
 /// Direct routing: send the packet unchanged to the real server's address
 /// (`ip_vs_dr_xmit`); `icmp` for an ICMP error being forwarded.
 pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn, icmp: bool) -> Verdict<'a> {
-    match route_to(net, skb, ip, as_v4(&cp.daddr), 0, icmp) {
+    match route_to(net, skb, ip, cp, 0, icmp) {
         Ok((skb, Out::Local)) => cont(skb),
         Ok((skb, Out::Remote { .. })) => send(net, skb),
         Err(v) => v,
@@ -197,7 +200,7 @@ pub(crate) fn tunnel_xmit<'a>(
     pmtu_disc: bool,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, saddr) = match route_to(net, skb, ip, daddr, IPIP_HLEN, icmp || !pmtu_disc) {
+    let (mut skb, saddr) = match route_to(net, skb, ip, cp, IPIP_HLEN, icmp || !pmtu_disc) {
         Ok((skb, Out::Local)) => return cont(skb),
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
@@ -279,7 +282,7 @@ pub(crate) fn icmp_xmit<'a>(
         _ => return Verdict::Accept(skb),
     }
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, out) = match route_to(net, skb, ip, daddr, 0, true) {
+    let (mut skb, out) = match route_to(net, skb, ip, cp, 0, true) {
         Ok(r) => r,
         Err(v) => return v,
     };

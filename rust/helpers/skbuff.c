@@ -90,6 +90,22 @@ unsigned int rust_helper_rt_mtu(const struct rtable *rt)
 	return dst_mtu(&rt->dst);
 }
 
+/* Whether a cached route is still valid (not obsoleted by a routing change, a PMTU
+ * exception or its device going away). */
+bool rust_helper_rt_dst_check(struct rtable *rt)
+{
+	return dst_check(&rt->dst, 0) != NULL;
+}
+
+/* Attach @rt to @skb without a reference: the caller is in an RCU read-side critical
+ * section and @rt is freed only after a grace period (the stack takes a reference with
+ * skb_dst_force() before the packet leaves the section). */
+void rust_helper_skb_set_rtable_noref(struct sk_buff *skb, struct rtable *rt)
+{
+	skb_dst_drop(skb);
+	skb_dst_set_noref(skb, &rt->dst);
+}
+
 /* Attach @rt to @skb in place of its route; the reference passes to @skb. */
 void rust_helper_skb_set_rtable(struct sk_buff *skb, struct rtable *rt)
 {

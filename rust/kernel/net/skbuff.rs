@@ -5,9 +5,11 @@
 //! C header: [`include/linux/skbuff.h`](srctree/include/linux/skbuff.h)
 
 use crate::{
+    alloc::{flags::GFP_ATOMIC, KBox},
     bindings,
     error::{code::*, to_result, Result},
     net::{namespace::Net, netfilter::Stolen},
+    sync::rcu::{self, RcuBox},
 };
 use core::{marker::PhantomData, ptr::NonNull};
 
@@ -35,6 +37,8 @@ pub struct Rtable {
 
 // SAFETY: A route reference may be used and released from any context.
 unsafe impl Send for Rtable {}
+// SAFETY: The `&self` methods only read the route.
+unsafe impl Sync for Rtable {}
 
 impl Rtable {
     /// Looks up the output route to IPv4 `daddr` (from `saddr`, or any if zero), taking
@@ -62,12 +66,107 @@ impl Rtable {
         // SAFETY: Valid route by the type invariants.
         unsafe { bindings::rt_mtu(self.ptr.as_ptr()) }
     }
+
+    /// Whether the route is still valid (`dst_check`).
+    pub fn check(&self) -> bool {
+        // SAFETY: Valid route by the type invariants.
+        unsafe { bindings::rt_dst_check(self.ptr.as_ptr()) }
+    }
 }
 
 impl Drop for Rtable {
     fn drop(&mut self) {
         // SAFETY: By the type invariants we hold a reference, released once here.
         unsafe { bindings::ip_rt_put(self.ptr.as_ptr()) };
+    }
+}
+
+/// A route to one address kept for the packets that follow (IPVS's `dest_dst`).
+///
+/// Readers use the cached route under RCU without touching its reference count; one that a
+/// routing change, a path MTU exception or its device going away made stale (`dst_check`) is
+/// looked up again and replaced, the old one released after a grace period. Modules using
+/// it must call [`rcu::barrier`] before they are unloaded.
+pub struct RouteCache {
+    cur: RcuBox<CachedRoute>,
+}
+
+struct CachedRoute {
+    rt: Rtable,
+    saddr: [u8; 4],
+}
+
+/// A route for one packet: borrowed from a [`RouteCache`] for the read-side critical section,
+/// or owned (when there was no memory to cache it).
+pub enum RouteRef<'g> {
+    /// From the cache, valid while the RCU guard it was obtained under is held.
+    Cached(&'g Rtable),
+    /// A referenced route of its own.
+    Owned(Rtable),
+}
+
+impl RouteRef<'_> {
+    fn rt(&self) -> &Rtable {
+        match self {
+            RouteRef::Cached(r) => r,
+            RouteRef::Owned(r) => r,
+        }
+    }
+
+    /// Whether the route delivers to this host.
+    pub fn is_local(&self) -> bool {
+        self.rt().is_local()
+    }
+
+    /// The route's MTU.
+    pub fn mtu(&self) -> u32 {
+        self.rt().mtu()
+    }
+}
+
+impl Default for RouteCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RouteCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self { cur: RcuBox::new(None) }
+    }
+
+    /// The output route to `daddr` (as the next hop) and its source address: the cached one
+    /// if still valid, else a new lookup, which is cached.
+    pub fn output_v4<'g>(
+        &'g self,
+        net: &Net,
+        daddr: [u8; 4],
+        g: &'g rcu::Guard,
+    ) -> Result<(RouteRef<'g>, [u8; 4])> {
+        if let Some(c) = self.cur.get(g) {
+            if c.rt.check() {
+                return Ok((RouteRef::Cached(&c.rt), c.saddr));
+            }
+        }
+        let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
+        let Ok(new) = KBox::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
+            // The lookup's route was dropped with the failed box: look up once more.
+            let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
+            return Ok((RouteRef::Owned(rt), saddr));
+        };
+        self.cur.replace_deferred(Some(new));
+        // Ours, or one another CPU installed meanwhile; either stays valid until `g` ends,
+        // since a replaced value is freed only after a grace period.
+        match self.cur.get(g) {
+            Some(c) => Ok((RouteRef::Cached(&c.rt), c.saddr)),
+            None => Err(EAGAIN),
+        }
+    }
+
+    /// Forgets the cached route (released after a grace period).
+    pub fn reset(&self) {
+        self.cur.replace_deferred(None);
     }
 }
 
@@ -202,6 +301,21 @@ impl<'a> SkBuff<'a> {
     /// As [`Self::csum_replace4`] for a 16-bit field.
     pub fn csum_replace2(&mut self, at: usize, from: [u8; 2], to: [u8; 2], pseudo: bool) -> Result {
         self.csum_replace4(at, [0, 0, from[0], from[1]], [0, 0, to[0], to[1]], pseudo)
+    }
+
+    /// Attaches `rt` as the packet's route, replacing the current one. A cached route is
+    /// attached without a reference (`skb_dst_set_noref`).
+    pub fn set_route_ref(&mut self, rt: RouteRef<'_>) {
+        match rt {
+            RouteRef::Owned(rt) => self.set_route(rt),
+            RouteRef::Cached(rt) => {
+                // SAFETY: Valid packet and route. `rt` was borrowed under an RCU guard that is
+                // still held (its lifetime bounds `RouteRef`), and a cached route is freed only
+                // after a grace period. As for every noref route, the stack takes a reference
+                // (`skb_dst_force`) before the packet outlives the critical section.
+                unsafe { bindings::skb_set_rtable_noref(self.raw(), rt.ptr.as_ptr()) };
+            }
+        }
     }
 
     /// Attaches `rt` as the packet's route, replacing the current one.

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/bottom_half.h>
+#include <linux/cpumask.h>
+#include <linux/percpu.h>
+
+void __percpu *rust_helper_alloc_percpu_zeroed(size_t size, size_t align, gfp_t gfp)
+{
+	return __alloc_percpu_gfp(size, align, gfp | __GFP_ZERO);
+}
+
+void *rust_helper_per_cpu_ptr(void __percpu *ptr, unsigned int cpu)
+{
+	return per_cpu_ptr(ptr, cpu);
+}
+
+void *rust_helper_this_cpu_ptr(void __percpu *ptr)
+{
+	return this_cpu_ptr(ptr);
+}
+
+void rust_helper_local_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void rust_helper_local_bh_enable(void)
+{
+	local_bh_enable();
+}
+
+/* The next possible CPU after @cpu (-1 for the first); >= nr_cpu_ids at the end. */
+unsigned int rust_helper_cpu_possible_next(int cpu)
+{
+	return cpumask_next(cpu, cpu_possible_mask);
+}

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU counters.
+//!
+//! [`PerCpuCounters`] gives every possible CPU its own array of `N` 64-bit counters. The local
+//! CPU adds to its own array with bottom halves disabled, with plain (not locked) loads and
+//! stores; readers on any CPU sum the arrays. No lock and no shared cache line is written on
+//! the update path.
+//!
+//! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
+
+use crate::{alloc::Flags, bindings, error::code::ENOMEM, prelude::*};
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
+
+/// `N` counters on each possible CPU.
+///
+/// # Invariants
+///
+/// `ptr` is a per-CPU allocation of `[AtomicU64; N]`, zero-initialised, owned by `self`.
+pub struct PerCpuCounters<const N: usize> {
+    ptr: NonNull<c_void>,
+}
+
+// SAFETY: The per-CPU arrays are only accessed through atomics; `self` only owns memory.
+unsafe impl<const N: usize> Send for PerCpuCounters<N> {}
+// SAFETY: All `&self` methods use atomics only.
+unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
+
+/// The local CPU's counters, valid while bottom halves are disabled (see
+/// [`PerCpuCounters::update`]).
+pub struct LocalCounters<'a, const N: usize> {
+    cells: &'a [AtomicU64; N],
+    // Not `Send`: the counters belong to the CPU the guard was taken on.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<const N: usize> LocalCounters<'_, N> {
+    /// Adds `v` to counter `i` (ignored if `i` is out of range).
+    #[inline]
+    pub fn add(&self, i: usize, v: u64) {
+        if let Some(c) = self.cells.get(i) {
+            // Only this CPU writes this cell, with bottom halves off, so a plain read-modify-write
+            // cannot lose an update; readers elsewhere see either value (64-bit stores do not
+            // tear on the architectures Rust supports in the kernel).
+            c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        }
+    }
+}
+
+impl<const N: usize> PerCpuCounters<N> {
+    /// Allocates zeroed counters for every possible CPU.
+    pub fn new(flags: Flags) -> Result<Self> {
+        // SAFETY: FFI call; size and alignment are those of a valid type.
+        let p = unsafe {
+            bindings::alloc_percpu_zeroed(
+                core::mem::size_of::<[AtomicU64; N]>(),
+                core::mem::align_of::<[AtomicU64; N]>(),
+                flags.as_raw(),
+            )
+        };
+        let ptr = NonNull::new(p).ok_or(ENOMEM)?;
+        // INVARIANT: a zeroed per-CPU allocation of the array's size and alignment.
+        Ok(Self { ptr })
+    }
+
+    /// Runs `f` on the local CPU's counters with bottom halves (and so preemption) disabled.
+    #[inline]
+    pub fn update<R>(&self, f: impl FnOnce(&LocalCounters<'_, N>) -> R) -> R {
+        // SAFETY: Always paired with the enable below.
+        unsafe { bindings::local_bh_disable() };
+        // SAFETY: `ptr` is a live per-CPU allocation (type invariant); with bottom halves off
+        // the task cannot migrate, so the pointer stays the local CPU's while used.
+        let cells = unsafe { &*(bindings::this_cpu_ptr(self.ptr.as_ptr()) as *const [AtomicU64; N]) };
+        let r = f(&LocalCounters { cells, _not_send: PhantomData });
+        // SAFETY: Paired with the disable above.
+        unsafe { bindings::local_bh_enable() };
+        r
+    }
+
+    /// Calls `f` with each possible CPU's number and a snapshot of its counters.
+    pub fn for_each_cpu(&self, mut f: impl FnMut(u32, [u64; N])) {
+        // SAFETY: `nr_cpu_ids` is set once during boot, before modules load.
+        let nr = unsafe { bindings::nr_cpu_ids };
+        let mut cpu: i32 = -1;
+        loop {
+            // SAFETY: FFI call with a CPU number in -1..nr_cpu_ids.
+            let next = unsafe { bindings::cpu_possible_next(cpu) };
+            if next >= nr {
+                break;
+            }
+            // SAFETY: `next` is a possible CPU and `ptr` a live per-CPU allocation of the array.
+            let cells = unsafe {
+                &*(bindings::per_cpu_ptr(self.ptr.as_ptr(), next) as *const [AtomicU64; N])
+            };
+            f(next, core::array::from_fn(|i| cells[i].load(Relaxed)));
+            cpu = next as i32;
+        }
+    }
+
+    /// The sum over all possible CPUs of each counter.
+    pub fn sum(&self) -> [u64; N] {
+        let mut total = [0u64; N];
+        self.for_each_cpu(|_, v| {
+            for (t, x) in total.iter_mut().zip(v) {
+                *t = t.wrapping_add(x);
+            }
+        });
+        total
+    }
+}
+
+impl<const N: usize> Drop for PerCpuCounters<N> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from the per-CPU allocator and is freed once, here.
+        unsafe { bindings::free_percpu(self.ptr.as_ptr()) };
+    }
+}
