@@ -229,6 +229,43 @@ unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
     });
 }
 
+unsafe extern "C" fn stats_percpu(test: *mut bindings::kunit) {
+    let t = Test(test);
+    let r = (|| -> Result {
+        let (d, s, all) = (Stats::new()?, Stats::new()?, Stats::new()?);
+        for _ in 0..10 {
+            Stats::count_in([&d, &s, &all], 100);
+        }
+        Stats::count_out([&d, &s, &all], 1500);
+        d.count_conn();
+        t.expect(d.totals() == [1, 10, 1, 1000, 1500], "server: conns, in/out packets and bytes");
+        t.expect(s.totals() == [0, 10, 1, 1000, 1500], "service: the same packets");
+        t.expect(all.totals() == s.totals(), "namespace: the same packets");
+        let mut sum = [0u64; 5];
+        let mut cpus = 0;
+        d.for_each_cpu(|_, v| {
+            cpus += 1;
+            for (a, b) in sum.iter_mut().zip(v) {
+                *a += b;
+            }
+        });
+        t.expect(cpus >= 1 && sum == d.totals(), "the CPUs' counters add up to the totals");
+        d.zero();
+        t.expect(d.totals() == [0; 5], "zeroing starts the totals over");
+        Stats::count_in([&d, &s, &all], 40);
+        t.expect(d.totals() == [0, 1, 0, 40, 0], "counting goes on from the new zero");
+        let mut raw = [0u64; 5];
+        d.for_each_cpu(|_, v| {
+            for (a, b) in raw.iter_mut().zip(v) {
+                *a += b;
+            }
+        });
+        t.expect(raw == [1, 11, 1, 1040, 1500], "the per-CPU counters are not zeroed");
+        Ok(())
+    })();
+    t.ok(r, "stats");
+}
+
 impl rr::Candidate for &DestInfo {
     fn id(&self) -> u64 {
         self.id
@@ -294,11 +331,12 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 5] = [
+static mut CASES: [bindings::kunit_case; 6] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),
     case(c_str!("rr_schedule"), rr_schedule),
+    case(c_str!("stats_percpu"), stats_percpu),
     // SAFETY: The all-zeroes terminator KUnit expects.
     unsafe { MaybeUninit::zeroed().assume_init() },
 ];
