@@ -58,11 +58,11 @@ pub(crate) struct ConnParam {
 /// the table only while linked; after unlinking it is freed once, after a grace period.
 #[repr(C)]
 pub(crate) struct Conn {
+    // First cache line: what a lookup reads of every entry of a bucket (the link, the client
+    // and virtual tuples, the flags), so that walking a chain costs one line per entry.
     next: AtomicPtr<Conn>,
-    rcu: bindings::callback_head,
     pub(crate) caddr: [u8; 16],
     pub(crate) vaddr: [u8; 16],
-    pub(crate) daddr: [u8; 16],
     pub(crate) cport: [u8; 2],
     pub(crate) vport: [u8; 2],
     pub(crate) dport: [u8; 2],
@@ -78,6 +78,8 @@ pub(crate) struct Conn {
     timeout: AtomicU32,
     /// Packets seen from the client (sync threshold).
     pub(crate) in_pkts: AtomicU32,
+    // Second cache line: the rest of a matching entry.
+    pub(crate) daddr: [u8; 16],
     /// Jiffies at which the entry expires.
     expires: AtomicU64,
     dest: *const Dest,
@@ -89,10 +91,14 @@ pub(crate) struct Conn {
     /// connections however the two are removed (expiry, flush).
     ctl: AtomicU32,
     bucket: u32,
+    /// Only used to free the entry after a grace period.
+    rcu: bindings::callback_head,
 }
 
 // The seed's budget: a connection costs at most 128 bytes, IPv6-sized addresses included.
 const _: () = assert!(size_of::<Conn>() <= 128);
+// Lookups compare only fields of the first 64 bytes before a match (see `matches_in`).
+const _: () = assert!(core::mem::offset_of!(Conn, in_pkts) + 4 <= 64);
 
 // SAFETY: The fields are atomics or immutable after insertion; `dest` is an `Arc`.
 unsafe impl Send for Conn {}
@@ -269,24 +275,26 @@ impl Conn {
     }
 
     fn matches_in(&self, p: &ConnParam) -> bool {
-        self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
-            && self.af as u16 == p.af
-            && self.protocol == p.protocol
+        // The most telling fields first; all in the entry's first cache line.
+        self.cport == p.cport
             && self.caddr == p.caddr
-            && self.cport == p.cport
-            && self.vaddr == p.vaddr
             && self.vport == p.vport
+            && self.vaddr == p.vaddr
+            && self.protocol == p.protocol
+            && self.af as u16 == p.af
+            && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
     }
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
     fn matches_out(&self, p: &ConnParam) -> bool {
-        self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
-            && self.af as u16 == p.af
-            && self.protocol == p.protocol
-            && self.daddr == p.caddr
-            && self.dport == p.cport
+        // The client's tuple (first cache line) before the real server's address.
+        self.cport == p.vport
             && self.caddr == p.vaddr
-            && self.cport == p.vport
+            && self.dport == p.cport
+            && self.protocol == p.protocol
+            && self.af as u16 == p.af
+            && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+            && self.daddr == p.caddr
     }
 }
 
@@ -456,15 +464,16 @@ impl ConnTable {
         self.find(
             b,
             |c| {
-                let f = c.flags.load(Relaxed);
-                f & conn_flags::TEMPLATE != 0
-                    && f & F_INVALID == 0
-                    && c.af as u16 == p.af
-                    && c.protocol == p.protocol
+                c.cport == p.cport
                     && c.caddr == p.caddr
-                    && c.cport == p.cport
-                    && c.vaddr == p.vaddr
                     && c.vport == p.vport
+                    && c.vaddr == p.vaddr
+                    && c.protocol == p.protocol
+                    && c.af as u16 == p.af
+                    && {
+                        let f = c.flags.load(Relaxed);
+                        f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
+                    }
             },
             g,
         )
