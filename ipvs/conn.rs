@@ -660,20 +660,26 @@ impl ConnTable {
         let start = self.cursor.fetch_add(batch, Relaxed);
         for k in 0..batch {
             let b = start.wrapping_add(k) & self.mask;
-            if self.buckets[b as usize].load(Relaxed).is_null() {
-                continue;
+            self.sweep_bucket(b, |c| c.expires.load(Relaxed) <= now);
+        }
+    }
+
+    /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
+    /// connections.
+    fn sweep_bucket(&self, b: u32, dead: impl Fn(&Conn) -> bool) {
+        if self.buckets[b as usize].load(Relaxed).is_null() {
+            return;
+        }
+        let _l = self.lock(b);
+        let mut p = self.buckets[b as usize].load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: Linked entries are live while we hold the bucket lock.
+            let c = unsafe { &*p };
+            let next = c.next.load(Relaxed);
+            if c.n_control() == 0 && dead(c) {
+                self.unlink_locked(b, p);
             }
-            let _l = self.lock(b);
-            let mut p = self.buckets[b as usize].load(Relaxed);
-            while !p.is_null() {
-                // SAFETY: Linked entries are live while we hold the bucket lock.
-                let c = unsafe { &*p };
-                let next = c.next.load(Relaxed);
-                if c.expires.load(Relaxed) <= now && c.n_control() == 0 {
-                    self.unlink_locked(b, p);
-                }
-                p = next;
-            }
+            p = next;
         }
     }
 
@@ -683,22 +689,8 @@ impl ConnTable {
     /// from the client), established or other connections idle for a minute or more.
     pub(crate) fn random_dropentry(&self, now: u64) {
         for _ in 0..(self.size() >> 5) {
-            // SAFETY: An FFI call with no additional requirements.
-            let b = unsafe { bindings::get_random_u32() } & self.mask;
-            if self.buckets[b as usize].load(Relaxed).is_null() {
-                continue;
-            }
-            let _l = self.lock(b);
-            let mut p = self.buckets[b as usize].load(Relaxed);
-            while !p.is_null() {
-                // SAFETY: Linked entries are live while we hold the bucket lock.
-                let c = unsafe { &*p };
-                let next = c.next.load(Relaxed);
-                if c.n_control() == 0 && self.todrop(c, now) {
-                    self.unlink_locked(b, p);
-                }
-                p = next;
-            }
+            let b = crate::abi::random_u32() & self.mask;
+            self.sweep_bucket(b, |c| self.todrop(c, now));
         }
     }
 
