@@ -553,24 +553,20 @@ impl NetSeqShow for ProcIpVsConnSync {
 /// `/proc/net/ip_vs_stats`: the director's counters and rates, in hexadecimal as upstream.
 pub(crate) struct ProcIpVsStats;
 
+/// One row of five counters or rates in upstream's `/proc` stats layout, after `lead`.
+fn stats_row(m: &mut SeqFile, lead: &str, v: [u64; 5]) {
+    let _ = writeln!(m, "{lead}{:8X} {:8X} {:8X} {:16X} {:16X}", v[0], v[1], v[2], v[3], v[4]);
+}
+
 impl NetSeqShow for ProcIpVsStats {
     fn show(net: &Net, m: &mut SeqFile) -> Result {
         let ipvs = ipvs_of(net)?;
-        let [conns, inpkts, outpkts, inbytes, outbytes] = ipvs.stats.totals();
-        let [cps, inpps, outpps, inbps, outbps] = ipvs.stats.rates();
         let _ = writeln!(m, "   Total Incoming Outgoing         Incoming         Outgoing");
         let _ = writeln!(m, "   Conns  Packets  Packets            Bytes            Bytes");
-        let _ = writeln!(
-            m,
-            "{:8X} {:8X} {:8X} {:16X} {:16X}\n",
-            conns, inpkts, outpkts, inbytes, outbytes
-        );
+        stats_row(m, "", ipvs.stats.totals());
+        let _ = writeln!(m);
         let _ = writeln!(m, " Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s");
-        let _ = writeln!(
-            m,
-            "{:8X} {:8X} {:8X} {:16X} {:16X}",
-            cps, inpps, outpps, inbps, outbps
-        );
+        stats_row(m, "", ipvs.stats.rates());
         Ok(())
     }
 }
@@ -584,26 +580,14 @@ impl NetSeqShow for ProcIpVsStatsPercpu {
         let ipvs = ipvs_of(net)?;
         let _ = writeln!(m, "       Total Incoming Outgoing         Incoming         Outgoing");
         let _ = writeln!(m, "CPU    Conns  Packets  Packets            Bytes            Bytes");
-        ipvs.stats.for_each_cpu(|cpu, [conns, inpkts, outpkts, inbytes, outbytes]| {
-            let _ = writeln!(
-                m,
-                "{:3X} {:8X} {:8X} {:8X} {:16X} {:16X}",
-                cpu, conns, inpkts, outpkts, inbytes, outbytes
-            );
+        ipvs.stats.for_each_cpu(|cpu, v| {
+            let _ = write!(m, "{cpu:3X} ");
+            stats_row(m, "", v);
         });
-        let [conns, inpkts, outpkts, inbytes, outbytes] = ipvs.stats.totals();
-        let [cps, inpps, outpps, inbps, outbps] = ipvs.stats.rates();
-        let _ = writeln!(
-            m,
-            "  ~ {:8X} {:8X} {:8X} {:16X} {:16X}\n",
-            conns, inpkts, outpkts, inbytes, outbytes
-        );
+        stats_row(m, "  ~ ", ipvs.stats.totals());
+        let _ = writeln!(m);
         let _ = writeln!(m, "     Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s");
-        let _ = writeln!(
-            m,
-            "    {:8X} {:8X} {:8X} {:16X} {:16X}",
-            cps, inpps, outpps, inbps, outbps
-        );
+        stats_row(m, "    ", ipvs.stats.rates());
         Ok(())
     }
 }

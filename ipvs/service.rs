@@ -387,6 +387,18 @@ fn check_dest_limits(u: &DestUser) -> Result {
     Ok(())
 }
 
+/// Takes the thresholds of `u`; a change re-evaluates the server's overload state, as
+/// upstream's `__ip_vs_update_dest` does.
+fn set_thresholds(d: &Dest, u: &DestUser) {
+    if d.info.u_threshold.load(Relaxed) != u.u_threshold
+        || d.info.l_threshold.load(Relaxed) != u.l_threshold
+    {
+        d.info.u_threshold.store(u.u_threshold, Relaxed);
+        d.info.l_threshold.store(u.l_threshold, Relaxed);
+        d.info.update_overload(OverloadEvent::Thresholds);
+    }
+}
+
 fn dest_conn_flags(u: &DestUser) -> u32 {
     let mut f = (u.conn_flags & conn_flags::DEST_MASK) | conn_flags::INACTIVE;
     if f & conn_flags::FWD_MASK != conn_flags::MASQ {
@@ -486,13 +498,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
             // Back from the trash: set up as upstream's `__ip_vs_update_dest` does.
             d.info.weight.store(u.weight, Relaxed);
             d.info.last_weight.store(u.weight, Relaxed);
-            if d.info.u_threshold.load(Relaxed) != u.u_threshold
-                || d.info.l_threshold.load(Relaxed) != u.l_threshold
-            {
-                d.info.u_threshold.store(u.u_threshold, Relaxed);
-                d.info.l_threshold.store(u.l_threshold, Relaxed);
-                d.info.update_overload(OverloadEvent::Thresholds);
-            }
+            set_thresholds(&d, u);
             d.conn_flags.store(dest_conn_flags(u), Relaxed);
             d.info.flags.fetch_or(DEST_F_AVAILABLE, Relaxed);
             d
@@ -553,13 +559,7 @@ pub(crate) fn edit_dest(svc: &Service, u: &DestUser) -> Result {
     if u.weight != 0 {
         d.info.last_weight.store(u.weight, Relaxed);
     }
-    if d.info.u_threshold.load(Relaxed) != u.u_threshold
-        || d.info.l_threshold.load(Relaxed) != u.l_threshold
-    {
-        d.info.u_threshold.store(u.u_threshold, Relaxed);
-        d.info.l_threshold.store(u.l_threshold, Relaxed);
-        d.info.update_overload(OverloadEvent::Thresholds);
-    }
+    set_thresholds(d, u);
     d.conn_flags.store(dest_conn_flags(u), Relaxed);
     if let Some(s) = svc.sched.get(&g) {
         s.upd_dest(list.infos(), i);
