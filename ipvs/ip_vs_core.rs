@@ -484,9 +484,11 @@ impl Ipvs {
         }
 
         match cp.fwd_method() {
-            conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, hook),
-            conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, false),
-            conn_flags::TUNNEL => xmit::tunnel_xmit(net, skb, &ip, cp, false, self.pmtu_disc()),
+            conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, &g, hook),
+            conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
+            conn_flags::TUNNEL => {
+                xmit::tunnel_xmit(net, skb, &ip, cp, &g, false, self.pmtu_disc())
+            }
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
         }
@@ -586,7 +588,7 @@ impl Ipvs {
             return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp);
         }
         self.in_stats(cp, skb.len());
-        xmit::icmp_xmit(net, skb, ip, &q, cp, hook, self.pmtu_disc())
+        xmit::icmp_xmit(net, skb, ip, &q, cp, &g, hook, self.pmtu_disc())
     }
 
     /// An ICMP error about a packet tunnelled to a real server, from the path to it: the

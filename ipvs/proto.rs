@@ -198,6 +198,34 @@ pub fn is_loopback(a: [u8; 4]) -> bool {
     a[0] == 127
 }
 
+/// Updates the Internet checksum `sum` (as stored in a packet) of data whose bytes `old`
+/// became `new` (same even length, at an even offset), without summing the rest again
+/// (RFC 1624, equation 3: `~(~sum + ~old + new)`).
+pub fn csum_replace(sum: [u8; 2], old: &[u8], new: &[u8]) -> [u8; 2] {
+    let mut acc = u32::from(!u16::from_be_bytes(sum));
+    let mut i = 0;
+    while i + 1 < old.len() && i + 1 < new.len() {
+        acc += u32::from(!u16::from_be_bytes([old[i], old[i + 1]]));
+        acc += u32::from(u16::from_be_bytes([new[i], new[i + 1]]));
+        i += 2;
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    (!(acc as u16)).to_be_bytes()
+}
+
+/// Decrements the TTL of the IPv4 header `h` and updates its checksum to match
+/// (`ip_decrease_ttl`). The TTL must be above zero.
+pub fn decrease_ttl(h: &mut [u8]) {
+    if h.len() < 20 || h[8] == 0 {
+        return;
+    }
+    let sum = csum_replace([h[10], h[11]], &[h[8], h[9]], &[h[8] - 1, h[9]]);
+    h[8] -= 1;
+    h[10..12].copy_from_slice(&sum);
+}
+
 /// Recomputes the IPv4 header checksum of `h` (its first `ihl` bytes).
 pub fn ip_send_check(h: &mut [u8], ihl: usize) {
     if h.len() < ihl || ihl < 20 {
@@ -232,6 +260,35 @@ mod tests {
         h[11] = 0;
         ip_send_check(&mut h, 20);
         assert_eq!([h[10], h[11]], [0xb1, 0xe6]);
+    }
+
+    #[test]
+    fn incremental_checksum() {
+        // Address and port changes, and a TTL decrement, each match a full recomputation.
+        let mut h = HDR;
+        decrease_ttl(&mut h);
+        assert_eq!(h[8], 0x3f);
+        let mut full = h;
+        ip_send_check(&mut full, 20);
+        assert_eq!([h[10], h[11]], [full[10], full[11]]);
+        let mut seed = 0x9e37_79b9u32;
+        for _ in 0..2000 {
+            let mut hdr = HDR;
+            for b in hdr[12..20].iter_mut() {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = (seed >> 16) as u8;
+            }
+            ip_send_check(&mut hdr, 20);
+            let old = hdr;
+            let new_addr = [(seed >> 8) as u8, 0xff, (seed >> 24) as u8, 0];
+            hdr[16..20].copy_from_slice(&new_addr);
+            let sum = csum_replace([old[10], old[11]], &old[16..20], &new_addr);
+            let mut check = hdr;
+            ip_send_check(&mut check, 20);
+            // 0x0000 and 0xffff are the same one's complement value.
+            let norm = |s: [u8; 2]| if s == [0xff, 0xff] { [0, 0] } else { s };
+            assert_eq!(norm(sum), norm([check[10], check[11]]));
+        }
     }
 
     #[test]

@@ -14,7 +14,11 @@
 
 use crate::{est::Estimator, uapi::StatsUser};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use kernel::{alloc::flags::GFP_KERNEL, percpu::PerCpuCounters, prelude::*};
+use kernel::{
+    alloc::flags::GFP_KERNEL,
+    percpu::{BhDisabled, PerCpuCounters},
+    prelude::*,
+};
 
 /// Counter indexes: connections, incoming packets, outgoing packets, incoming bytes,
 /// outgoing bytes (the order of the estimator and of `/proc/net/ip_vs_stats`).
@@ -108,18 +112,10 @@ impl Stats {
 /// One packet of `bytes` into counters `pkts` and `bytes_i` of each of `stats`, in one
 /// bottom-half-disabled section.
 fn count(stats: [&Stats; 3], pkts: usize, bytes_i: usize, bytes: u32) {
-    let [a, b, c] = stats;
-    a.cpu.update(|la| {
-        la.add(pkts, 1);
-        la.add(bytes_i, u64::from(bytes));
-        // Already on this CPU with bottom halves off: the nested sections are cheap.
-        b.cpu.update(|lb| {
-            lb.add(pkts, 1);
-            lb.add(bytes_i, u64::from(bytes));
-        });
-        c.cpu.update(|lc| {
-            lc.add(pkts, 1);
-            lc.add(bytes_i, u64::from(bytes));
-        });
-    });
+    let bh = BhDisabled::new();
+    for s in stats {
+        let l = s.cpu.local(&bh);
+        l.add(pkts, 1);
+        l.add(bytes_i, u64::from(bytes));
+    }
 }

@@ -43,26 +43,58 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 
     let l4 = proto::l4_len(ip.protocol).ok_or(EINVAL)?;
     let (a_off, p_off) = if src { (12, 0) } else { (16, 2) };
     let cs = ip.ihl + csum_off(ip.protocol);
+    let po = ip.ihl + p_off;
+    let state = skb.checksum();
+    if matches!(state, Checksum::Partial | Checksum::Complete) {
+        // The stack's helpers also keep the packet's own checksum state right.
+        return mangle_with_state(skb, ip, l4, (a_off, po, cs), addr, port, state);
+    }
+    let h = skb.writable(ip.ihl + l4)?;
+    // A UDP checksum of zero means "none" and stays so.
+    if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
+        let old = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3], h[po], h[po + 1]];
+        let new = [addr[0], addr[1], addr[2], addr[3], port[0], port[1]];
+        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old, &new);
+        if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
+            // A computed UDP checksum of zero is sent as all ones.
+            sum = [0xff, 0xff];
+        }
+        h[cs..cs + 2].copy_from_slice(&sum);
+    }
+    h[a_off..a_off + 4].copy_from_slice(&addr);
+    h[po..po + 2].copy_from_slice(&port);
+    proto::ip_send_check(h, ip.ihl);
+    Ok(())
+}
+
+/// [`mangle`] for a packet whose checksum the stack completes on output (`Partial`) or
+/// whose received sum it carries (`Complete`): the updates go through
+/// `inet_proto_csum_replace4`, which adjusts that state too. `at`: offsets of the address,
+/// port and transport checksum.
+fn mangle_with_state(
+    skb: &mut SkBuff<'_>,
+    ip: &Ipv4,
+    l4: usize,
+    (a_off, po, cs): (usize, usize, usize),
+    addr: [u8; 4],
+    port: [u8; 2],
+    state: Checksum,
+) -> Result {
     let (old_addr, old_port, udp_nocsum) = {
         let h = skb.writable(ip.ihl + l4)?;
         let old_addr = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3]];
-        let po = ip.ihl + p_off;
-        let old_port = [h[po], h[po + 1]];
-        (old_addr, old_port, ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
+        (old_addr, [h[po], h[po + 1]], ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
     };
-    let partial = skb.checksum() == Checksum::Partial;
     if !udp_nocsum {
         skb.csum_replace4(cs, old_addr, addr, true)?;
         skb.csum_replace2(cs, old_port, port, false)?;
     }
     let h = skb.writable(ip.ihl + l4)?;
-    if ip.protocol == IPPROTO_UDP && !udp_nocsum && !partial && h[cs] == 0 && h[cs + 1] == 0 {
-        // A computed UDP checksum of zero is sent as all ones (zero means "none").
+    if ip.protocol == IPPROTO_UDP && !udp_nocsum && state != Checksum::Partial && h[cs] == 0 && h[cs + 1] == 0 {
         h[cs] = 0xff;
         h[cs + 1] = 0xff;
     }
     h[a_off..a_off + 4].copy_from_slice(&addr);
-    let po = ip.ihl + p_off;
     h[po..po + 2].copy_from_slice(&port);
     proto::ip_send_check(h, ip.ihl);
     Ok(())
@@ -88,12 +120,12 @@ fn route_to<'a>(
     mut skb: SkBuff<'a>,
     ip: &Ipv4,
     cp: &Conn,
+    g: &rcu::Guard,
     overhead: u32,
     icmp: bool,
 ) -> Result<(SkBuff<'a>, Out), Verdict<'a>> {
-    let g = rcu::read_lock();
     // The real server's cached route (upstream's `dest_dst`): no lookup per packet.
-    let (rt, saddr) = match cp.dest().route.output_v4(net, as_v4(&cp.daddr), &g) {
+    let (rt, saddr) = match cp.dest().route.output_v4(net, as_v4(&cp.daddr), g) {
         Ok(r) => r,
         Err(_) => {
             skb.icmp_send(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
@@ -120,10 +152,7 @@ fn route_to<'a>(
         return Err(Verdict::Drop(skb));
     }
     match skb.writable(ip.ihl) {
-        Ok(h) => {
-            h[8] = ip.ttl - 1;
-            proto::ip_send_check(h, ip.ihl);
-        }
+        Ok(h) => proto::decrease_ttl(h),
         Err(_) => return Err(Verdict::Drop(skb)),
     }
     skb.set_route_ref(rt);
@@ -153,10 +182,11 @@ pub(crate) fn nat_xmit<'a>(
     skb: SkBuff<'a>,
     ip: &Ipv4,
     cp: &Conn,
+    g: &rcu::Guard,
     hook: InetHook,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, out) = match route_to(net, skb, ip, cp, 0, false) {
+    let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, false) {
         Ok(r) => r,
         Err(v) => return v,
     };
@@ -176,8 +206,15 @@ pub(crate) fn nat_xmit<'a>(
 
 /// Direct routing: send the packet unchanged to the real server's address
 /// (`ip_vs_dr_xmit`); `icmp` for an ICMP error being forwarded.
-pub(crate) fn dr_xmit<'a>(net: &Net, skb: SkBuff<'a>, ip: &Ipv4, cp: &Conn, icmp: bool) -> Verdict<'a> {
-    match route_to(net, skb, ip, cp, 0, icmp) {
+pub(crate) fn dr_xmit<'a>(
+    net: &Net,
+    skb: SkBuff<'a>,
+    ip: &Ipv4,
+    cp: &Conn,
+    g: &rcu::Guard,
+    icmp: bool,
+) -> Verdict<'a> {
+    match route_to(net, skb, ip, cp, g, 0, icmp) {
         Ok((skb, Out::Local)) => cont(skb),
         Ok((skb, Out::Remote { .. })) => send(net, skb),
         Err(v) => v,
@@ -196,11 +233,12 @@ pub(crate) fn tunnel_xmit<'a>(
     skb: SkBuff<'a>,
     ip: &Ipv4,
     cp: &Conn,
+    g: &rcu::Guard,
     icmp: bool,
     pmtu_disc: bool,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, saddr) = match route_to(net, skb, ip, cp, IPIP_HLEN, icmp || !pmtu_disc) {
+    let (mut skb, saddr) = match route_to(net, skb, ip, cp, g, IPIP_HLEN, icmp || !pmtu_disc) {
         Ok((skb, Out::Local)) => return cont(skb),
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
@@ -272,17 +310,18 @@ pub(crate) fn icmp_xmit<'a>(
     ip: &Ipv4,
     q: &Quoted,
     cp: &Conn,
+    g: &rcu::Guard,
     hook: InetHook,
     pmtu_disc: bool,
 ) -> Verdict<'a> {
     match cp.fwd_method() {
         conn_flags::MASQ => {}
-        conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, true),
-        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, true, pmtu_disc),
+        conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, g, true),
+        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, g, true, pmtu_disc),
         _ => return Verdict::Accept(skb),
     }
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, out) = match route_to(net, skb, ip, cp, 0, true) {
+    let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, true) {
         Ok(r) => r,
         Err(v) => return v,
     };

@@ -31,8 +31,40 @@ unsafe impl<const N: usize> Send for PerCpuCounters<N> {}
 // SAFETY: All `&self` methods use atomics only.
 unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
 
+/// Bottom halves, and with them preemption and migration, disabled on the local CPU while the
+/// guard lives (`local_bh_disable`). Several per-CPU updates can share one guard.
+pub struct BhDisabled {
+    // Not `Send`: it must be dropped on the CPU it was taken on.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl BhDisabled {
+    /// Disables bottom halves until the guard is dropped.
+    #[inline]
+    pub fn new() -> Self {
+        // SAFETY: Always paired with the enable in `drop`, on this CPU (the guard is not
+        // `Send`).
+        unsafe { bindings::local_bh_disable() };
+        Self { _not_send: PhantomData }
+    }
+}
+
+impl Default for BhDisabled {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for BhDisabled {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: Paired with the disable in `new`.
+        unsafe { bindings::local_bh_enable() };
+    }
+}
+
 /// The local CPU's counters, valid while bottom halves are disabled (see
-/// [`PerCpuCounters::update`]).
+/// [`PerCpuCounters::local`]).
 pub struct LocalCounters<'a, const N: usize> {
     cells: &'a [AtomicU64; N],
     // Not `Send`: the counters belong to the CPU the guard was taken on.
@@ -68,18 +100,20 @@ impl<const N: usize> PerCpuCounters<N> {
         Ok(Self { ptr })
     }
 
+    /// The local CPU's counters, for as long as bottom halves stay disabled by `bh`.
+    #[inline]
+    pub fn local<'a>(&'a self, _bh: &'a BhDisabled) -> LocalCounters<'a, N> {
+        // SAFETY: `ptr` is a live per-CPU allocation (type invariant); while `_bh` lives the
+        // task cannot migrate, so the pointer stays the local CPU's for the borrow.
+        let cells = unsafe { &*(bindings::this_cpu_ptr(self.ptr.as_ptr()) as *const [AtomicU64; N]) };
+        LocalCounters { cells, _not_send: PhantomData }
+    }
+
     /// Runs `f` on the local CPU's counters with bottom halves (and so preemption) disabled.
     #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&LocalCounters<'_, N>) -> R) -> R {
-        // SAFETY: Always paired with the enable below.
-        unsafe { bindings::local_bh_disable() };
-        // SAFETY: `ptr` is a live per-CPU allocation (type invariant); with bottom halves off
-        // the task cannot migrate, so the pointer stays the local CPU's while used.
-        let cells = unsafe { &*(bindings::this_cpu_ptr(self.ptr.as_ptr()) as *const [AtomicU64; N]) };
-        let r = f(&LocalCounters { cells, _not_send: PhantomData });
-        // SAFETY: Paired with the disable above.
-        unsafe { bindings::local_bh_enable() };
-        r
+        let bh = BhDisabled::new();
+        f(&self.local(&bh))
     }
 
     /// Calls `f` with each possible CPU's number and a snapshot of its counters.

@@ -56,18 +56,21 @@ impl Rtable {
     }
 
     /// Whether the route delivers to this host.
+    #[inline]
     pub fn is_local(&self) -> bool {
         // SAFETY: Valid route by the type invariants.
         unsafe { bindings::rt_is_local(self.ptr.as_ptr()) }
     }
 
     /// The route's MTU.
+    #[inline]
     pub fn mtu(&self) -> u32 {
         // SAFETY: Valid route by the type invariants.
         unsafe { bindings::rt_mtu(self.ptr.as_ptr()) }
     }
 
     /// Whether the route is still valid (`dst_check`).
+    #[inline]
     pub fn check(&self) -> bool {
         // SAFETY: Valid route by the type invariants.
         unsafe { bindings::rt_dst_check(self.ptr.as_ptr()) }
@@ -114,11 +117,13 @@ impl RouteRef<'_> {
     }
 
     /// Whether the route delivers to this host.
+    #[inline]
     pub fn is_local(&self) -> bool {
         self.rt().is_local()
     }
 
     /// The route's MTU.
+    #[inline]
     pub fn mtu(&self) -> u32 {
         self.rt().mtu()
     }
@@ -138,6 +143,7 @@ impl RouteCache {
 
     /// The output route to `daddr` (as the next hop) and its source address: the cached one
     /// if still valid, else a new lookup, which is cached.
+    #[inline]
     pub fn output_v4<'g>(
         &'g self,
         net: &Net,
@@ -197,11 +203,13 @@ impl<'a> SkBuff<'a> {
         }
     }
 
+    #[inline]
     fn raw(&self) -> *mut bindings::sk_buff {
         self.ptr.as_ptr()
     }
 
     /// Total length from the network header on.
+    #[inline]
     pub fn len(&self) -> u32 {
         // SAFETY: Valid packet by the type invariants.
         let (len, off) = unsafe { ((*self.raw()).len, bindings::skb_network_offset(self.raw())) };
@@ -214,18 +222,21 @@ impl<'a> SkBuff<'a> {
     }
 
     /// The firewall mark.
+    #[inline]
     pub fn mark(&self) -> u32 {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_get_mark(self.raw()) }
     }
 
     /// Whether the packet is a GSO super-packet.
+    #[inline]
     pub fn is_gso(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_is_gso(self.raw()) }
     }
 
     /// The checksum state.
+    #[inline]
     pub fn checksum(&self) -> Checksum {
         // SAFETY: Valid packet by the type invariants.
         match unsafe { bindings::skb_get_ip_summed(self.raw()) } as u32 {
@@ -236,6 +247,7 @@ impl<'a> SkBuff<'a> {
         }
     }
 
+    #[inline]
     fn linear_len(&self) -> usize {
         // SAFETY: Valid packet by the type invariants.
         let (head, off) =
@@ -244,6 +256,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Makes the first `len` bytes linear and returns them, or `EINVAL` if the packet is shorter.
+    #[inline]
     pub fn pull(&mut self, len: usize) -> Result<&[u8]> {
         // SAFETY: Valid packet by the type invariants.
         let off = unsafe { bindings::skb_network_offset(self.raw()) };
@@ -260,6 +273,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Makes the first `len` bytes linear and private to this packet, and returns them.
+    #[inline]
     pub fn writable(&mut self, len: usize) -> Result<&mut [u8]> {
         // SAFETY: Valid packet by the type invariants.
         let off = unsafe { bindings::skb_network_offset(self.raw()) };
@@ -305,6 +319,7 @@ impl<'a> SkBuff<'a> {
 
     /// Attaches `rt` as the packet's route, replacing the current one. A cached route is
     /// attached without a reference (`skb_dst_set_noref`).
+    #[inline]
     pub fn set_route_ref(&mut self, rt: RouteRef<'_>) {
         match rt {
             RouteRef::Owned(rt) => self.set_route(rt),
@@ -319,6 +334,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Attaches `rt` as the packet's route, replacing the current one.
+    #[inline]
     pub fn set_route(&mut self, rt: Rtable) {
         let rt = core::mem::ManuallyDrop::new(rt);
         // SAFETY: Valid packet; the route reference `rt` holds passes to the packet.
@@ -342,6 +358,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Whether the attached route delivers locally.
+    #[inline]
     pub fn route_is_local(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_rtable_is_local(self.raw()) }
@@ -379,6 +396,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Detaches the packet from connection tracking and marks it untracked.
+    #[inline]
     pub fn set_untracked(&mut self) {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::nf_reset_ct_untracked(self.raw()) };
@@ -402,30 +420,35 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Whether IPVS already handled the packet (`skb->ipvs_property`).
+    #[inline]
     pub fn ipvs_property(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_ipvs_property(self.raw()) }
     }
 
     /// Marks the packet as handled by IPVS, so that its hooks let it pass from now on.
+    #[inline]
     pub fn set_ipvs_property(&mut self) {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_set_ipvs_property(self.raw()) };
     }
 
     /// Lets the stack fragment the packet locally even with DF set (`skb->ignore_df`).
+    #[inline]
     pub fn set_ignore_df(&mut self) {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_set_ignore_df(self.raw()) };
     }
 
     /// Whether the packet was addressed to this host at the link layer (`PACKET_HOST`).
+    #[inline]
     pub fn is_for_host(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
         unsafe { bindings::skb_pkt_type_is_host(self.raw()) }
     }
 
     /// Whether the packet has a route attached.
+    #[inline]
     pub fn has_route(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
         !unsafe { bindings::skb_dst(self.raw()) }.is_null()
@@ -448,6 +471,7 @@ impl<'a> SkBuff<'a> {
 
     /// Prepares a received packet to be sent on from this host: detached from any local
     /// socket, without receive timestamp and receive-side full checksum.
+    #[inline]
     pub fn prepare_resend(&mut self) {
         // SAFETY: Valid packet, exclusively owned.
         unsafe { bindings::skb_prepare_resend(self.raw()) };
@@ -455,6 +479,7 @@ impl<'a> SkBuff<'a> {
 
     /// Sends an IPv4 packet on its attached route, through the LOCAL_OUT hooks
     /// (`ip_local_out`). The IP total length and header checksum are recomputed.
+    #[inline]
     pub fn ip_local_out(self, net: &Net) -> Stolen {
         // SAFETY: Ownership of the valid packet passes to the stack; `self` is consumed.
         unsafe { bindings::ip_local_out(net.as_ptr(), core::ptr::null_mut(), self.raw()) };
