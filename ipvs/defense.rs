@@ -19,7 +19,7 @@ use crate::{
 };
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 use kernel::{
-    bindings, impl_has_work, new_spinlock_bh, new_work,
+    impl_has_work, meminfo, new_spinlock_bh, new_work,
     prelude::*,
     sync::{Arc, SpinLockBh},
     sysctl::SysctlValues,
@@ -65,11 +65,7 @@ impl WorkItem for Defense {
 
 /// Free and buffer memory, in pages (upstream counts the same, in an `int`).
 fn available_pages() -> i32 {
-    // SAFETY: All-zeroes is a valid `sysinfo`.
-    let mut i: bindings::sysinfo = unsafe { core::mem::zeroed() };
-    // SAFETY: `si_meminfo` fills the structure it is given; it has no other requirements.
-    unsafe { bindings::si_meminfo(&mut i) };
-    i.freeram.wrapping_add(i.bufferram) as i32
+    meminfo::free_and_buffer_pages() as i32
 }
 
 impl Defense {
@@ -199,8 +195,7 @@ pub(crate) struct DefenseFlush(pub(crate) Arc<Defense>);
 
 impl Drop for DefenseFlush {
     fn drop(&mut self) {
-        // SAFETY: `work` is an initialised work item, kept alive by the `Arc`; `flush_work`
-        // may sleep, and drops happen in process context.
-        unsafe { bindings::flush_work(Work::raw_get(&self.0.work)) };
+        // Drops happen in process context, where waiting is allowed.
+        self.0.work.flush();
     }
 }

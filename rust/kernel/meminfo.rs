@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! System memory figures.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h) (`si_meminfo`)
+
+use crate::bindings;
+
+/// Free and buffer memory, in pages (`freeram + bufferram` of `si_meminfo`).
+pub fn free_and_buffer_pages() -> usize {
+    // SAFETY: All-zeroes is a valid `sysinfo`, a plain C structure of integers.
+    let mut i: bindings::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: `si_meminfo` only fills in the structure it is given.
+    unsafe { bindings::si_meminfo(&mut i) };
+    (i.freeram as usize).wrapping_add(i.bufferram as usize)
+}
