@@ -928,6 +928,10 @@ struct InHooks;
 
 impl Hooks for InHooks {
     fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+        // Packets IPVS sent on (through LOCAL_OUT) pass without a look at the namespace.
+        if skb.ipvs_property() {
+            return Verdict::Accept(skb);
+        }
         match IPVS.get(state.net) {
             Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook),
             None => Verdict::Accept(skb),
@@ -940,6 +944,9 @@ struct OutHooks;
 
 impl Hooks for OutHooks {
     fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+        if skb.ipvs_property() {
+            return Verdict::Accept(skb);
+        }
         match IPVS.get(state.net) {
             Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook),
             None => Verdict::Accept(skb),

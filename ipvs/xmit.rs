@@ -50,10 +50,10 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 
         return mangle_with_state(skb, ip, l4, (a_off, po, cs), addr, port, state);
     }
     let h = skb.writable(ip.ihl + l4)?;
+    let old = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3], h[po], h[po + 1]];
+    let new = [addr[0], addr[1], addr[2], addr[3], port[0], port[1]];
     // A UDP checksum of zero means "none" and stays so.
     if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
-        let old = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3], h[po], h[po + 1]];
-        let new = [addr[0], addr[1], addr[2], addr[3], port[0], port[1]];
         let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old, &new);
         if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
             // A computed UDP checksum of zero is sent as all ones.
@@ -61,9 +61,11 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 
         }
         h[cs..cs + 2].copy_from_slice(&sum);
     }
+    // The IP header checksum too: only the address changed (the stack verified the rest).
+    let ip_sum = proto::csum_replace([h[10], h[11]], &old[..4], &addr);
+    h[10..12].copy_from_slice(&ip_sum);
     h[a_off..a_off + 4].copy_from_slice(&addr);
     h[po..po + 2].copy_from_slice(&port);
-    proto::ip_send_check(h, ip.ihl);
     Ok(())
 }
 
