@@ -9,8 +9,8 @@
 //! and are freed after a grace period (`call_rcu`).
 //!
 //! Instead of upstream's `timer_list` per connection, a single timer per namespace ticks
-//! every second and sweeps a bounded batch of buckets, so a full table costs a bounded amount
-//! of work per tick and no timer state per entry.
+//! eight times a second and sweeps a bounded batch of buckets, so a full table costs a
+//! bounded amount of work per tick and no timer state per entry.
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
@@ -653,10 +653,13 @@ impl ConnTable {
         d.info.conn_unbound();
     }
 
-    /// Expires entries in the next batch of buckets (the slow timer's work).
+    /// Expires entries in the next batch of buckets (the slow timer's work, every
+    /// [`EXPIRY_TICKS_PER_SEC`]th of a second): 1/64 of the table and at least 128 buckets,
+    /// so that a full sweep takes at most eight seconds and no tick walks more than a sixty-
+    /// fourth of a large table.
     pub(crate) fn expire_batch(&self, now: u64) {
         let size = self.size();
-        let batch = (size / 8).max(1024).min(size);
+        let batch = (size / 64).max(128).min(size);
         let start = self.cursor.fetch_add(batch, Relaxed);
         for k in 0..batch {
             let b = start.wrapping_add(k) & self.mask;
@@ -667,8 +670,13 @@ impl ConnTable {
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
     /// connections.
     fn sweep_bucket(&self, b: u32, dead: impl Fn(&Conn) -> bool) {
-        if self.buckets[b as usize].load(Relaxed).is_null() {
-            return;
+        // Look without the lock first: most buckets hold nothing to remove, and the packet
+        // path contends for the same locks. An entry that dies meanwhile goes next time.
+        {
+            let g = rcu::read_lock();
+            if self.find(b, |c| c.n_control() == 0 && dead(c), &g).is_none() {
+                return;
+            }
         }
         let _l = self.lock(b);
         let mut p = self.buckets[b as usize].load(Relaxed);
@@ -775,7 +783,10 @@ impl Drop for ConnTable {
     }
 }
 
-/// The slow timer: every second, expire one batch of buckets.
+/// How often per second the slow timer expires a batch of buckets.
+pub(crate) const EXPIRY_TICKS_PER_SEC: u32 = 8;
+
+/// The slow timer: expire one batch of buckets, [`EXPIRY_TICKS_PER_SEC`] times a second.
 pub(crate) struct Expiry {
     pub(crate) table: Arc<ConnTable>,
 }
@@ -784,6 +795,6 @@ impl TimerCallback for Expiry {
     fn run(timer: &Timer<Self>) {
         let t = &timer.data().table;
         t.expire_batch(jiffies_64());
-        timer.schedule_after(t.hz() as u64);
+        timer.schedule_after((t.hz() / EXPIRY_TICKS_PER_SEC).max(1) as u64);
     }
 }

@@ -6,11 +6,6 @@
 #include <linux/netdevice.h>
 #include <net/sock.h>
 
-void *rust_helper_net_generic(const struct net *net, unsigned int id)
-{
-	return net_generic(net, id);
-}
-
 struct net *rust_helper_sock_net(const struct sock *sk)
 {
 	return sock_net(sk);

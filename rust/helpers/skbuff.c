@@ -8,46 +8,6 @@
 #include <net/ip_tunnels.h>
 #include <net/route.h>
 
-unsigned char *rust_helper_skb_network_header(const struct sk_buff *skb)
-{
-	return skb_network_header(skb);
-}
-
-int rust_helper_skb_network_offset(const struct sk_buff *skb)
-{
-	return skb_network_offset(skb);
-}
-
-unsigned int rust_helper_skb_headlen(const struct sk_buff *skb)
-{
-	return skb_headlen(skb);
-}
-
-bool rust_helper_pskb_may_pull(struct sk_buff *skb, unsigned int len)
-{
-	return pskb_may_pull(skb, len);
-}
-
-bool rust_helper_skb_is_gso(const struct sk_buff *skb)
-{
-	return skb_is_gso(skb);
-}
-
-void rust_helper_skb_dst_drop(struct sk_buff *skb)
-{
-	skb_dst_drop(skb);
-}
-
-void rust_helper_skb_dst_set(struct sk_buff *skb, struct dst_entry *dst)
-{
-	skb_dst_set(skb, dst);
-}
-
-struct dst_entry *rust_helper_skb_dst(const struct sk_buff *skb)
-{
-	return skb_dst(skb);
-}
-
 unsigned int rust_helper_dst_mtu(const struct dst_entry *dst)
 {
 	return dst_mtu(dst);
@@ -80,11 +40,6 @@ void rust_helper_ip_rt_put(struct rtable *rt)
 	ip_rt_put(rt);
 }
 
-bool rust_helper_rt_is_local(const struct rtable *rt)
-{
-	return rt->rt_flags & RTCF_LOCAL;
-}
-
 unsigned int rust_helper_rt_mtu(const struct rtable *rt)
 {
 	return dst_mtu(&rt->dst);
@@ -97,37 +52,11 @@ bool rust_helper_rt_dst_check(struct rtable *rt)
 	return dst_check(&rt->dst, 0) != NULL;
 }
 
-/* Attach @rt to @skb without a reference: the caller is in an RCU read-side critical
- * section and @rt is freed only after a grace period (the stack takes a reference with
- * skb_dst_force() before the packet leaves the section). */
-void rust_helper_skb_set_rtable_noref(struct sk_buff *skb, struct rtable *rt)
-{
-	skb_dst_drop(skb);
-	skb_dst_set_noref(skb, &rt->dst);
-}
-
 /* Attach @rt to @skb in place of its route; the reference passes to @skb. */
 void rust_helper_skb_set_rtable(struct sk_buff *skb, struct rtable *rt)
 {
 	skb_dst_drop(skb);
 	skb_dst_set(skb, &rt->dst);
-}
-
-bool rust_helper_skb_rtable_is_local(const struct sk_buff *skb)
-{
-	struct rtable *rt = skb_rtable(skb);
-
-	return rt && (rt->rt_flags & RTCF_LOCAL);
-}
-
-u32 rust_helper_skb_get_mark(const struct sk_buff *skb)
-{
-	return skb->mark;
-}
-
-u8 rust_helper_skb_get_ip_summed(const struct sk_buff *skb)
-{
-	return skb->ip_summed;
 }
 
 struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
@@ -188,26 +117,6 @@ __sum16 rust_helper_skb_csum_fold_from(const struct sk_buff *skb, unsigned int o
 void rust_helper_skb_set_csum_unnecessary(struct sk_buff *skb)
 {
 	skb->ip_summed = CHECKSUM_UNNECESSARY;
-}
-
-bool rust_helper_skb_ipvs_property(const struct sk_buff *skb)
-{
-	return skb->ipvs_property;
-}
-
-void rust_helper_skb_set_ipvs_property(struct sk_buff *skb)
-{
-	skb->ipvs_property = 1;
-}
-
-void rust_helper_skb_set_ignore_df(struct sk_buff *skb)
-{
-	skb->ignore_df = 1;
-}
-
-bool rust_helper_skb_pkt_type_is_host(const struct sk_buff *skb)
-{
-	return skb->pkt_type == PACKET_HOST;
 }
 
 /*

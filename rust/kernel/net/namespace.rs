@@ -163,8 +163,18 @@ impl<T: PernetData> Pernet<T> {
 
     fn slot(&self, net: &Net) -> *mut *mut T {
         // SAFETY: Only called while registered, so `id` was assigned by the kernel and `net`
-        // has a slot of `size_of::<*mut T>()` bytes for it.
-        unsafe { bindings::net_generic(net.as_ptr(), *self.id.get()).cast::<*mut T>() }
+        // has a slot of `size_of::<*mut T>()` bytes for it, whose address is entry `id` of
+        // the namespace's `net_generic` array (as `net_generic` reads it, inline here: this
+        // runs for every packet). The array is replaced only after a grace period, and its
+        // entry for a registered id never changes; callers are in an RCU read-side critical
+        // section or hold a reference that keeps the registration.
+        unsafe {
+            let gen = core::ptr::read_volatile(core::ptr::addr_of!((*net.as_ptr()).gen_));
+            gen.cast::<*mut core::ffi::c_void>()
+                .add(*self.id.get() as usize)
+                .read()
+                .cast::<*mut T>()
+        }
     }
 
     /// Returns the state of `net`, if registered.

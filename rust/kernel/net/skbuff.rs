@@ -58,8 +58,8 @@ impl Rtable {
     /// Whether the route delivers to this host.
     #[inline]
     pub fn is_local(&self) -> bool {
-        // SAFETY: Valid route by the type invariants.
-        unsafe { bindings::rt_is_local(self.ptr.as_ptr()) }
+        // SAFETY: Valid route by the type invariants; its flags do not change once published.
+        unsafe { (*self.ptr.as_ptr()).rt_flags & bindings::RTCF_LOCAL != 0 }
     }
 
     /// The route's MTU.
@@ -176,6 +176,9 @@ impl RouteCache {
     }
 }
 
+/// The `headers` group of `struct sk_buff` (protocol header offsets, checksum state, flags).
+type Headers = bindings::sk_buff__bindgen_ty_4__bindgen_ty_2;
+
 /// A packet owned by the current netfilter hook invocation.
 ///
 /// Offsets are relative to the network header.
@@ -208,12 +211,70 @@ impl<'a> SkBuff<'a> {
         self.ptr.as_ptr()
     }
 
+    // The accessors below read and write `struct sk_buff` fields in place, as the C inline
+    // functions of `<linux/skbuff.h>` do, rather than through out-of-line helpers: they run
+    // for every packet.
+
+    /// The packet's header fields (the `headers` group of `struct sk_buff`).
+    #[inline]
+    fn headers(&self) -> *mut Headers {
+        // SAFETY: Valid packet by the type invariants; only the address is taken. `headers`
+        // is a member of a union, at its start.
+        unsafe { core::ptr::addr_of_mut!((*self.raw()).__bindgen_anon_4.headers).cast() }
+    }
+
+    /// `skb_network_header`: the address of the network header.
+    #[inline]
+    fn network_header(&self) -> *mut u8 {
+        // SAFETY: Valid packet by the type invariants; `head + network_header` is inside
+        // its buffer.
+        unsafe { (*self.raw()).head.add(usize::from((*self.headers()).network_header)) }
+    }
+
+    /// `skb_network_offset`: the network header's offset from `data` (may be negative).
+    #[inline]
+    fn network_offset(&self) -> isize {
+        // SAFETY: Valid packet by the type invariants; both pointers are into its buffer.
+        unsafe { self.network_header().offset_from((*self.raw()).data) }
+    }
+
+    /// `skb_headlen`: the bytes in the linear area from `data` on.
+    #[inline]
+    fn headlen(&self) -> u32 {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { (*self.raw()).len - (*self.raw()).data_len }
+    }
+
+    /// `pskb_may_pull`: makes the first `len` bytes from `data` linear.
+    #[inline]
+    fn may_pull(&mut self, len: u32) -> bool {
+        if len <= self.headlen() {
+            return true;
+        }
+        // SAFETY: Valid packet by the type invariants.
+        if len > unsafe { (*self.raw()).len } {
+            return false;
+        }
+        let delta = (len - self.headlen()) as i32;
+        // SAFETY: Valid packet, exclusively owned; `delta` is positive and within its length.
+        !unsafe { bindings::__pskb_pull_tail(self.raw(), delta) }.is_null()
+    }
+
+    /// `skb_dst`: the attached route, or null.
+    #[inline]
+    fn dst(&self) -> *mut bindings::dst_entry {
+        // SAFETY: Valid packet by the type invariants. Hooks run under RCU, which keeps a
+        // route attached without a reference valid.
+        let refdst = unsafe { (*self.raw()).__bindgen_anon_3.__bindgen_anon_1._skb_refdst };
+        (refdst & bindings::SKB_DST_PTRMASK as usize) as *mut bindings::dst_entry
+    }
+
     /// Total length from the network header on.
     #[inline]
     pub fn len(&self) -> u32 {
         // SAFETY: Valid packet by the type invariants.
-        let (len, off) = unsafe { ((*self.raw()).len, bindings::skb_network_offset(self.raw())) };
-        (len as i64 - off as i64).max(0) as u32
+        let len = unsafe { (*self.raw()).len };
+        (len as i64 - self.network_offset() as i64).max(0) as u32
     }
 
     /// Whether the packet carries no bytes after the network header.
@@ -224,22 +285,28 @@ impl<'a> SkBuff<'a> {
     /// The firewall mark.
     #[inline]
     pub fn mark(&self) -> u32 {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_get_mark(self.raw()) }
+        // SAFETY: Valid packet by the type invariants; `mark` is the member of its union in
+        // use on the receive and forward paths.
+        unsafe { (*self.headers()).__bindgen_anon_4.mark }
     }
 
     /// Whether the packet is a GSO super-packet.
     #[inline]
     pub fn is_gso(&self) -> bool {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_is_gso(self.raw()) }
+        // SAFETY: Valid packet by the type invariants: its shared info (`skb_shinfo`) is at
+        // offset `end` of its buffer.
+        unsafe {
+            let skb = self.raw();
+            let shinfo = (*skb).head.add((*skb).end as usize).cast::<bindings::skb_shared_info>();
+            (*shinfo).gso_size != 0
+        }
     }
 
     /// The checksum state.
     #[inline]
     pub fn checksum(&self) -> Checksum {
         // SAFETY: Valid packet by the type invariants.
-        match unsafe { bindings::skb_get_ip_summed(self.raw()) } as u32 {
+        match unsafe { Headers::ip_summed_raw(self.headers()) } as u32 {
             bindings::CHECKSUM_UNNECESSARY => Checksum::Unnecessary,
             bindings::CHECKSUM_COMPLETE => Checksum::Complete,
             bindings::CHECKSUM_PARTIAL => Checksum::Partial,
@@ -249,43 +316,31 @@ impl<'a> SkBuff<'a> {
 
     #[inline]
     fn linear_len(&self) -> usize {
-        // SAFETY: Valid packet by the type invariants.
-        let (head, off) =
-            unsafe { (bindings::skb_headlen(self.raw()), bindings::skb_network_offset(self.raw())) };
-        (head as i64 - off as i64).max(0) as usize
+        (self.headlen() as i64 - self.network_offset() as i64).max(0) as usize
     }
 
     /// Makes the first `len` bytes linear and returns them, or `EINVAL` if the packet is shorter.
     #[inline]
     pub fn pull(&mut self, len: usize) -> Result<&[u8]> {
-        // SAFETY: Valid packet by the type invariants.
-        let off = unsafe { bindings::skb_network_offset(self.raw()) };
-        let total = u32::try_from(off as i64 + len as i64).map_err(|_| EINVAL)?;
-        // SAFETY: Valid packet, exclusively owned.
-        if !unsafe { bindings::pskb_may_pull(self.raw(), total) } {
+        let total = u32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
+        if !self.may_pull(total) {
             return Err(EINVAL);
         }
-        // SAFETY: `pskb_may_pull` made `len` bytes after the network header linear; `&self`
+        // SAFETY: `may_pull` made `len` bytes after the network header linear; `&self`
         // is borrowed for the slice's lifetime so the buffer cannot change meanwhile.
-        Ok(unsafe {
-            core::slice::from_raw_parts(bindings::skb_network_header(self.raw()), len)
-        })
+        Ok(unsafe { core::slice::from_raw_parts(self.network_header(), len) })
     }
 
     /// Makes the first `len` bytes linear and private to this packet, and returns them.
     #[inline]
     pub fn writable(&mut self, len: usize) -> Result<&mut [u8]> {
-        // SAFETY: Valid packet by the type invariants.
-        let off = unsafe { bindings::skb_network_offset(self.raw()) };
-        let total = i32::try_from(off as i64 + len as i64).map_err(|_| EINVAL)?;
+        let total = i32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
         // SAFETY: Valid packet, exclusively owned.
         to_result(unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) })
             .map_err(|_| ENOMEM)?;
         // SAFETY: `skb_ensure_writable` made `len` bytes after the network header linear and
         // unshared; `&mut self` is borrowed for the slice's lifetime.
-        Ok(unsafe {
-            core::slice::from_raw_parts_mut(bindings::skb_network_header(self.raw()), len)
-        })
+        Ok(unsafe { core::slice::from_raw_parts_mut(self.network_header(), len) })
     }
 
     /// Updates the 16-bit transport checksum at offset `at` after a 32-bit field of the
@@ -300,7 +355,7 @@ impl<'a> SkBuff<'a> {
         }
         // SAFETY: Valid packet; `at + 2` is inside the linear area checked above.
         unsafe {
-            let sum = bindings::skb_network_header(self.raw()).add(at).cast::<u16>();
+            let sum = self.network_header().add(at).cast::<u16>();
             bindings::inet_proto_csum_replace4(
                 sum,
                 self.raw(),
@@ -324,11 +379,25 @@ impl<'a> SkBuff<'a> {
         match rt {
             RouteRef::Owned(rt) => self.set_route(rt),
             RouteRef::Cached(rt) => {
-                // SAFETY: Valid packet and route. `rt` was borrowed under an RCU guard that is
-                // still held (its lifetime bounds `RouteRef`), and a cached route is freed only
-                // after a grace period. As for every noref route, the stack takes a reference
-                // (`skb_dst_force`) before the packet outlives the critical section.
-                unsafe { bindings::skb_set_rtable_noref(self.raw(), rt.ptr.as_ptr()) };
+                let skb = self.raw();
+                // SAFETY: Valid packet, exclusively owned, and valid route. As
+                // `skb_dst_drop`: the current route is released unless attached without a
+                // reference. Then as `skb_dst_set_noref`: `rt` was borrowed under an RCU
+                // guard that is still held (its lifetime bounds `RouteRef`), and a cached
+                // route is freed only after a grace period; as for every noref route, the
+                // stack takes a reference (`skb_dst_force`) before the packet outlives the
+                // critical section.
+                unsafe {
+                    let refdst = core::ptr::addr_of_mut!(
+                        (*skb).__bindgen_anon_3.__bindgen_anon_1._skb_refdst
+                    );
+                    let old = *refdst;
+                    if old != 0 && old & bindings::SKB_DST_NOREF as usize == 0 {
+                        bindings::dst_release(self.dst());
+                    }
+                    Headers::set_slow_gro_raw(self.headers(), 1);
+                    *refdst = rt.ptr.as_ptr() as usize | bindings::SKB_DST_NOREF as usize;
+                }
             }
         }
     }
@@ -360,14 +429,16 @@ impl<'a> SkBuff<'a> {
     /// Whether the attached route delivers locally.
     #[inline]
     pub fn route_is_local(&self) -> bool {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_rtable_is_local(self.raw()) }
+        let dst = self.dst();
+        // SAFETY: An IPv4 packet's route is the `dst` at the start of a `struct rtable`
+        // (`skb_rtable`), valid under the hook's RCU read-side critical section.
+        !dst.is_null()
+            && unsafe { (*dst.cast::<bindings::rtable>()).rt_flags } & bindings::RTCF_LOCAL != 0
     }
 
     /// MTU of the attached route, if any.
     pub fn route_mtu(&self) -> Option<u32> {
-        // SAFETY: Valid packet by the type invariants.
-        let dst = unsafe { bindings::skb_dst(self.raw()) };
+        let dst = self.dst();
         if dst.is_null() {
             None
         } else {
@@ -398,8 +469,17 @@ impl<'a> SkBuff<'a> {
     /// Detaches the packet from connection tracking and marks it untracked.
     #[inline]
     pub fn set_untracked(&mut self) {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::nf_reset_ct_untracked(self.raw()) };
+        let skb = self.raw();
+        // SAFETY: Valid packet, exclusively owned. A packet without a conntrack entry (the
+        // common case for IPVS traffic) just gets the untracked state (`nf_ct_set`); one
+        // with an entry drops its reference first, out of line.
+        unsafe {
+            if (*skb)._nfct & bindings::NFCT_PTRMASK as usize == 0 {
+                (*skb)._nfct = bindings::ip_conntrack_info_IP_CT_UNTRACKED as usize;
+            } else {
+                bindings::nf_reset_ct_untracked(skb);
+            }
+        }
     }
 
     /// The folded one's complement sum of the bytes from `off` (after the network header) to
@@ -423,35 +503,36 @@ impl<'a> SkBuff<'a> {
     #[inline]
     pub fn ipvs_property(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_ipvs_property(self.raw()) }
+        unsafe { Headers::ipvs_property_raw(self.headers()) != 0 }
     }
 
     /// Marks the packet as handled by IPVS, so that its hooks let it pass from now on.
     #[inline]
     pub fn set_ipvs_property(&mut self) {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_set_ipvs_property(self.raw()) };
+        // SAFETY: Valid packet, exclusively owned.
+        unsafe { Headers::set_ipvs_property_raw(self.headers(), 1) };
     }
 
     /// Lets the stack fragment the packet locally even with DF set (`skb->ignore_df`).
     #[inline]
     pub fn set_ignore_df(&mut self) {
-        // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_set_ignore_df(self.raw()) };
+        // SAFETY: Valid packet, exclusively owned.
+        unsafe { Headers::set_ignore_df_raw(self.headers(), 1) };
     }
 
     /// Whether the packet was addressed to this host at the link layer (`PACKET_HOST`).
     #[inline]
     pub fn is_for_host(&self) -> bool {
         // SAFETY: Valid packet by the type invariants.
-        unsafe { bindings::skb_pkt_type_is_host(self.raw()) }
+        let pkt_type =
+            unsafe { Headers::pkt_type_raw(self.headers()) };
+        u32::from(pkt_type) == bindings::PACKET_HOST
     }
 
     /// Whether the packet has a route attached.
     #[inline]
     pub fn has_route(&self) -> bool {
-        // SAFETY: Valid packet by the type invariants.
-        !unsafe { bindings::skb_dst(self.raw()) }.is_null()
+        !self.dst().is_null()
     }
 
     /// Removes the first `len` bytes after the network header: the packet then starts with

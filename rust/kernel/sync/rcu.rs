@@ -20,12 +20,57 @@ use core::{
 /// References obtained from RCU-protected data live no longer than the guard.
 pub struct Guard(PhantomData<*mut ()>);
 
+// Whether `rcu_read_lock` and `rcu_read_unlock` are compiler barriers only: without
+// preemptible RCU and preemption counting, `__rcu_read_lock` is a `preempt_disable` that does
+// nothing but order the compiler, and without lockdep nothing else is recorded. The guard then
+// does the same inline rather than calling out of line for every packet.
+#[cfg(not(any(
+    CONFIG_PREEMPT_RCU,
+    CONFIG_PREEMPT_COUNT,
+    CONFIG_DEBUG_LOCK_ALLOC,
+    CONFIG_RCU_STRICT_GRACE_PERIOD
+)))]
+mod read_side {
+    use core::sync::atomic::{compiler_fence, Ordering::SeqCst};
+
+    #[inline(always)]
+    pub(super) fn lock() {
+        compiler_fence(SeqCst);
+    }
+
+    #[inline(always)]
+    pub(super) fn unlock() {
+        compiler_fence(SeqCst);
+    }
+}
+
+#[cfg(any(
+    CONFIG_PREEMPT_RCU,
+    CONFIG_PREEMPT_COUNT,
+    CONFIG_DEBUG_LOCK_ALLOC,
+    CONFIG_RCU_STRICT_GRACE_PERIOD
+))]
+mod read_side {
+    use crate::bindings;
+
+    #[inline(always)]
+    pub(super) fn lock() {
+        // SAFETY: An FFI call with no additional requirements.
+        unsafe { bindings::rcu_read_lock() };
+    }
+
+    #[inline(always)]
+    pub(super) fn unlock() {
+        // SAFETY: Called by `Guard::drop` only, so the lock taken by `lock` is held.
+        unsafe { bindings::rcu_read_unlock() };
+    }
+}
+
 impl Guard {
     /// Enters an RCU read-side critical section.
     #[inline]
     pub fn new() -> Self {
-        // SAFETY: An FFI call with no additional requirements.
-        unsafe { bindings::rcu_read_lock() };
+        read_side::lock();
         // INVARIANT: The RCU read-side lock was just acquired above.
         Self(PhantomData)
     }
@@ -40,8 +85,8 @@ impl Default for Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: By the type invariants, the RCU read-side lock is held by this guard.
-        unsafe { bindings::rcu_read_unlock() };
+        // By the type invariants, the RCU read-side lock is held by this guard.
+        read_side::unlock();
     }
 }
 
