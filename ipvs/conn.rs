@@ -670,11 +670,12 @@ impl ConnTable {
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
     /// connections.
     fn sweep_bucket(&self, b: u32, dead: impl Fn(&Conn) -> bool) {
+        let gone = |c: &Conn| c.n_control() == 0 && dead(c);
         // Look without the lock first: most buckets hold nothing to remove, and the packet
         // path contends for the same locks. An entry that dies meanwhile goes next time.
         {
             let g = rcu::read_lock();
-            if self.find(b, |c| c.n_control() == 0 && dead(c), &g).is_none() {
+            if self.find(b, gone, &g).is_none() {
                 return;
             }
         }
@@ -684,7 +685,7 @@ impl ConnTable {
             // SAFETY: Linked entries are live while we hold the bucket lock.
             let c = unsafe { &*p };
             let next = c.next.load(Relaxed);
-            if c.n_control() == 0 && dead(c) {
+            if gone(c) {
                 self.unlink_locked(b, p);
             }
             p = next;
