@@ -211,12 +211,23 @@ while True:
 }
 
 # conn_state PORT SPORT: the state of the director's connection to VIP:PORT
-# from client port SPORT, held open for 3 s, 1.5 s in.
+# from client port SPORT, half a second after the client's connect()
+# returned (its ACK sent); the client holds the connection for 8 s. Waiting
+# for connect() rather than a fixed time keeps a slow VM's Python start-up
+# out of the result.
 conn_state() {
+	local mark i
+	mark=$(mktemp -u)
 	bg "$NS_C" python3 -c "
 import socket, time
-s = socket.create_connection(('$VIP', $1), timeout=2, source_address=('', $2)); time.sleep(3)"
-	sleep 1.5
+s = socket.create_connection(('$VIP', $1), timeout=5, source_address=('', $2))
+open('$mark', 'w').close(); time.sleep(8)"
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$mark" ] && break
+		sleep 0.1
+	done
+	rm -f "$mark"
+	sleep 0.5
 	nsx "$NS_D" ipvsadm -Lcn | awk -v c="$CIP:$2" '$4 == c { print $3 }' | head -1
 }
 
