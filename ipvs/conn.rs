@@ -10,7 +10,9 @@
 //!
 //! Instead of upstream's `timer_list` per connection, a single timer per namespace ticks
 //! eight times a second and sweeps a bounded batch of buckets, so a full table costs a
-//! bounded amount of work per tick and no timer state per entry.
+//! bounded amount of work per tick and no timer state per entry. Each bucket keeps a lower
+//! bound of its entries' expiry times (`due`), so the sweep reads an entry only when its
+//! bucket may hold one that is due, not every entry every eight seconds.
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
@@ -199,26 +201,39 @@ impl Conn {
     }
 
     /// Restarts a template's timeout (upstream refreshes it on every use).
-    pub(crate) fn refresh_template(&self) {
-        self.touch(jiffies_64());
+    pub(crate) fn refresh_template(&self, tab: &ConnTable) {
+        self.touch(tab, jiffies_64());
     }
 
-    fn touch(&self, now: u64) {
-        self.expires
-            .store(now + self.timeout.load(Relaxed) as u64, Relaxed);
+    /// Sets the expiry to the current timeout from `now`; when that is earlier than before
+    /// (a shorter timeout), lowers the bucket's bound so that the sweep does not miss it.
+    fn touch(&self, tab: &ConnTable, now: u64) {
+        let new = now + self.timeout.load(Relaxed) as u64;
+        // An exchange rather than a store: of two CPUs refreshing the entry at once (the
+        // two directions of a NAT connection), the one that lowers the expiry knows it.
+        if new < self.expires.swap(new, Relaxed) {
+            tab.lower_due(self.bucket, new, now);
+        }
     }
 
     /// Moves a TCP connection along its state machine after a segment with `tcp_flags`
     /// travelling `output` (server to client) or not, keeping the destination's active
     /// counter in step, then refreshes the timeout.
     #[allow(dead_code)] // Used by the KUnit tests.
-    pub(crate) fn tcp_transition(&self, output: bool, tcp_flags: u8, timeouts: &[AtomicU32; proto_tcp::NR_STATES]) {
-        self.tcp_transition_in(output, tcp_flags, timeouts, false);
+    pub(crate) fn tcp_transition(
+        &self,
+        tab: &ConnTable,
+        output: bool,
+        tcp_flags: u8,
+        timeouts: &[AtomicU32; proto_tcp::NR_STATES],
+    ) {
+        self.tcp_transition_in(tab, output, tcp_flags, timeouts, false);
     }
 
     /// As [`Self::tcp_transition`], with the `secure_tcp` state tables when `secure`.
     pub(crate) fn tcp_transition_in(
         &self,
+        tab: &ConnTable,
         output: bool,
         tcp_flags: u8,
         timeouts: &[AtomicU32; proto_tcp::NR_STATES],
@@ -255,7 +270,7 @@ impl Conn {
         }
         self.timeout
             .store(timeouts[new as usize].load(Relaxed), Relaxed);
-        self.touch(jiffies_64());
+        self.touch(tab, jiffies_64());
     }
 
     /// Marks the persistence template controlling this connection as assured: the
@@ -269,9 +284,9 @@ impl Conn {
     }
 
     /// Refreshes a connection whose protocol has a single state with `timeout` jiffies.
-    pub(crate) fn refresh(&self, timeout: u32) {
+    pub(crate) fn refresh(&self, tab: &ConnTable, timeout: u32) {
         self.timeout.store(timeout, Relaxed);
-        self.touch(jiffies_64());
+        self.touch(tab, jiffies_64());
     }
 
     fn matches_in(&self, p: &ConnParam) -> bool {
@@ -362,9 +377,29 @@ unsafe extern "C" fn conn_free_rcu(head: *mut bindings::callback_head) {
 
 const LOCK_BITS: u32 = 8;
 
+/// How far ahead of the sweep a bucket's bound may lie, in jiffies: its entries are looked at
+/// again within that time even if none expires sooner. Half the range of the 32-bit
+/// comparison of `due_by`, so that a bound is never mistaken for one in the past.
+const DUE_AHEAD: u64 = 1 << 30;
+
+/// Whether bound `d` (low 32 bits of jiffies) is at or before `now` (ditto).
+fn due_by(d: u32, now: u32) -> bool {
+    now.wrapping_sub(d) as i32 >= 0
+}
+
+/// The bound to store for expiry time `expires`: in `[now, now + DUE_AHEAD]`, as 32 bits.
+fn due_bound(expires: u64, now: u64) -> u32 {
+    expires.max(now).min(now.saturating_add(DUE_AHEAD)) as u32
+}
+
 /// A namespace's connection table.
 pub(crate) struct ConnTable {
     buckets: VVec<AtomicPtr<Conn>>,
+    /// Per bucket, the low 32 bits of a time (jiffies) at or before which none of its entries
+    /// expires. Inserting an entry and moving an expiry earlier lower it (always changing
+    /// it, see `lower_due`); the sweep raises it, with a compare-and-exchange from the value
+    /// it read before looking at the entries, so a lowering that raced with it wins.
+    due: VVec<AtomicU32>,
     mask: u32,
     locks: KVec<Pin<KBox<SpinLockBh<()>>>>,
     seed: u32,
@@ -385,8 +420,11 @@ impl ConnTable {
     pub(crate) fn new(bits: u32, hz: u32) -> Result<Self> {
         let size = 1usize << bits;
         let mut buckets = VVec::with_capacity(size, GFP_KERNEL)?;
+        let mut due = VVec::with_capacity(size, GFP_KERNEL)?;
+        let empty = due_bound(u64::MAX, jiffies_64());
         for _ in 0..size {
             buckets.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
+            due.push(AtomicU32::new(empty), GFP_KERNEL)?;
         }
         let nlocks = 1usize << LOCK_BITS.min(bits);
         let mut locks = KVec::with_capacity(nlocks, GFP_KERNEL)?;
@@ -395,6 +433,7 @@ impl ConnTable {
         }
         Ok(Self {
             buckets,
+            due,
             mask: (size - 1) as u32,
             locks,
             // SAFETY: An FFI call with no additional requirements.
@@ -594,6 +633,7 @@ impl ConnTable {
             unsafe { (*c.as_ptr()).next.store(head.load(Relaxed), Relaxed) };
             head.store(c.as_ptr(), Release);
         }
+        self.lower_due(bucket, now + timeout as u64, now);
         self.count.fetch_add(1, Relaxed);
         // SAFETY: Linked above; it stays live for the read-side section `_g` covers.
         Ok(unsafe { &*c.as_ptr() })
@@ -653,43 +693,75 @@ impl ConnTable {
         d.info.conn_unbound();
     }
 
+    /// Lowers bucket `b`'s bound to cover an entry expiring at `expires`. The new value is
+    /// one below the lower of the two, so that it differs from the old one even when that
+    /// was lower already: a sweep that read the old value then fails to replace it.
+    fn lower_due(&self, b: u32, expires: u64, now: u64) {
+        let e = due_bound(expires, now);
+        let _ = self.due[b as usize].fetch_update(Release, Relaxed, |d| {
+            Some(if due_by(e, d) { e } else { d }.wrapping_sub(1))
+        });
+    }
+
     /// Expires entries in the next batch of buckets (the slow timer's work, every
     /// [`EXPIRY_TICKS_PER_SEC`]th of a second): 1/64 of the table and at least 128 buckets,
     /// so that a full sweep takes at most eight seconds and no tick walks more than a sixty-
-    /// fourth of a large table.
+    /// fourth of a large table. Only buckets whose bound has come are looked into.
     pub(crate) fn expire_batch(&self, now: u64) {
         let size = self.size();
         let batch = (size / 64).max(128).min(size);
         let start = self.cursor.fetch_add(batch, Relaxed);
         for k in 0..batch {
             let b = start.wrapping_add(k) & self.mask;
-            self.sweep_bucket(b, |c| c.expires.load(Relaxed) <= now);
+            if due_by(self.due[b as usize].load(Relaxed), now as u32) {
+                self.sweep_bucket(b, now, |c| c.expires.load(Relaxed) <= now);
+            }
         }
     }
 
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
-    /// connections.
-    fn sweep_bucket(&self, b: u32, dead: impl Fn(&Conn) -> bool) {
+    /// connections, and sets the bucket's bound to the earliest expiry of those left.
+    fn sweep_bucket(&self, b: u32, now: u64, dead: impl Fn(&Conn) -> bool) {
         let gone = |c: &Conn| c.n_control() == 0 && dead(c);
+        // Acquire: the entries and expiry times of the lowerings this value includes.
+        let due = self.due[b as usize].load(Acquire);
+        let mut first = u64::MAX;
         // Look without the lock first: most buckets hold nothing to remove, and the packet
         // path contends for the same locks. An entry that dies meanwhile goes next time.
-        {
-            let g = rcu::read_lock();
-            if self.find(b, gone, &g).is_none() {
-                return;
+        let found = {
+            let _g = rcu::read_lock();
+            let mut p = self.buckets[b as usize].load(Acquire);
+            let mut found = false;
+            // SAFETY: Entries reachable from a bucket are live until a grace period after
+            // they are unlinked, and `_g` holds the read lock.
+            while let Some(c) = unsafe { p.as_ref() } {
+                if gone(c) {
+                    found = true;
+                    break;
+                }
+                first = first.min(c.expires.load(Relaxed));
+                p = c.next.load(Acquire);
+            }
+            found
+        };
+        if found {
+            first = u64::MAX;
+            let _l = self.lock(b);
+            let mut p = self.buckets[b as usize].load(Relaxed);
+            while !p.is_null() {
+                // SAFETY: Linked entries are live while we hold the bucket lock.
+                let c = unsafe { &*p };
+                let next = c.next.load(Relaxed);
+                if gone(c) {
+                    self.unlink_locked(b, p);
+                } else {
+                    first = first.min(c.expires.load(Relaxed));
+                }
+                p = next;
             }
         }
-        let _l = self.lock(b);
-        let mut p = self.buckets[b as usize].load(Relaxed);
-        while !p.is_null() {
-            // SAFETY: Linked entries are live while we hold the bucket lock.
-            let c = unsafe { &*p };
-            let next = c.next.load(Relaxed);
-            if gone(c) {
-                self.unlink_locked(b, p);
-            }
-            p = next;
-        }
+        // Fails if an insertion or an earlier expiry lowered the bound meanwhile: it stays.
+        let _ = self.due[b as usize].compare_exchange(due, due_bound(first, now), Relaxed, Relaxed);
     }
 
     /// Drops random entries when memory is short (`ip_vs_random_dropentry`): every call looks
@@ -699,7 +771,7 @@ impl ConnTable {
     pub(crate) fn random_dropentry(&self, now: u64) {
         for _ in 0..(self.size() >> 5) {
             let b = crate::abi::random_u32() & self.mask;
-            self.sweep_bucket(b, |c| self.todrop(c, now));
+            self.sweep_bucket(b, now, |c| self.todrop(c, now));
         }
     }
 

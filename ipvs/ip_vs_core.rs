@@ -478,9 +478,9 @@ impl Ipvs {
         self.in_stats(cp, skb.len());
         cp.in_pkts.fetch_add(1, Relaxed);
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(false, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
+            cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
         } else {
-            cp.refresh(self.udp_timeout.load(Relaxed));
+            cp.refresh(&self.conns, self.udp_timeout.load(Relaxed));
         }
 
         match cp.fwd_method() {
@@ -531,9 +531,9 @@ impl Ipvs {
         }
         self.out_stats(cp, skb.len());
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(true, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
+            cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
         } else {
-            cp.refresh(self.udp_timeout.load(Relaxed));
+            cp.refresh(&self.conns, self.udp_timeout.load(Relaxed));
             cp.assure_control();
         }
         skb.set_ipvs_property();
@@ -762,7 +762,7 @@ impl Ipvs {
         });
         let ct = match found {
             Some(t) => {
-                t.refresh_template();
+                t.refresh_template(&self.conns);
                 t
             }
             None => {
@@ -1014,7 +1014,7 @@ impl kernel::Module for IpVsModule {
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
             1u32 << conn_tab_bits(),
-            (8u64 << conn_tab_bits()) / 1024
+            (12u64 << conn_tab_bits()) / 1024
         );
         pr_info!("ipvs: Rust IPVS loaded.\n");
         Ok(m)

@@ -200,6 +200,45 @@ unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
     });
 }
 
+/// An entry whose timeout gets shorter after the sweep last looked at its bucket (a TCP
+/// connection closing, a shorter UDP timeout) expires on time: the bucket's bound follows.
+unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "shortened expiry", |t| {
+        let table = Arc::new(ConnTable::new(8, hz())?, GFP_KERNEL)?;
+        let rs = dest([10, 0, 1, 5], 80, 1, 4)?;
+        {
+            let g = rcu::read_lock();
+            for port in 1..=20u16 {
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
+            }
+        }
+        let timer = KBox::pin_init(Timer::new(Expiry { table: table.clone() }), GFP_KERNEL)?;
+        timer.schedule_after(1);
+        // Several full sweeps (two ticks each): every bucket's bound is an hour away now.
+        // SAFETY: An FFI call; KUnit cases run in process context.
+        unsafe { bindings::msleep(1000) };
+        t.expect(table.count() == 20, "entries with an hour to go are kept");
+        {
+            let g = rcu::read_lock();
+            for port in 1..=10u16 {
+                if let Some(c) = table.in_get(&client(port, 17), &g) {
+                    c.refresh(&table, 1);
+                }
+            }
+        }
+        // SAFETY: As above.
+        unsafe { bindings::msleep(1000) };
+        t.expect(table.count() == 10, "entries whose timeout shrank to a jiffy are gone");
+        let g = rcu::read_lock();
+        t.expect(table.in_get(&client(15, 17), &g).is_some(), "the others are still found");
+        t.expect(table.in_get(&client(5, 17), &g).is_none(), "a shortened entry is gone");
+        drop(g);
+        drop(timer);
+        table.flush();
+        Ok(())
+    });
+}
+
 unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
     with_cache(&Test(test), "tcp states", |t| {
         let table = ConnTable::new(8, hz())?;
@@ -210,17 +249,17 @@ unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
         let active = || rs.info.activeconns();
         let inact = || rs.info.inactconns();
         t.expect(active() == 0 && inact() == 1, "new connection is inactive");
-        c.tcp_transition(false, 0x02, &timeouts); // SYN
+        c.tcp_transition(&table, false, 0x02, &timeouts); // SYN
         t.expect(active() == 1 && inact() == 0, "SYN_RECV is active");
-        c.tcp_transition(true, 0x12, &timeouts); // SYN+ACK from the server
-        c.tcp_transition(false, 0x10, &timeouts); // ACK
+        c.tcp_transition(&table, true, 0x12, &timeouts); // SYN+ACK from the server
+        c.tcp_transition(&table, false, 0x10, &timeouts); // ACK
         t.expect(active() == 1, "ESTABLISHED is active");
-        c.tcp_transition(false, 0x11, &timeouts); // FIN
+        c.tcp_transition(&table, false, 0x11, &timeouts); // FIN
         t.expect(active() == 0 && inact() == 1, "CLOSE_WAIT is inactive");
-        c.tcp_transition(true, 0x11, &timeouts); // FIN from the server
-        c.tcp_transition(false, 0x10, &timeouts); // last ACK
+        c.tcp_transition(&table, true, 0x11, &timeouts); // FIN from the server
+        c.tcp_transition(&table, false, 0x10, &timeouts); // last ACK
         t.expect(active() == 0 && inact() == 1, "TIME_WAIT is inactive");
-        c.tcp_transition(false, 0x04, &timeouts); // RST
+        c.tcp_transition(&table, false, 0x04, &timeouts); // RST
         t.expect(active() == 0 && inact() == 1, "CLOSE stays inactive");
         drop(g);
         table.flush();
@@ -331,9 +370,10 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 6] = [
+static mut CASES: [bindings::kunit_case; 7] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
+    slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),
     case(c_str!("rr_schedule"), rr_schedule),
     case(c_str!("stats_percpu"), stats_percpu),
