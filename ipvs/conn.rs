@@ -814,6 +814,11 @@ impl ConnTable {
     /// Removes every entry (`ip_vs_conn_flush`).
     pub(crate) fn flush(&self) {
         for b in 0..self.size() {
+            // An empty bucket needs no lock. The table is flushed once no packet reaches it
+            // any more, so none fills meanwhile.
+            if self.buckets[b as usize].load(Relaxed).is_null() {
+                continue;
+            }
             let _l = self.lock(b);
             loop {
                 let p = self.buckets[b as usize].load(Relaxed);

@@ -14,14 +14,19 @@ void *rust_helper_per_cpu_ptr(void __percpu *ptr, unsigned int cpu)
 	return per_cpu_ptr(ptr, cpu);
 }
 
-void *rust_helper_this_cpu_ptr(void __percpu *ptr)
-{
-	return this_cpu_ptr(ptr);
-}
-
-void rust_helper_local_bh_disable(void)
+/*
+ * Disable bottom halves and return the local CPU's per-CPU offset, which is
+ * what a per-CPU pointer is shifted by to address this CPU's copy (as
+ * this_cpu_ptr() does); valid until bottom halves are enabled again.
+ */
+unsigned long rust_helper_local_bh_disable_cpu_offset(void)
 {
 	local_bh_disable();
+#ifdef CONFIG_SMP
+	return __my_cpu_offset;
+#else
+	return 0;
+#endif
 }
 
 void rust_helper_local_bh_enable(void)

@@ -34,6 +34,8 @@ unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
 /// Bottom halves, and with them preemption and migration, disabled on the local CPU while the
 /// guard lives (`local_bh_disable`). Several per-CPU updates can share one guard.
 pub struct BhDisabled {
+    /// The local CPU's per-CPU offset (`__my_cpu_offset`), fixed while bottom halves are off.
+    cpu_offset: usize,
     // Not `Send`: it must be dropped on the CPU it was taken on.
     _not_send: PhantomData<*mut ()>,
 }
@@ -44,8 +46,8 @@ impl BhDisabled {
     pub fn new() -> Self {
         // SAFETY: Always paired with the enable in `drop`, on this CPU (the guard is not
         // `Send`).
-        unsafe { bindings::local_bh_disable() };
-        Self { _not_send: PhantomData }
+        let cpu_offset = unsafe { bindings::local_bh_disable_cpu_offset() } as usize;
+        Self { cpu_offset, _not_send: PhantomData }
     }
 }
 
@@ -102,10 +104,14 @@ impl<const N: usize> PerCpuCounters<N> {
 
     /// The local CPU's counters, for as long as bottom halves stay disabled by `bh`.
     #[inline]
-    pub fn local<'a>(&'a self, _bh: &'a BhDisabled) -> LocalCounters<'a, N> {
-        // SAFETY: `ptr` is a live per-CPU allocation (type invariant); while `_bh` lives the
-        // task cannot migrate, so the pointer stays the local CPU's for the borrow.
-        let cells = unsafe { &*(bindings::this_cpu_ptr(self.ptr.as_ptr()) as *const [AtomicU64; N]) };
+    pub fn local<'a>(&'a self, bh: &'a BhDisabled) -> LocalCounters<'a, N> {
+        // The local copy is the per-CPU pointer shifted by the CPU's offset, as `this_cpu_ptr`
+        // computes it, without a call per counter array.
+        let local = (self.ptr.as_ptr() as usize).wrapping_add(bh.cpu_offset);
+        // SAFETY: `ptr` is a live per-CPU allocation (type invariant), so shifting it by the
+        // local CPU's offset gives that CPU's copy; while `bh` lives the task cannot migrate,
+        // so it stays the local CPU's for the borrow.
+        let cells = unsafe { &*(local as *const [AtomicU64; N]) };
         LocalCounters { cells, _not_send: PhantomData }
     }
 

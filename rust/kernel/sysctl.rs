@@ -79,17 +79,20 @@ pub struct SysctlValues {
 }
 
 impl SysctlValues {
+    #[inline]
     fn slot(&self, index: usize) -> Option<&Slot> {
         self.slots.get(index)
     }
 
     /// The current value of `int` entry `index` (in the order given to
     /// [`NetSysctlTable::new`]), or the first `int` of a pair.
+    #[inline]
     pub fn get(&self, index: usize) -> i32 {
         self.slot(index).map_or(0, |s| s.0[0].load(Ordering::Relaxed))
     }
 
     /// The two values of a [`Kind::Threshold`] entry.
+    #[inline]
     pub fn get_pair(&self, index: usize) -> [i32; 2] {
         self.slot(index).map_or([0, 0], |s| {
             [s.0[0].load(Ordering::Relaxed), s.0[1].load(Ordering::Relaxed)]
@@ -287,11 +290,13 @@ impl NetSysctlTable {
     }
 
     /// The values, to read and set them.
+    #[inline]
     pub fn values(&self) -> &Arc<SysctlValues> {
         &self.values
     }
 
     /// The current value of entry `index` (in the order given to [`Self::new`]).
+    #[inline]
     pub fn get(&self, index: usize) -> i32 {
         self.values.get(index)
     }

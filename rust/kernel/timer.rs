@@ -8,6 +8,16 @@ use crate::{bindings, init::PinInit, pin_init, types::Opaque};
 use macros::{pin_data, pinned_drop};
 
 /// Returns the 64-bit jiffies counter.
+#[cfg(CONFIG_64BIT)]
+#[inline]
+pub fn jiffies_64() -> u64 {
+    // SAFETY: `jiffies_64` is a valid, aligned kernel variable that lives forever; on a 64-bit
+    // architecture a load of it cannot tear (`get_jiffies_64` is a plain read there too).
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(bindings::jiffies_64)) }
+}
+
+/// Returns the 64-bit jiffies counter.
+#[cfg(not(CONFIG_64BIT))]
 #[inline]
 pub fn jiffies_64() -> u64 {
     // SAFETY: An FFI call with no additional requirements.

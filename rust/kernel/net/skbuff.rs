@@ -336,8 +336,9 @@ impl<'a> SkBuff<'a> {
     pub fn writable(&mut self, len: usize) -> Result<&mut [u8]> {
         let total = i32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
         // SAFETY: Valid packet, exclusively owned.
-        to_result(unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) })
-            .map_err(|_| ENOMEM)?;
+        if unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) } != 0 {
+            return Err(ENOMEM);
+        }
         // SAFETY: `skb_ensure_writable` made `len` bytes after the network header linear and
         // unshared; `&mut self` is borrowed for the slice's lifetime.
         Ok(unsafe { core::slice::from_raw_parts_mut(self.network_header(), len) })
