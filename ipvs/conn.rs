@@ -36,6 +36,7 @@ use kernel::{
     new_spinlock_bh,
     c_str,
     prelude::*,
+    proc_fs::SeqCursor,
     slab::KmemCache,
     sync::{rcu, Arc, SpinLockBh},
     timer::{jiffies_64, Timer, TimerCallback},
@@ -769,9 +770,13 @@ impl ConnTable {
     /// unanswered templates and, at a rate falling with their packet count (0 to 8 packets
     /// from the client), established or other connections idle for a minute or more.
     pub(crate) fn random_dropentry(&self, now: u64) {
-        for _ in 0..(self.size() >> 5) {
+        for i in 0..(self.size() >> 5) {
             let b = crate::abi::random_u32() & self.mask;
             self.sweep_bucket(b, now, |c| self.todrop(c, now));
+            // The defense work runs in process context: up to 2^22 buckets a call.
+            if i % RESCHED_BUCKETS == RESCHED_BUCKETS - 1 {
+                kernel::sched::cond_resched();
+            }
         }
     }
 
@@ -804,7 +809,7 @@ impl ConnTable {
         let Some(counter) = self.todrop_counter.get(i) else {
             return false;
         };
-        if i == 0 || counter.fetch_sub(1, Relaxed) - 1 > 0 {
+        if i == 0 || counter.fetch_sub(1, Relaxed).wrapping_sub(1) > 0 {
             return false;
         }
         counter.store(i as i32, Relaxed);
@@ -812,8 +817,13 @@ impl ConnTable {
     }
 
     /// Removes every entry (`ip_vs_conn_flush`).
+    /// Process context only (control path, namespace teardown, module unload): it yields
+    /// the CPU every [`RESCHED_BUCKETS`] buckets, which matters with up to 2^27 of them.
     pub(crate) fn flush(&self) {
         for b in 0..self.size() {
+            if b % RESCHED_BUCKETS == RESCHED_BUCKETS - 1 {
+                kernel::sched::cond_resched();
+            }
             // An empty bucket needs no lock. The table is flushed once no packet reaches it
             // any more, so none fills meanwhile.
             if self.buckets[b as usize].load(Relaxed).is_null() {
@@ -830,17 +840,41 @@ impl ConnTable {
         }
     }
 
-    /// Calls `f` on every entry, bucket by bucket (the walk of `/proc/net/ip_vs_conn`).
-    pub(crate) fn for_each<'a>(&'a self, _g: &'a rcu::Guard, mut f: impl FnMut(&'a Conn)) {
-        for b in self.buckets.iter() {
-            let mut p = b.load(Acquire);
-            // SAFETY: Entries reachable from a bucket are live until a grace period after
-            // they are unlinked, and `_g` holds the read lock for `'a`.
-            while let Some(c) = unsafe { p.as_ref() } {
-                f(c);
-                p = c.next.load(Acquire);
+    /// Entry `index` of bucket `bucket`, in chain order.
+    pub(crate) fn nth<'a>(&'a self, bucket: usize, index: usize, _g: &'a rcu::Guard) -> Option<&'a Conn> {
+        let mut p = self.buckets.get(bucket)?.load(Acquire);
+        let mut i = 0;
+        // SAFETY: Entries reachable from a bucket are live until a grace period after they
+        // are unlinked, and `_g` holds the read lock for `'a`.
+        while let Some(c) = unsafe { p.as_ref() } {
+            if i == index {
+                return Some(c);
+            }
+            i += 1;
+            p = c.next.load(Acquire);
+        }
+        None
+    }
+
+    /// Moves `cur` to the first entry at or after it (buckets in order, chains in order);
+    /// false past the last one. Process context: it yields the CPU every
+    /// [`RESCHED_BUCKETS`] buckets, which a mostly empty table of 2^27 needs.
+    pub(crate) fn seek(&self, cur: &mut SeqCursor) -> bool {
+        let mut g = rcu::read_lock();
+        let size = self.size() as usize;
+        let mut walked = 0u32;
+        while cur.bucket < size {
+            if self.nth(cur.bucket, cur.index, &g).is_some() {
+                return true;
+            }
+            cur.bucket += 1;
+            cur.index = 0;
+            walked = walked.wrapping_add(1);
+            if walked % RESCHED_BUCKETS == 0 {
+                g.cond_resched();
             }
         }
+        false
     }
 
     /// Expires `cp` now (`ip_vs_conn_expire_now`).
@@ -860,6 +894,10 @@ impl Drop for ConnTable {
         self.flush();
     }
 }
+
+/// Buckets a process-context walk of the table (flush, random drop) covers between two
+/// chances for the scheduler to run.
+const RESCHED_BUCKETS: u32 = 1024;
 
 /// How often per second the slow timer expires a batch of buckets.
 pub(crate) const EXPIRY_TICKS_PER_SEC: u32 = 8;

@@ -23,7 +23,7 @@ use kernel::{
     c_str, fmt,
     prelude::*,
     str::CString,
-    proc_fs::{NetSeqShow, SeqFile},
+    proc_fs::{NetSeqIter, NetSeqShow, SeqCursor, SeqFile},
     sync::{rcu, Arc},
     sysctl::{IntSysctl, Kind},
     uaccess::{UserPtr, UserSlice},
@@ -39,6 +39,7 @@ const fn any_int(name: &'static kernel::str::CStr, default: i32) -> IntSysctl {
             max: i32::MAX,
         },
         mode: 0o644,
+        unpriv_ro: false,
         on_write: None,
     }
 }
@@ -56,6 +57,7 @@ const fn ranged(
         default,
         kind: Kind::Int { min, max },
         mode: 0o644,
+        unpriv_ro: false,
         on_write,
     }
 }
@@ -67,8 +69,16 @@ const fn other(name: &'static kernel::str::CStr, default: i32, kind: Kind, mode:
         default,
         kind,
         mode,
+        unpriv_ro: false,
         on_write: None,
     }
+}
+
+/// As `e`, but read-only in a namespace an unprivileged user owns, as upstream makes the
+/// settings that reach beyond the namespace (memory for sync queues and sockets, estimation
+/// work).
+const fn priv_only(e: IntSysctl) -> IntSysctl {
+    IntSysctl { unpriv_ro: true, ..e }
 }
 
 /// `/proc/sys/net/ipv4/vs/`: upstream's sysctls (`vs_vars`) with their names, defaults and
@@ -90,8 +100,8 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
     ranged(c_str!("sync_version"), 1, 0, 1, None),
     other(c_str!("sync_ports"), 1, Kind::PowerOfTwo, 0o644),
     any_int(c_str!("sync_persist_mode"), 0),
-    other(c_str!("sync_qlen_max"), 0, Kind::ULong, 0o644),
-    any_int(c_str!("sync_sock_size"), 0),
+    priv_only(other(c_str!("sync_qlen_max"), 0, Kind::ULong, 0o644)),
+    priv_only(any_int(c_str!("sync_sock_size"), 0)),
     ranged(c_str!("cache_bypass"), 0, 0, 0, None),
     any_int(c_str!("expire_nodest_conn"), 0),
     any_int(c_str!("sloppy_tcp"), 0),
@@ -106,7 +116,7 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
     any_int(c_str!("conn_reuse_mode"), 1),
     ranged(c_str!("schedule_icmp"), 0, 0, 0, None),
     any_int(c_str!("ignore_tunneled"), 0),
-    any_int(c_str!("run_estimation"), 1),
+    priv_only(any_int(c_str!("run_estimation"), 1)),
     other(c_str!("est_nice"), 0, Kind::Int { min: -20, max: 19 }, 0o444),
 ];
 /// Index of `amemthresh` in [`SYSCTLS`].
@@ -291,7 +301,7 @@ impl SockoptOps for Ctl {
                     let g = rcu::read_lock();
                     if let Some(table) = ipvs.svc_table.get(&g) {
                         for s in table.iter().take(n as usize) {
-                            out.push(service_entry(s, &g).encode(), GFP_ATOMIC)?;
+                            out.push(service_entry(s, ipvs.conns.hz(), &g).encode(), GFP_ATOMIC)?;
                         }
                     }
                 }
@@ -304,7 +314,7 @@ impl SockoptOps for Ctl {
                 let key = ServiceUser::decode(&arg);
                 let svc = find_by_key(ipvs, &ctl, key.protocol, key.addr, key.port, key.fwmark)
                     .ok_or(ESRCH)?;
-                let e = service_entry(&svc, &rcu::read_lock()).encode();
+                let e = service_entry(&svc, ipvs.conns.hz(), &rcu::read_lock()).encode();
                 write(0, &e)
             }
             get::DESTS => {
@@ -389,7 +399,9 @@ fn find_by_key(
     s.cloned()
 }
 
-fn service_entry(s: &Service, g: &rcu::Guard) -> ServiceEntry {
+/// A service as `IP_VS_SO_GET_SERVICE(S)` reports it; the timeout is upstream's stored
+/// jiffies divided by `HZ` (see [`Service::timeout_jiffies`]).
+fn service_entry(s: &Service, hz: u32, g: &rcu::Guard) -> ServiceEntry {
     ServiceEntry {
         svc: ServiceUser {
             protocol: s.protocol,
@@ -398,7 +410,7 @@ fn service_entry(s: &Service, g: &rcu::Guard) -> ServiceEntry {
             fwmark: s.fwmark,
             sched_name: *s.sched_name(g).field(),
             flags: s.flags.load(Relaxed),
-            timeout: s.timeout.load(Relaxed),
+            timeout: s.timeout_jiffies(hz) / hz.max(1),
             netmask: s.netmask.load(Relaxed).to_ne_bytes(),
         },
         num_dests: s.num_dests.load(Relaxed),
@@ -438,62 +450,76 @@ pub(crate) fn fwd_name(flags: u32) -> &'static str {
     }
 }
 
-impl NetSeqShow for ProcIpVs {
-    fn show(net: &Net, m: &mut SeqFile) -> Result {
-        let ipvs = ipvs_of(net)?;
-        let s = version_string(ipvs)?;
-        let _ = writeln!(m, "{}", s.to_str().unwrap_or(""));
+impl NetSeqIter for ProcIpVs {
+    fn header(net: &Net, m: &mut SeqFile) {
+        let Ok(ipvs) = ipvs_of(net) else {
+            return;
+        };
+        if let Ok(s) = version_string(ipvs) {
+            let _ = writeln!(m, "{}", s.to_str().unwrap_or(""));
+        }
         let _ = writeln!(m, "Prot LocalAddress:Port Scheduler Flags");
         let _ = writeln!(m, "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn");
-        let g = rcu::read_lock();
-        let Some(table) = ipvs.svc_table.get(&g) else {
-            return Ok(());
+    }
+
+    fn seek(net: &Net, cur: &mut SeqCursor) -> bool {
+        let Ok(ipvs) = ipvs_of(net) else {
+            return false;
         };
-        for svc in table.iter() {
-            let name = svc.sched_name(&g);
-            let name = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
-            let flags = svc.flags.load(Relaxed);
-            let ops = if flags & uapi::svc_flags::ONEPACKET != 0 { "ops " } else { "" };
-            if svc.fwmark != 0 {
-                let _ = write!(m, "FWM  {:08X} {} {}", svc.fwmark, name, ops);
-            } else {
-                let _ = write!(
-                    m,
-                    "{}  {:08X}:{:04X} {} {} ",
-                    proto_name(svc.protocol),
-                    u32::from_be_bytes(service::as_v4(&svc.addr)),
-                    u16::from_be_bytes(svc.port),
-                    name,
-                    ops
-                );
-            }
-            if flags & uapi::svc_flags::PERSISTENT != 0 {
-                // Upstream prints the timeout in jiffies here.
+        let g = rcu::read_lock();
+        ipvs.svc_table.get(&g).is_some_and(|t| t.seek(cur))
+    }
+
+    fn show(net: &Net, cur: &SeqCursor, m: &mut SeqFile) {
+        let Ok(ipvs) = ipvs_of(net) else {
+            return;
+        };
+        let g = rcu::read_lock();
+        let Some(svc) = ipvs.svc_table.get(&g).and_then(|t| t.nth(cur.bucket, cur.index)) else {
+            return;
+        };
+        let name = svc.sched_name(&g);
+        let name = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
+        let flags = svc.flags.load(Relaxed);
+        let ops = if flags & uapi::svc_flags::ONEPACKET != 0 { "ops " } else { "" };
+        if svc.fwmark != 0 {
+            let _ = write!(m, "FWM  {:08X} {} {}", svc.fwmark, name, ops);
+        } else {
+            let _ = write!(
+                m,
+                "{}  {:08X}:{:04X} {} {} ",
+                proto_name(svc.protocol),
+                u32::from_be_bytes(service::as_v4(&svc.addr)),
+                u16::from_be_bytes(svc.port),
+                name,
+                ops
+            );
+        }
+        if flags & uapi::svc_flags::PERSISTENT != 0 {
+            // Upstream prints the timeout in jiffies here, as a signed `int`.
+            let _ = writeln!(
+                m,
+                "persistent {} {:08X}",
+                svc.timeout_jiffies(ipvs.conns.hz()) as i32,
+                u32::from_be_bytes(svc.netmask.load(Relaxed).to_ne_bytes())
+            );
+        } else {
+            let _ = writeln!(m);
+        }
+        if let Some(l) = svc.dests.get(&g) {
+            for d in l.dests.iter() {
                 let _ = writeln!(
                     m,
-                    "persistent {} {:08X}",
-                    svc.timeout.load(Relaxed) * ipvs.conns.hz(),
-                    u32::from_be_bytes(svc.netmask.load(Relaxed).to_ne_bytes())
+                    "  -> {:08X}:{:04X}      {:<7} {:<6} {:<10} {:<10}",
+                    u32::from_be_bytes(service::as_v4(&d.info.addr)),
+                    u16::from_be_bytes(d.info.port),
+                    fwd_name(d.conn_flags.load(Relaxed)),
+                    d.info.weight(),
+                    d.info.activeconns(),
+                    d.info.inactconns()
                 );
-            } else {
-                let _ = writeln!(m);
-            }
-            if let Some(l) = svc.dests.get(&g) {
-                for d in l.dests.iter() {
-                    let _ = writeln!(
-                        m,
-                        "  -> {:08X}:{:04X}      {:<7} {:<6} {:<10} {:<10}",
-                        u32::from_be_bytes(service::as_v4(&d.info.addr)),
-                        u16::from_be_bytes(d.info.port),
-                        fwd_name(d.conn_flags.load(Relaxed)),
-                        d.info.weight(),
-                        d.info.activeconns(),
-                        d.info.inactconns()
-                    );
-                }
             }
         }
-        Ok(())
     }
 }
 
@@ -505,48 +531,76 @@ pub(crate) struct ProcIpVsConn;
 /// does not have yet) and no persistence-engine columns.
 pub(crate) struct ProcIpVsConnSync;
 
-/// Writes the connection table in upstream's format, with the origin column or without.
-fn show_conns(net: &Net, m: &mut SeqFile, with_origin: bool) -> Result {
+/// The header of the connection table in upstream's format, with the origin column or
+/// without.
+fn conns_header(m: &mut SeqFile, with_origin: bool) {
     let header = if with_origin {
         "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires"
     } else {
         "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData"
     };
     let _ = writeln!(m, "{header}");
-    let ipvs = ipvs_of(net)?;
+}
+
+/// Writes the connection at `cur` in upstream's format (nothing if it has gone).
+fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
+    let Ok(ipvs) = ipvs_of(net) else {
+        return;
+    };
     let hz = u64::from(ipvs.conns.hz().max(1));
     let now = kernel::timer::jiffies_64();
     let g = rcu::read_lock();
-    ipvs.conns.for_each(&g, |c| {
-        let _ = write!(
-            m,
-            "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} ",
-            proto_name(u16::from(c.protocol)),
-            u32::from_be_bytes(service::as_v4(&c.caddr)),
-            u16::from_be_bytes(c.cport),
-            u32::from_be_bytes(service::as_v4(&c.vaddr)),
-            u16::from_be_bytes(c.vport),
-            u32::from_be_bytes(service::as_v4(&c.daddr)),
-            u16::from_be_bytes(c.dport),
-            c.state_name(),
-        );
-        if with_origin {
-            let _ = write!(m, "{:<6} ", "LOCAL");
-        }
-        let _ = writeln!(m, "{:>7}", c.expires_in(now) / hz);
-    });
-    Ok(())
+    let Some(c) = ipvs.conns.nth(cur.bucket, cur.index, &g) else {
+        return;
+    };
+    let _ = write!(
+        m,
+        "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} ",
+        proto_name(u16::from(c.protocol)),
+        u32::from_be_bytes(service::as_v4(&c.caddr)),
+        u16::from_be_bytes(c.cport),
+        u32::from_be_bytes(service::as_v4(&c.vaddr)),
+        u16::from_be_bytes(c.vport),
+        u32::from_be_bytes(service::as_v4(&c.daddr)),
+        u16::from_be_bytes(c.dport),
+        c.state_name(),
+    );
+    if with_origin {
+        let _ = write!(m, "{:<6} ", "LOCAL");
+    }
+    let _ = writeln!(m, "{:>7}", c.expires_in(now) / hz);
 }
 
-impl NetSeqShow for ProcIpVsConn {
-    fn show(net: &Net, m: &mut SeqFile) -> Result {
-        show_conns(net, m, false)
+/// Moves `cur` to the next connection of `net`'s table at or after it.
+fn seek_conn(net: &Net, cur: &mut SeqCursor) -> bool {
+    ipvs_of(net).is_ok_and(|ipvs| ipvs.conns.seek(cur))
+}
+
+impl NetSeqIter for ProcIpVsConn {
+    fn header(_net: &Net, m: &mut SeqFile) {
+        conns_header(m, false)
+    }
+
+    fn seek(net: &Net, cur: &mut SeqCursor) -> bool {
+        seek_conn(net, cur)
+    }
+
+    fn show(net: &Net, cur: &SeqCursor, m: &mut SeqFile) {
+        show_conn(net, cur, m, false)
     }
 }
 
-impl NetSeqShow for ProcIpVsConnSync {
-    fn show(net: &Net, m: &mut SeqFile) -> Result {
-        show_conns(net, m, true)
+impl NetSeqIter for ProcIpVsConnSync {
+    fn header(_net: &Net, m: &mut SeqFile) {
+        conns_header(m, true)
+    }
+
+    fn seek(net: &Net, cur: &mut SeqCursor) -> bool {
+        seek_conn(net, cur)
+    }
+
+    fn show(net: &Net, cur: &SeqCursor, m: &mut SeqFile) {
+        show_conn(net, cur, m, true)
     }
 }
 

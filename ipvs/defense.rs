@@ -155,7 +155,10 @@ impl Defense {
         if rate == 0 {
             return false;
         }
-        if self.drop_counter.fetch_sub(1, Relaxed) - 1 > 0 {
+        // `am_droprate` is any `int` a namespace's owner writes: count down with wrapping,
+        // as upstream's `--drop_counter` on an `int` does (from `i32::MIN` it wraps to
+        // `i32::MAX`, and a negative rate drops no packet until the counter comes round).
+        if self.drop_counter.fetch_sub(1, Relaxed).wrapping_sub(1) > 0 {
             return false;
         }
         self.drop_counter.store(rate, Relaxed);

@@ -42,9 +42,11 @@ impl Estimator {
             // Counters zeroed since the last sample count from zero.
             let delta = totals[i].checked_sub(last).unwrap_or(totals[i]);
             // Scaled by 2^SCALE, per second over the two-second period.
+            // Wrapping, as upstream's `u64`/`s64` arithmetic: the counters grow with packet
+            // sizes, so no value here may panic.
             let rate = (delta << (SCALE[i] - 1)) as i64;
             let avg = self.avg[i].load(Relaxed);
-            self.avg[i].store(avg + ((rate - avg) >> 2), Relaxed);
+            self.avg[i].store(avg.wrapping_add(rate.wrapping_sub(avg) >> 2), Relaxed);
         }
     }
 
@@ -53,7 +55,7 @@ impl Estimator {
         core::array::from_fn(|i| {
             let avg = self.avg[i].load(Relaxed).max(0) as u64;
             let half = (1u64 << (SCALE[i] - 1)) - 1;
-            (avg + half) >> SCALE[i]
+            avg.wrapping_add(half) >> SCALE[i]
         })
     }
 
@@ -99,6 +101,15 @@ mod tests {
             e.sample([16, 0, 0, 0, 0]);
         }
         assert_eq!(e.rates()[0], 0);
+    }
+
+    #[test]
+    fn extreme_counters_do_not_panic() {
+        let e = Estimator::default();
+        for t in [[u64::MAX; N], [0; N], [u64::MAX; N], [1 << 63; N], [u64::MAX; N]] {
+            e.sample(t);
+            let _ = e.rates();
+        }
     }
 
     #[test]

@@ -15,14 +15,14 @@ use kernel::{
     alloc::flags::GFP_KERNEL,
     error::code::*,
     net::{
-        namespace::{Net, Pernet, PernetData, PernetRegistration},
+        namespace::{Net, NetScope, Pernet, PernetData, PernetRegistration},
         netfilter::{self, pf, HookSpec, HookState, Hooks, InetHook, SockoptRegistration, Verdict},
         skbuff::SkBuff,
     },
     new_mutex,
     c_str,
     prelude::*,
-    proc_fs::ProcNetEntry,
+    proc_fs::{ProcNetEntry, ProcNetIterEntry},
     sync::{rcu, rcu::RcuBox, Arc, Mutex},
     sysctl::{NetSysctlTable, SysctlValues},
     time::msecs_to_jiffies,
@@ -113,50 +113,52 @@ const OUT_HOOKS: [HookSpec; 3] = [
 /// receives them (`ip_vs_forward_icmp`).
 const FWD_ICMP_HOOKS: [HookSpec; 1] = [spec(InetHook::Forward, 99)];
 
-/// The netfilter hooks of a namespace with services.
-struct HookRegs {
-    _in: netfilter::Registration<InHooks>,
-    _out: netfilter::Registration<OutHooks>,
-    _icmp: netfilter::Registration<FwdIcmpHooks>,
+/// Keys of the registrations in a namespace's [`NetScope`].
+mod reg {
+    pub(crate) const SYSCTL: usize = 0;
+    pub(crate) const PROC_IPVS: usize = 1;
+    pub(crate) const PROC_CONN: usize = 2;
+    pub(crate) const PROC_CONN_SYNC: usize = 3;
+    pub(crate) const PROC_STATS: usize = 4;
+    pub(crate) const PROC_STATS_PERCPU: usize = 5;
+    pub(crate) const HOOKS_IN: usize = 6;
+    pub(crate) const HOOKS_OUT: usize = 7;
+    pub(crate) const HOOKS_FWD_ICMP: usize = 8;
 }
 
 /// Control-plane state of a namespace, under its mutex.
 pub(crate) struct CtlState {
     pub(crate) services: Services,
-    hooks: Option<HookRegs>,
-    proc: Option<ProcNetEntry<ctl::ProcIpVs>>,
-    proc_conn: Option<ProcNetEntry<ctl::ProcIpVsConn>>,
-    proc_conn_sync: Option<ProcNetEntry<ctl::ProcIpVsConnSync>>,
-    proc_stats: Option<ProcNetEntry<ctl::ProcIpVsStats>>,
-    proc_stats_percpu: Option<ProcNetEntry<ctl::ProcIpVsStatsPercpu>>,
 }
 
 impl CtlState {
-    /// Registers the hooks when the namespace has services, unregisters them when not.
+    /// Registers the hooks when the namespace has services, unregisters them when not (in
+    /// the namespace's scope, which also removes them when the namespace goes).
     pub(crate) fn update_hooks(&mut self, net: &Net) -> Result {
+        let scope = IPVS.scope(net).ok_or(ENODEV)?;
         if self.services.len() == 0 {
-            self.hooks = None;
-        } else if self.hooks.is_none() {
-            // SAFETY (each registration): it lives in the namespace's `Ipvs`, whose `exit`
-            // drops it before the namespace is destroyed.
-            self.hooks = Some(HookRegs {
-                // SAFETY: As above.
-                _in: unsafe {
-                    netfilter::Registration::new(net, &IN_HOOKS, Arc::new(InHooks, GFP_KERNEL)?)?
-                },
-                // SAFETY: As above.
-                _out: unsafe {
-                    netfilter::Registration::new(net, &OUT_HOOKS, Arc::new(OutHooks, GFP_KERNEL)?)?
-                },
-                // SAFETY: As above.
-                _icmp: unsafe {
-                    netfilter::Registration::new(
-                        net,
+            scope.remove(reg::HOOKS_FWD_ICMP);
+            scope.remove(reg::HOOKS_OUT);
+            scope.remove(reg::HOOKS_IN);
+        } else if !scope.contains(reg::HOOKS_IN) {
+            let r = netfilter::Registration::register(scope, reg::HOOKS_IN, &IN_HOOKS, Arc::new(InHooks, GFP_KERNEL)?)
+                .and_then(|()| {
+                    netfilter::Registration::register(scope, reg::HOOKS_OUT, &OUT_HOOKS, Arc::new(OutHooks, GFP_KERNEL)?)
+                })
+                .and_then(|()| {
+                    netfilter::Registration::register(
+                        scope,
+                        reg::HOOKS_FWD_ICMP,
                         &FWD_ICMP_HOOKS,
                         Arc::new(FwdIcmpHooks, GFP_KERNEL)?,
-                    )?
-                },
-            });
+                    )
+                });
+            if r.is_err() {
+                scope.remove(reg::HOOKS_FWD_ICMP);
+                scope.remove(reg::HOOKS_OUT);
+                scope.remove(reg::HOOKS_IN);
+            }
+            r?;
         }
         Ok(())
     }
@@ -165,8 +167,6 @@ impl CtlState {
 /// The IPVS state of one network namespace (upstream's `struct netns_ipvs`).
 #[pin_data]
 pub(crate) struct Ipvs {
-    /// First, so that it is dropped (unregistered, waiting for running handlers) first.
-    sysctl: NetSysctlTable,
     pub(crate) sysctl_values: Arc<SysctlValues>,
     pub(crate) defense: Arc<defense::Defense>,
     #[pin]
@@ -194,34 +194,30 @@ const TCP_RST: u8 = 0x04;
 const IPIP_HLEN: u32 = 20;
 
 impl PernetData for Ipvs {
-    fn init(net: &Net) -> impl PinInit<Self, Error> {
+    fn init<'a>(_net: &'a Net, scope: &'a NetScope) -> impl PinInit<Self, Error> + 'a {
         let hz = msecs_to_jiffies(1000) as u32;
         try_pin_init!(Self {
-            // SAFETY: Dropped with `Ipvs` during the namespace's exit.
-            sysctl: unsafe { NetSysctlTable::new(net, c_str!("net/ipv4/vs"), ctl::SYSCTLS)? },
             sysctl_values: {
-                let v = sysctl.values().clone();
+                let v = NetSysctlTable::register(scope, reg::SYSCTL, c_str!("net/ipv4/vs"), ctl::SYSCTLS)?;
                 v.set_ulong(ctl::SYSCTL_SYNC_QLEN_MAX, sync_qlen_max());
+                ProcNetIterEntry::<ctl::ProcIpVs>::register(scope, reg::PROC_IPVS, c_str!("ip_vs"), 0o444)?;
+                ProcNetIterEntry::<ctl::ProcIpVsConn>::register(scope, reg::PROC_CONN, c_str!("ip_vs_conn"), 0o444)?;
+                ProcNetIterEntry::<ctl::ProcIpVsConnSync>::register(
+                    scope,
+                    reg::PROC_CONN_SYNC,
+                    c_str!("ip_vs_conn_sync"),
+                    0o444,
+                )?;
+                ProcNetEntry::<ctl::ProcIpVsStats>::register(scope, reg::PROC_STATS, c_str!("ip_vs_stats"), 0o444)?;
+                ProcNetEntry::<ctl::ProcIpVsStatsPercpu>::register(
+                    scope,
+                    reg::PROC_STATS_PERCPU,
+                    c_str!("ip_vs_stats_percpu"),
+                    0o444,
+                )?;
                 v
             },
-            ctl <- new_mutex!(CtlState {
-                services: Services::new(),
-                hooks: None,
-                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
-                proc: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs"), 0o444)? }),
-                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
-                proc_conn: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_conn"), 0o444)? }),
-                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
-                proc_conn_sync: Some(unsafe {
-                    ProcNetEntry::new(net, c_str!("ip_vs_conn_sync"), 0o444)?
-                }),
-                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
-                proc_stats: Some(unsafe { ProcNetEntry::new(net, c_str!("ip_vs_stats"), 0o444)? }),
-                // SAFETY: Dropped in `exit`, before the namespace is destroyed.
-                proc_stats_percpu: Some(unsafe {
-                    ProcNetEntry::new(net, c_str!("ip_vs_stats_percpu"), 0o444)?
-                }),
-            }, "ipvs_ctl"),
+            ctl <- new_mutex!(CtlState { services: Services::new() }, "ipvs_ctl"),
             svc_table: Arc::new(RcuBox::new(None), GFP_KERNEL)?,
             conns: Arc::new(
                 ConnTable::new(conn_tab_bits(), hz)?,
@@ -257,13 +253,8 @@ impl PernetData for Ipvs {
     }
 
     fn exit(&self, _net: &Net) {
+        // The scope has removed the hooks, sysctls and /proc files already.
         let mut ctl = self.ctl.lock();
-        ctl.proc = None;
-        ctl.proc_conn = None;
-        ctl.proc_conn_sync = None;
-        ctl.proc_stats = None;
-        ctl.proc_stats_percpu = None;
-        ctl.hooks = None;
         let _ = ctl.services.flush(&self.svc_table);
     }
 
@@ -354,7 +345,7 @@ impl Ipvs {
         if ip.protocol == IPPROTO_ICMP {
             // ICMP other than the errors IPVS relates to connections is, like the protocols
             // below, not IPVS's (upstream's `related` is 0 for it).
-            if !ip.fragment && self.sysctl.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+            if !ip.fragment && self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
                 let ihl = ip.ihl;
                 let ic = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?));
                 if ic.is_some_and(|ic| !ic.is_related_error()) {
@@ -367,7 +358,7 @@ impl Ipvs {
         if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP {
             // Not a protocol of ours: if it comes back decapsulated (a tunnel ending here),
             // `ignore_tunneled` keeps it from being taken then.
-            if self.sysctl.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+            if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
                 skb.set_ipvs_property();
             }
             return Verdict::Accept(skb);
@@ -378,11 +369,11 @@ impl Ipvs {
         let g = rcu::read_lock();
         let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
-        let expire_nodest = self.sysctl.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
+        let expire_nodest = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
         if let Some(c) = found {
             // A SYN reusing the client port of an old connection is scheduled anew
             // (`conn_reuse_mode`): no stall for the client, and the current servers.
-            let reuse_mode = self.sysctl.get(ctl::SYSCTL_CONN_REUSE_MODE);
+            let reuse_mode = self.sysctl_values.get(ctl::SYSCTL_CONN_REUSE_MODE);
             if ip.protocol == IPPROTO_TCP
                 && ports.tcp_flags & TCP_SYN != 0
                 && ((expire_nodest && c.dest().info.weight() == 0)
@@ -415,7 +406,7 @@ impl Ipvs {
                 };
                 // Only a SYN starts a TCP connection (with `sloppy_tcp`, any segment but a
                 // reset); anything else is the local stack's.
-                let sloppy = self.sysctl.get(ctl::SYSCTL_SLOPPY_TCP) != 0;
+                let sloppy = self.sysctl_values.get(ctl::SYSCTL_SLOPPY_TCP) != 0;
                 if ip.protocol == IPPROTO_TCP
                     && (ports.tcp_flags & TCP_RST != 0
                         || (ports.tcp_flags & TCP_SYN == 0 && !sloppy))
@@ -514,7 +505,7 @@ impl Ipvs {
         let Some(cp) = self.conns.out_get(&p, &g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that
             // expired, say) hears "port unreachable", unless it is resetting anyway.
-            if self.sysctl.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
+            if self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
                 && !(ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_RST != 0)
                 && self.has_real_service(ip.protocol, &ip.saddr, ports.sport, &g)
             {
@@ -751,7 +742,7 @@ impl Ipvs {
             vaddr,
             vport,
         };
-        let quiescent = self.sysctl.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
+        let quiescent = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
         let found = self.conns.template_get(&tp, g).filter(|t| {
             let d = t.dest();
             let usable = d.is_available() && !(quiescent && d.info.weight() == 0);
@@ -772,7 +763,7 @@ impl Ipvs {
                 } else {
                     [0, 0]
                 };
-                let ttl = svc.timeout.load(Relaxed).saturating_mul(self.hz);
+                let ttl = svc.timeout_jiffies(self.hz);
                 self.conns
                     .new_template(&tp, dest.info.addr, tdport, dest, ttl, g)
                     .map_err(|_| SchedError::Failed)?
@@ -793,7 +784,7 @@ impl Ipvs {
     /// (`ip_vs_route_me_harder`, with `snat_reroute`): policy routing may send it elsewhere
     /// than what its real-server source was routed by.
     fn reroute(&self, net: &Net, skb: &mut SkBuff<'_>, hook: InetHook) -> Result {
-        if self.sysctl.get(ctl::SYSCTL_SNAT_REROUTE) != 0
+        if self.sysctl_values.get(ctl::SYSCTL_SNAT_REROUTE) != 0
             && (hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()))
         {
             skb.route_me_harder(net)
@@ -805,7 +796,7 @@ impl Ipvs {
     /// Whether tunnelled packets keep the DF bit and are checked against the tunnel's path
     /// MTU (`pmtu_disc`); otherwise they are fragmented as needed.
     fn pmtu_disc(&self) -> bool {
-        self.sysctl.get(ctl::SYSCTL_PMTU_DISC) != 0
+        self.sysctl_values.get(ctl::SYSCTL_PMTU_DISC) != 0
     }
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
@@ -1023,8 +1014,7 @@ impl kernel::Module for IpVsModule {
 
 /// Default of `sync_qlen_max`, as upstream: 1/32 of the buffer pages free now.
 fn sync_qlen_max() -> u64 {
-    // SAFETY: An FFI call with no additional requirements.
-    (unsafe { kernel::bindings::nr_free_buffer_pages() } / 32) as u64
+    kernel::meminfo::free_buffer_pages() / 32
 }
 
 /// The `conn_tab_bits` module parameter, clamped.

@@ -20,8 +20,9 @@ use kernel::{
     alloc::{flags::GFP_KERNEL, KBox, KVec},
     error::code::*,
     net::{namespace::Net, skbuff::RouteCache},
+    proc_fs::SeqCursor,
     prelude::*,
-    sync::{rcu, rcu::RcuBox, Arc},
+    sync::{rcu, rcu::{RcuBox, RcuNode}, Arc},
 };
 
 /// `AF_INET`.
@@ -87,12 +88,12 @@ unsafe impl Send for DestList {}
 unsafe impl Sync for DestList {}
 
 impl DestList {
-    fn build(dests: KVec<Arc<Dest>>) -> Result<KBox<Self>> {
+    fn build(dests: KVec<Arc<Dest>>) -> Result<KBox<RcuNode<Self>>> {
         let mut infos = KVec::with_capacity(dests.len(), GFP_KERNEL)?;
         for d in dests.iter() {
             infos.push(&d.info as *const DestInfo, GFP_KERNEL)?;
         }
-        Ok(KBox::new(Self { dests, infos }, GFP_KERNEL)?)
+        Ok(RcuNode::new(Self { dests, infos }, GFP_KERNEL)?)
     }
 
     /// The destinations as the scheduler ABI takes them.
@@ -120,7 +121,7 @@ pub(crate) struct Service {
     pub(crate) fwmark: u32,
     /// `IP_VS_SVC_F_*`, with `HASHED` set as upstream reports it.
     pub(crate) flags: AtomicU32,
-    /// Persistence timeout in seconds.
+    /// Persistence timeout in seconds, as given (any `u32`): see [`Service::timeout_jiffies`].
     pub(crate) timeout: AtomicU32,
     /// Persistence netmask, network byte order as stored in a `u32`.
     pub(crate) netmask: AtomicU32,
@@ -162,6 +163,14 @@ impl Drop for ModuleRef {
 }
 
 impl Service {
+    /// The persistence timeout in jiffies. Upstream stores `timeout * HZ` in an `unsigned
+    /// int` when the service is added or edited, so a timeout beyond `u32::MAX / HZ` seconds
+    /// wraps; everything derived from it (templates, `/proc/net/ip_vs`, the timeout reported
+    /// back) sees the wrapped value, here too.
+    pub(crate) fn timeout_jiffies(&self, hz: u32) -> u32 {
+        crate::uapi::persist_timeout_jiffies(self.timeout.load(Relaxed), hz)
+    }
+
     fn key_matches(&self, u: &ServiceUser) -> bool {
         if u.fwmark != 0 {
             self.fwmark == u.fwmark
@@ -203,7 +212,7 @@ pub(crate) struct ServiceTable {
 }
 
 impl ServiceTable {
-    fn build(services: &[Arc<Service>]) -> Result<KBox<Self>> {
+    fn build(services: &[Arc<Service>]) -> Result<KBox<RcuNode<Self>>> {
         let mut tab = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
         let mut fwm = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
         for _ in 0..SVC_TAB_SIZE {
@@ -219,7 +228,7 @@ impl ServiceTable {
             };
             bucket.push(s.clone(), GFP_KERNEL)?;
         }
-        Ok(KBox::new(Self { tab, fwm }, GFP_KERNEL)?)
+        Ok(RcuNode::new(Self { tab, fwm }, GFP_KERNEL)?)
     }
 
     /// The service for <protocol, address, port>.
@@ -236,6 +245,30 @@ impl ServiceTable {
             .get(fwm_hashkey(mark))?
             .iter()
             .find(|s| s.fwmark == mark)
+    }
+
+    /// Service `index` of bucket `bucket`, the buckets of <protocol, address, port> first,
+    /// then those of firewall marks (upstream's listing order).
+    pub(crate) fn nth(&self, bucket: usize, index: usize) -> Option<&Arc<Service>> {
+        let b = match bucket.checked_sub(self.tab.len()) {
+            None => self.tab.get(bucket)?,
+            Some(f) => self.fwm.get(f)?,
+        };
+        b.get(index)
+    }
+
+    /// Moves `cur` to the first service at or after it in listing order; false past the
+    /// last one.
+    pub(crate) fn seek(&self, cur: &mut SeqCursor) -> bool {
+        let buckets = self.tab.len() + self.fwm.len();
+        while cur.bucket < buckets {
+            if self.nth(cur.bucket, cur.index).is_some() {
+                return true;
+            }
+            cur.bucket += 1;
+            cur.index = 0;
+        }
+        false
     }
 
     /// All services in upstream's listing order.
@@ -282,7 +315,7 @@ impl Services {
         let sched = if name.is_none() {
             None
         } else {
-            Some(KBox::new(SchedBinding::new(name, &[])?, GFP_KERNEL)?)
+            Some(RcuNode::new(SchedBinding::new(name, &[])?, GFP_KERNEL)?)
         };
         let svc = Arc::new(
             Service {
@@ -327,7 +360,7 @@ impl Services {
             let new = if name.is_none() {
                 None
             } else {
-                Some(KBox::new(SchedBinding::new(name, &infos)?, GFP_KERNEL)?)
+                Some(RcuNode::new(SchedBinding::new(name, &infos)?, GFP_KERNEL)?)
             };
             svc.sched.replace_deferred(new);
         }
@@ -477,7 +510,7 @@ fn trash_update(
         }
         kept.push(t, GFP_KERNEL)?;
     }
-    svc.trash.replace_deferred(if kept.is_empty() { None } else { Some(KBox::new(kept, GFP_KERNEL)?) });
+    svc.trash.replace_deferred(if kept.is_empty() { None } else { Some(RcuNode::new(kept, GFP_KERNEL)?) });
     Ok(taken)
 }
 

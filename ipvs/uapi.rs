@@ -458,6 +458,13 @@ pub fn get_services_len(n: u32) -> usize {
     GET_SERVICES_LEN + n as usize * SERVICE_ENTRY_LEN
 }
 
+/// The persistence timeout of a service as upstream keeps it: `timeout * HZ` jiffies in an
+/// `unsigned int`, so a timeout beyond `u32::MAX / HZ` seconds wraps (raw setsockopt takes any
+/// `u32`; ipvsadm caps it at 31 days).
+pub fn persist_timeout_jiffies(secs: u32, hz: u32) -> u32 {
+    secs.wrapping_mul(hz)
+}
+
 /// Encodes `struct ip_vs_getinfo`.
 pub fn encode_getinfo(version: u32, size: u32, num_services: u32) -> [u8; GETINFO_LEN] {
     let mut b = [0u8; GETINFO_LEN];
@@ -470,6 +477,31 @@ pub fn encode_getinfo(version: u32, size: u32, num_services: u32) -> [u8; GETINF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_at_the_extremes() {
+        // 64-bit sizes: no count a user gives overflows them.
+        assert_eq!(get_services_len(u32::MAX), 8 + u32::MAX as usize * 104);
+        assert_eq!(get_services_len(0), 8);
+        let mut b = [0u8; GET_DESTS_LEN];
+        b[16..20].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(GetDests::decode(&b).full_len(), 24 + u32::MAX as usize * 96);
+        for cmd in [i32::MIN, -1, 0, BASE_CTL - 1, set::MAX + 1, i32::MAX] {
+            assert_eq!(set_arglen(cmd), 0);
+            assert_eq!(get_arglen(cmd), 0);
+        }
+    }
+
+    #[test]
+    fn persist_timeout_wraps_as_upstream() {
+        assert_eq!(persist_timeout_jiffies(300, 250), 75_000);
+        assert_eq!(persist_timeout_jiffies(0, 250), 0);
+        // 4294967295 * 250 mod 2^32 = 2^32 - 250: /proc/net/ip_vs shows -250.
+        assert_eq!(persist_timeout_jiffies(u32::MAX, 250) as i32, -250);
+        assert_eq!(persist_timeout_jiffies(u32::MAX, 250) / 250, 17_179_868);
+        assert_eq!(persist_timeout_jiffies(1 << 31, 250), 0);
+        assert_eq!(persist_timeout_jiffies(i32::MAX as u32, 1000) as i32, -1000);
+    }
 
     #[test]
     fn service_roundtrip() {

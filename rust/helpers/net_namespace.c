@@ -25,6 +25,11 @@ struct proc_dir_entry *rust_helper_net_proc_dir(const struct net *net)
 #endif
 }
 
+bool rust_helper_net_owned_by_init_user_ns(const struct net *net)
+{
+	return net->user_ns == &init_user_ns;
+}
+
 bool rust_helper_net_is_init(const struct net *net)
 {
 	return net_eq(net, &init_net);
@@ -38,4 +43,9 @@ bool rust_helper_net_has_device(struct net *net, const char *name)
 	found = dev_get_by_name_rcu(net, name) != NULL;
 	rcu_read_unlock();
 	return found;
+}
+
+void *rust_helper_net_generic(const struct net *net, unsigned int id)
+{
+	return net_generic(net, id);
 }

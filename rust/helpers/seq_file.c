@@ -6,3 +6,8 @@ struct net *rust_helper_seq_file_single_net(struct seq_file *seq)
 {
 	return seq_file_single_net(seq);
 }
+
+struct net *rust_helper_seq_file_net(struct seq_file *seq)
+{
+	return seq_file_net(seq);
+}

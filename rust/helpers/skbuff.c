@@ -59,6 +59,21 @@ void rust_helper_skb_set_rtable(struct sk_buff *skb, struct rtable *rt)
 	skb_dst_set(skb, &rt->dst);
 }
 
+struct dst_entry *rust_helper_skb_dst(const struct sk_buff *skb)
+{
+	return skb_dst(skb);
+}
+
+/*
+ * Attach the cached route @rt to @skb without a reference, in place of its
+ * route; the caller holds the RCU read lock that keeps @rt alive.
+ */
+void rust_helper_skb_set_rtable_noref(struct sk_buff *skb, struct rtable *rt)
+{
+	skb_dst_drop(skb);
+	skb_dst_set_noref(skb, &rt->dst);
+}
+
 struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
 {
 	return skb->sk;

@@ -14,3 +14,10 @@ pub fn free_and_buffer_pages() -> usize {
     unsafe { bindings::si_meminfo(&mut i) };
     (i.freeram as usize).wrapping_add(i.bufferram as usize)
 }
+
+/// Pages beyond the high watermarks of the zones usable for buffers (`nr_free_buffer_pages`),
+/// the figure subsystems size their default queue limits by.
+pub fn free_buffer_pages() -> u64 {
+    // SAFETY: An FFI call with no additional requirements.
+    (unsafe { bindings::nr_free_buffer_pages() }) as u64
+}

@@ -8,7 +8,7 @@ use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings,
     error::{code::ENOMEM, Result},
-    net::namespace::Net,
+    net::namespace::{Net, NetScope},
     str::CStr,
     sync::Arc,
 };
@@ -52,6 +52,10 @@ pub struct IntSysctl {
     pub kind: Kind,
     /// File mode, such as `0o644`.
     pub mode: u16,
+    /// Read-only (`0o444`) in a namespace owned by a user namespace other than the initial
+    /// one: for settings an unprivileged owner must not change (upstream makes such entries
+    /// read-only there).
+    pub unpriv_ro: bool,
     /// Called after a write changed the value of a [`Kind::Int`] sysctl, with the namespace
     /// and the index of the entry.
     pub on_write: Option<fn(&Net, usize)>,
@@ -206,13 +210,30 @@ unsafe extern "C" fn checked_handler(
 }
 
 impl NetSysctlTable {
+    /// Registers `entries` under `/proc/sys/<path>` of the scope's namespace, kept in `scope`
+    /// under `key` (see [`NetScope`]); returns the values, to read and set them.
+    pub fn register(
+        scope: &NetScope,
+        key: usize,
+        path: &'static CStr,
+        entries: &[IntSysctl],
+    ) -> Result<Arc<SysctlValues>> {
+        // SAFETY: The table goes into the namespace's scope, which drops it before the
+        // namespace is destroyed.
+        let t = unsafe { Self::new(scope.net(), path, entries)? };
+        let values = t.values.clone();
+        scope.insert(key, t)?;
+        Ok(values)
+    }
+
     /// Registers `entries` under `/proc/sys/<path>` of `net` (`register_net_sysctl_sz`).
     ///
     /// # Safety
     ///
     /// The table must be dropped before `net` is destroyed.
-    pub unsafe fn new(net: &Net, path: &'static CStr, entries: &[IntSysctl]) -> Result<Self> {
+    unsafe fn new(net: &Net, path: &'static CStr, entries: &[IntSysctl]) -> Result<Self> {
         let n = entries.len();
+        let unpriv = !net.owned_by_init_user_ns();
         let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut meta = KVec::with_capacity(n, GFP_KERNEL)?;
         for (i, e) in entries.iter().enumerate() {
@@ -246,7 +267,7 @@ impl NetSysctlTable {
             t.procname = e.name.as_char_ptr();
             t.data = values.slots.as_ptr().wrapping_add(i).cast_mut().cast::<c_void>();
             t.maxlen = core::mem::size_of::<i32>() as i32;
-            t.mode = e.mode;
+            t.mode = if e.unpriv_ro && unpriv { 0o444 } else { e.mode };
             t.extra1 = m.cast::<c_void>();
             match e.kind {
                 Kind::Int { .. } if e.on_write.is_none() => {

@@ -6,12 +6,15 @@
 //! [`include/net/netns/generic.h`](srctree/include/net/netns/generic.h)
 
 use crate::{
-    alloc::{flags::GFP_KERNEL, KBox},
+    alloc::{flags::GFP_KERNEL, KBox, KVec},
     bindings,
     error::{from_result, to_result, Error, Result},
     init::{InPlaceInit, PinInit},
+    pin_init, try_pin_init,
+    sync::Mutex,
     types::Opaque,
 };
+use macros::pin_data;
 use core::{
     cell::UnsafeCell,
     marker::PhantomData,
@@ -65,6 +68,13 @@ impl Net {
         unsafe { bindings::net_is_init(self.as_ptr()) }
     }
 
+    /// Whether the namespace belongs to the initial user namespace (rather than to one an
+    /// unprivileged user created).
+    pub fn owned_by_init_user_ns(&self) -> bool {
+        // SAFETY: `self` is a live namespace by the type invariants.
+        unsafe { bindings::net_owned_by_init_user_ns(self.as_ptr()) }
+    }
+
     /// Whether the current task has `CAP_NET_ADMIN` in the namespace's owning user namespace.
     pub fn net_admin_capable(&self) -> bool {
         // SAFETY: `self` is a live namespace by the type invariants.
@@ -93,17 +103,116 @@ impl Net {
 
 /// Per-namespace state of a subsystem, created when a namespace appears and dropped when it goes.
 pub trait PernetData: Sized + Send + Sync + 'static {
-    /// Builds the state of `net`.
-    fn init(net: &Net) -> impl PinInit<Self, Error>;
+    /// Builds the state of `net`. Registrations in the namespace that reach the state (hooks,
+    /// sysctl tables, `/proc/net` files) are made through `scope`, now or later.
+    fn init<'a>(net: &'a Net, scope: &'a NetScope) -> impl PinInit<Self, Error> + 'a;
 
     /// Called once the state is in place (pinned), before it is published.
     fn started(&self, _net: &Net) {}
 
-    /// Called before the state is dropped, when no packet of `net` can reach it any more.
+    /// Called before the state is dropped, once the namespace's [`NetScope`] has undone every
+    /// registration: no packet, sysctl write or `/proc` read of `net` reaches it any more.
     fn exit(&self, _net: &Net) {}
 
     /// The `static` [`Pernet`] that registers this type.
     fn pernet() -> &'static Pernet<Self>;
+}
+
+/// Something registered in a namespace: undone when dropped.
+trait Scoped: Send + Sync {}
+
+impl<T: Send + Sync> Scoped for T {}
+
+/// The registrations of one subsystem in one namespace (netfilter hooks, sysctl tables,
+/// `/proc/net` files), each under a key the subsystem chooses.
+///
+/// A scope belongs to the namespace's [`PernetData`] state and undoes every registration
+/// still in it when the namespace goes, before the state is dropped. Registrations are only
+/// made into a scope (their types have no other public constructor), so none can outlive its
+/// namespace, and making one needs no `unsafe`.
+///
+/// # Invariants
+///
+/// `net` is the namespace whose [`Pernet`] state holds this scope; it is alive for as long as
+/// the scope can be reached.
+#[pin_data]
+pub struct NetScope {
+    net: *mut bindings::net,
+    #[pin]
+    regs: Mutex<KVec<Option<KBox<dyn Scoped>>>>,
+}
+
+// SAFETY: The registrations are `Send + Sync`; the namespace pointer is only read.
+unsafe impl Send for NetScope {}
+// SAFETY: As above; the registrations are behind a mutex.
+unsafe impl Sync for NetScope {}
+
+impl NetScope {
+    fn new(net: &Net) -> impl PinInit<Self> {
+        let net = net.as_ptr();
+        // INVARIANT: Built by `Pernet` inside the state of `net`.
+        pin_init!(Self {
+            net,
+            regs <- crate::new_mutex!(KVec::new(), "net_scope"),
+        })
+    }
+
+    /// The namespace.
+    pub fn net(&self) -> &Net {
+        // SAFETY: By the type invariants the namespace is alive while the scope is reachable.
+        unsafe { Net::from_raw(self.net) }
+    }
+
+    /// Keeps `reg` under `key`, replacing (and undoing) what was there.
+    pub(crate) fn insert<R: Send + Sync + 'static>(&self, key: usize, reg: R) -> Result {
+        let b = KBox::new(reg, GFP_KERNEL)?;
+        // CAST: Unsizing a pointer to `R` into one to `dyn Scoped`, implemented by `R`.
+        let raw: *mut R = KBox::into_raw(b);
+        let raw: *mut dyn Scoped = raw;
+        // SAFETY: `raw` comes from `KBox::into_raw` just above, with its vtable added.
+        let b = unsafe { KBox::from_raw(raw) };
+        let old = {
+            let mut regs = self.regs.lock();
+            while regs.len() <= key {
+                regs.push(None, GFP_KERNEL)?;
+            }
+            match regs.get_mut(key) {
+                Some(slot) => slot.replace(b),
+                None => None,
+            }
+        };
+        // Undone outside the lock: unregistering may wait for running handlers.
+        drop(old);
+        Ok(())
+    }
+
+    /// Undoes the registration under `key`, if any.
+    pub fn remove(&self, key: usize) {
+        let old = self.regs.lock().get_mut(key).and_then(Option::take);
+        drop(old);
+    }
+
+    /// Whether something is registered under `key`.
+    pub fn contains(&self, key: usize) -> bool {
+        self.regs.lock().get(key).is_some_and(Option::is_some)
+    }
+
+    /// Undoes every registration, last key first.
+    fn clear(&self) {
+        let mut all = core::mem::take(&mut *self.regs.lock());
+        for slot in all.iter_mut().rev() {
+            drop(slot.take());
+        }
+    }
+}
+
+/// The per-namespace allocation: the scope, then the state.
+#[pin_data]
+struct PernetBox<T> {
+    #[pin]
+    scope: NetScope,
+    #[pin]
+    state: T,
 }
 
 /// Registration of per-namespace state (`struct pernet_operations` with `net_generic` storage).
@@ -151,7 +260,7 @@ impl<T: PernetData> Pernet<T> {
             (*ops).init = Some(Self::init_callback);
             (*ops).exit = Some(Self::exit_callback);
             (*ops).id = self.id.get();
-            (*ops).size = core::mem::size_of::<*mut T>();
+            (*ops).size = core::mem::size_of::<*mut PernetBox<T>>();
         }
         // SAFETY: `ops` is fully initialised and lives forever.
         let ret = to_result(unsafe { bindings::register_pernet_subsys(ops) });
@@ -161,24 +270,15 @@ impl<T: PernetData> Pernet<T> {
         ret.map(|()| PernetRegistration { pernet: self })
     }
 
-    fn slot(&self, net: &Net) -> *mut *mut T {
+    fn slot(&self, net: &Net) -> *mut *mut PernetBox<T> {
         // SAFETY: Only called while registered, so `id` was assigned by the kernel and `net`
-        // has a slot of `size_of::<*mut T>()` bytes for it, whose address is entry `id` of
-        // the namespace's `net_generic` array (as `net_generic` reads it, inline here: this
-        // runs for every packet). The array is replaced only after a grace period, and its
-        // entry for a registered id never changes; callers are in an RCU read-side critical
-        // section or hold a reference that keeps the registration.
-        unsafe {
-            let gen = core::ptr::read_volatile(core::ptr::addr_of!((*net.as_ptr()).gen_));
-            gen.cast::<*mut core::ffi::c_void>()
-                .add(*self.id.get() as usize)
-                .read()
-                .cast::<*mut T>()
-        }
+        // has a data block of `size_of::<*mut PernetBox<T>>()` bytes for it. `net_generic`
+        // reads the namespace's array under its own RCU read lock; the block it returns is
+        // allocated once per namespace and stays put until the namespace is freed.
+        unsafe { bindings::net_generic(net.as_ptr(), *self.id.get()) }.cast::<*mut PernetBox<T>>()
     }
 
-    /// Returns the state of `net`, if registered.
-    pub fn get<'a>(&self, net: &'a Net) -> Option<&'a T> {
+    fn get_box<'a>(&self, net: &'a Net) -> Option<&'a PernetBox<T>> {
         if !self.registered.load(Ordering::Acquire) {
             return None;
         }
@@ -187,15 +287,31 @@ impl<T: PernetData> Pernet<T> {
         unsafe { (*self.slot(net)).as_ref() }
     }
 
+    /// Returns the state of `net`, if registered.
+    pub fn get<'a>(&self, net: &'a Net) -> Option<&'a T> {
+        self.get_box(net).map(|b| &b.state)
+    }
+
+    /// Returns the registration scope of `net`, if registered.
+    pub fn scope<'a>(&self, net: &'a Net) -> Option<&'a NetScope> {
+        self.get_box(net).map(|b| &b.scope)
+    }
+
     unsafe extern "C" fn init_callback(net: *mut bindings::net) -> i32 {
         from_result(|| {
             // SAFETY: The kernel passes a namespace that is alive during the call.
             let net = unsafe { Net::from_raw(net) };
             let pernet = T::pernet();
-            let state = KBox::try_pin_init(T::init(net), GFP_KERNEL)?;
-            state.started(net);
-            // SAFETY: The state is never moved out of its box: it is only dropped in place.
-            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(state) });
+            let b = KBox::try_pin_init(
+                try_pin_init!(PernetBox::<T> {
+                    scope <- NetScope::new(net),
+                    state <- T::init(net, &scope),
+                }? Error),
+                GFP_KERNEL,
+            )?;
+            b.state.started(net);
+            // SAFETY: The box is never moved out of: it is only dropped in place.
+            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
             // SAFETY: The slot belongs to this registration and `net`.
             unsafe { *pernet.slot(net) = raw };
             Ok(0)
@@ -211,9 +327,10 @@ impl<T: PernetData> Pernet<T> {
         let raw = unsafe { ptr::replace(slot, ptr::null_mut()) };
         if !raw.is_null() {
             // SAFETY: `raw` came from `KBox::into_raw` in `init_callback`.
-            let state = unsafe { KBox::from_raw(raw) };
-            state.exit(net);
-            drop(state);
+            let b = unsafe { KBox::from_raw(raw) };
+            b.scope.clear();
+            b.state.exit(net);
+            drop(b);
         }
     }
 }

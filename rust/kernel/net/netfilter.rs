@@ -9,7 +9,10 @@ use crate::{
     bindings,
     error::{code::*, to_result, Result},
     init::InPlaceInit,
-    net::{namespace::Net, skbuff::SkBuff},
+    net::{
+        namespace::{Net, NetScope},
+        skbuff::SkBuff,
+    },
     sync::Arc,
     types::Opaque,
     uaccess::UserPtr,
@@ -113,13 +116,25 @@ unsafe impl<T: Hooks> Send for Registration<T> {}
 unsafe impl<T: Hooks> Sync for Registration<T> {}
 
 impl<T: Hooks> Registration<T> {
+    /// Registers `T::hook` at every point of `specs` in the scope's namespace, kept in
+    /// `scope` under `key` (see [`NetScope`]): until removed from it, or until the namespace
+    /// goes.
+    pub fn register(scope: &NetScope, key: usize, specs: &[HookSpec], data: Arc<T>) -> Result
+    where
+        T: 'static,
+    {
+        // SAFETY: The registration goes into the namespace's scope, which drops it before the
+        // namespace is destroyed.
+        let r = unsafe { Self::new(scope.net(), specs, data)? };
+        scope.insert(key, r)
+    }
+
     /// Registers `T::hook` at every point of `specs` in `net`.
     ///
     /// # Safety
     ///
-    /// The registration must be dropped before `net` is destroyed (for example by keeping it in
-    /// the namespace's [`PernetData`](crate::net::namespace::PernetData)).
-    pub unsafe fn new(net: &Net, specs: &[HookSpec], data: Arc<T>) -> Result<Self> {
+    /// The registration must be dropped before `net` is destroyed.
+    unsafe fn new(net: &Net, specs: &[HookSpec], data: Arc<T>) -> Result<Self> {
         let mut ops = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
         for s in specs {
             // SAFETY: All-zeroes is a valid `nf_hook_ops`.

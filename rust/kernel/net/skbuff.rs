@@ -5,11 +5,11 @@
 //! C header: [`include/linux/skbuff.h`](srctree/include/linux/skbuff.h)
 
 use crate::{
-    alloc::{flags::GFP_ATOMIC, KBox},
+    alloc::flags::GFP_ATOMIC,
     bindings,
     error::{code::*, to_result, Result},
     net::{namespace::Net, netfilter::Stolen},
-    sync::rcu::{self, RcuBox},
+    sync::rcu::{self, RcuBox, RcuNode},
 };
 use core::{marker::PhantomData, ptr::NonNull};
 
@@ -156,7 +156,7 @@ impl RouteCache {
             }
         }
         let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
-        let Ok(new) = KBox::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
+        let Ok(new) = RcuNode::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
             // The lookup's route was dropped with the failed box: look up once more.
             let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
             return Ok((RouteRef::Owned(rt), saddr));
@@ -264,9 +264,8 @@ impl<'a> SkBuff<'a> {
     #[inline]
     fn dst(&self) -> *mut bindings::dst_entry {
         // SAFETY: Valid packet by the type invariants. Hooks run under RCU, which keeps a
-        // route attached without a reference valid.
-        let refdst = unsafe { (*self.raw()).__bindgen_anon_3.__bindgen_anon_1._skb_refdst };
-        (refdst & bindings::SKB_DST_PTRMASK as usize) as *mut bindings::dst_entry
+        // route attached without a reference valid; `skb_dst` checks that.
+        unsafe { bindings::skb_dst(self.raw()) }
     }
 
     /// Total length from the network header on.
@@ -380,25 +379,13 @@ impl<'a> SkBuff<'a> {
         match rt {
             RouteRef::Owned(rt) => self.set_route(rt),
             RouteRef::Cached(rt) => {
-                let skb = self.raw();
-                // SAFETY: Valid packet, exclusively owned, and valid route. As
-                // `skb_dst_drop`: the current route is released unless attached without a
-                // reference. Then as `skb_dst_set_noref`: `rt` was borrowed under an RCU
-                // guard that is still held (its lifetime bounds `RouteRef`), and a cached
-                // route is freed only after a grace period; as for every noref route, the
-                // stack takes a reference (`skb_dst_force`) before the packet outlives the
-                // critical section.
-                unsafe {
-                    let refdst = core::ptr::addr_of_mut!(
-                        (*skb).__bindgen_anon_3.__bindgen_anon_1._skb_refdst
-                    );
-                    let old = *refdst;
-                    if old != 0 && old & bindings::SKB_DST_NOREF as usize == 0 {
-                        bindings::dst_release(self.dst());
-                    }
-                    Headers::set_slow_gro_raw(self.headers(), 1);
-                    *refdst = rt.ptr.as_ptr() as usize | bindings::SKB_DST_NOREF as usize;
-                }
+                // SAFETY: Valid packet, exclusively owned, and valid route: `rt` was borrowed
+                // under an RCU guard that is still held (its lifetime bounds `RouteRef`), and
+                // a cached route is freed only after a grace period; as for every noref
+                // route, the stack takes a reference (`skb_dst_force`) before the packet
+                // outlives the critical section. The C helper keeps `skb_dst_set_noref`'s
+                // own check that the read lock is held.
+                unsafe { bindings::skb_set_rtable_noref(self.raw(), rt.ptr.as_ptr()) };
             }
         }
     }
@@ -470,17 +457,9 @@ impl<'a> SkBuff<'a> {
     /// Detaches the packet from connection tracking and marks it untracked.
     #[inline]
     pub fn set_untracked(&mut self) {
-        let skb = self.raw();
-        // SAFETY: Valid packet, exclusively owned. A packet without a conntrack entry (the
-        // common case for IPVS traffic) just gets the untracked state (`nf_ct_set`); one
-        // with an entry drops its reference first, out of line.
-        unsafe {
-            if (*skb)._nfct & bindings::NFCT_PTRMASK as usize == 0 {
-                (*skb)._nfct = bindings::ip_conntrack_info_IP_CT_UNTRACKED as usize;
-            } else {
-                bindings::nf_reset_ct_untracked(skb);
-            }
-        }
+        // SAFETY: Valid packet, exclusively owned: its conntrack reference, if any, is
+        // dropped and the packet gets the untracked state (`nf_reset_ct`, `nf_ct_set`).
+        unsafe { bindings::nf_reset_ct_untracked(self.raw()) };
     }
 
     /// The folded one's complement sum of the bytes from `off` (after the network header) to

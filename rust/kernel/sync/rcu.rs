@@ -5,12 +5,13 @@
 //! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
 
 use crate::{
-    alloc::{flags::GFP_ATOMIC, KBox},
+    alloc::{AllocError, Flags, KBox},
     bindings,
     types::Opaque,
 };
 use core::{
     marker::PhantomData,
+    ops::{Deref, DerefMut},
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
@@ -20,59 +21,32 @@ use core::{
 /// References obtained from RCU-protected data live no longer than the guard.
 pub struct Guard(PhantomData<*mut ()>);
 
-// Whether `rcu_read_lock` and `rcu_read_unlock` are compiler barriers only: without
-// preemptible RCU and preemption counting, `__rcu_read_lock` is a `preempt_disable` that does
-// nothing but order the compiler, and without lockdep nothing else is recorded. The guard then
-// does the same inline rather than calling out of line for every packet.
-#[cfg(not(any(
-    CONFIG_PREEMPT_RCU,
-    CONFIG_PREEMPT_COUNT,
-    CONFIG_DEBUG_LOCK_ALLOC,
-    CONFIG_RCU_STRICT_GRACE_PERIOD
-)))]
-mod read_side {
-    use core::sync::atomic::{compiler_fence, Ordering::SeqCst};
-
-    #[inline(always)]
-    pub(super) fn lock() {
-        compiler_fence(SeqCst);
-    }
-
-    #[inline(always)]
-    pub(super) fn unlock() {
-        compiler_fence(SeqCst);
-    }
-}
-
-#[cfg(any(
-    CONFIG_PREEMPT_RCU,
-    CONFIG_PREEMPT_COUNT,
-    CONFIG_DEBUG_LOCK_ALLOC,
-    CONFIG_RCU_STRICT_GRACE_PERIOD
-))]
-mod read_side {
-    use crate::bindings;
-
-    #[inline(always)]
-    pub(super) fn lock() {
-        // SAFETY: An FFI call with no additional requirements.
-        unsafe { bindings::rcu_read_lock() };
-    }
-
-    #[inline(always)]
-    pub(super) fn unlock() {
-        // SAFETY: Called by `Guard::drop` only, so the lock taken by `lock` is held.
-        unsafe { bindings::rcu_read_unlock() };
-    }
-}
-
 impl Guard {
     /// Enters an RCU read-side critical section.
     #[inline]
     pub fn new() -> Self {
-        read_side::lock();
+        // SAFETY: An FFI call with no additional requirements. The C function (not an inline
+        // copy of it) keeps lockdep's and RCU's own debug checks of the read side.
+        unsafe { bindings::rcu_read_lock() };
         // INVARIANT: The RCU read-side lock was just acquired above.
         Self(PhantomData)
+    }
+
+    /// Leaves the read-side critical section for a moment to let the scheduler run, then
+    /// enters it again (`cond_resched_rcu`), for long walks in process context.
+    ///
+    /// `&mut self` ends every borrow of RCU-protected data obtained under this guard: the
+    /// caller must find its place again afterwards (for example by a bucket index).
+    /// Only callable where sleeping is allowed outside the critical section.
+    #[inline]
+    pub fn cond_resched(&mut self) {
+        // SAFETY: By the type invariants the lock is held; no reference derived from it
+        // survives (the exclusive borrow), so it may be released and taken again.
+        unsafe {
+            bindings::rcu_read_unlock();
+            bindings::cond_resched();
+            bindings::rcu_read_lock();
+        }
     }
 }
 
@@ -85,8 +59,8 @@ impl Default for Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        // By the type invariants, the RCU read-side lock is held by this guard.
-        read_side::unlock();
+        // SAFETY: By the type invariants, the RCU read-side lock is held by this guard.
+        unsafe { bindings::rcu_read_unlock() };
     }
 }
 
@@ -113,30 +87,85 @@ pub fn barrier() {
     unsafe { bindings::rcu_barrier() };
 }
 
+/// A value prepared for publication in an [`RcuBox`]: the value and the `rcu_head` that
+/// frees it after a grace period, in one allocation (as C embeds `struct rcu_head` in the
+/// object), so that replacing a published value never allocates or waits.
+#[repr(C)]
+pub struct RcuNode<T> {
+    // Must stay first: the callback finds the node at the address of its `rcu_head`.
+    head: Opaque<bindings::callback_head>,
+    value: T,
+}
+
+impl<T> RcuNode<T> {
+    /// Allocates a node holding `value`.
+    pub fn new(value: T, flags: Flags) -> Result<KBox<Self>, AllocError> {
+        KBox::new(
+            Self {
+                head: Opaque::uninit(),
+                value,
+            },
+            flags,
+        )
+    }
+
+    /// Takes the value back out of an unpublished node.
+    pub fn into_inner(node: KBox<Self>) -> T {
+        let node = KBox::into_inner(node);
+        node.value
+    }
+
+    unsafe extern "C" fn free(head: *mut bindings::callback_head) {
+        // CAST: `RcuNode` is `repr(C)` with the (transparent) head first.
+        // SAFETY: `head` is the one passed to `call_rcu` by `RcuBox::replace_deferred`, from a
+        // `KBox<RcuNode<T>>` that nothing references any more; the callback runs once.
+        drop(unsafe { KBox::from_raw(head.cast::<RcuNode<T>>()) });
+    }
+}
+
+impl<T> Deref for RcuNode<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for RcuNode<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
 /// An owned, heap-allocated value published to RCU readers.
 ///
 /// Readers use [`RcuBox::get`] under a [`Guard`]; writers replace the whole value with
-/// [`RcuBox::replace`], which waits for a grace period before freeing the old one. Writers are
-/// expected to be serialised by the caller (for example by a mutex); concurrent writers are still
-/// memory safe because the swap is atomic.
+/// [`RcuBox::replace`], which waits for a grace period before freeing the old one, or with
+/// [`RcuBox::replace_deferred`], which frees it from an RCU callback. Values are built as
+/// [`RcuNode`]s, so neither needs memory. Writers are expected to be serialised by the caller
+/// (for example by a mutex); concurrent writers are still memory safe because the swap is
+/// atomic.
 ///
 /// # Invariants
 ///
-/// `ptr` is null or comes from [`KBox::into_raw`] and is owned by this object.
+/// `ptr` is null or comes from [`KBox::into_raw`] of a `KBox<RcuNode<T>>` and is owned by this
+/// object.
 pub struct RcuBox<T> {
-    ptr: AtomicPtr<T>,
-    _p: PhantomData<KBox<T>>,
+    ptr: AtomicPtr<RcuNode<T>>,
+    _p: PhantomData<KBox<RcuNode<T>>>,
 }
 
 // SAFETY: The value is only handed out as `&T` to any thread, and dropped by whichever thread
-// holds the box, so `T: Send + Sync` is enough.
+// holds the box (or an RCU callback), so `T: Send + Sync` is enough.
 unsafe impl<T: Send + Sync> Send for RcuBox<T> {}
 // SAFETY: As above: shared access only gives `&T`.
 unsafe impl<T: Send + Sync> Sync for RcuBox<T> {}
 
 impl<T> RcuBox<T> {
     /// Creates a box publishing `value`, or nothing.
-    pub fn new(value: Option<KBox<T>>) -> Self {
+    pub fn new(value: Option<KBox<RcuNode<T>>>) -> Self {
         // INVARIANT: The pointer is null or from `KBox::into_raw`.
         Self {
             ptr: AtomicPtr::new(value.map_or(ptr::null_mut(), KBox::into_raw)),
@@ -151,20 +180,20 @@ impl<T> RcuBox<T> {
         // SAFETY: By the type invariants `p` is null or a live allocation owned by `self`. It is
         // only freed after a grace period that starts after it was unpublished, and `_guard`
         // proves that a read-side critical section covering `'a` is in progress.
-        unsafe { p.as_ref() }
+        unsafe { p.as_ref() }.map(|n| &n.value)
     }
 
     /// Returns the current value to a writer; `&mut self` excludes concurrent replacement.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         // SAFETY: By the type invariants the pointer is null or owned by `self`, and `&mut self`
         // guarantees exclusive access.
-        unsafe { self.ptr.load(Ordering::Relaxed).as_mut() }
+        unsafe { self.ptr.load(Ordering::Relaxed).as_mut() }.map(|n| &mut n.value)
     }
 
     /// Publishes `new`, waits for pre-existing readers, then drops the old value.
     ///
     /// Sleeps: only callable from process context.
-    pub fn replace(&self, new: Option<KBox<T>>) {
+    pub fn replace(&self, new: Option<KBox<RcuNode<T>>>) {
         if let Some(old) = self.swap(new) {
             synchronize_rcu();
             // SAFETY: `old` came from `KBox::into_raw` (type invariants), the swap made this
@@ -174,7 +203,7 @@ impl<T> RcuBox<T> {
         }
     }
 
-    fn swap(&self, new: Option<KBox<T>>) -> Option<*mut T> {
+    fn swap(&self, new: Option<KBox<RcuNode<T>>>) -> Option<*mut RcuNode<T>> {
         let new = new.map_or(ptr::null_mut(), KBox::into_raw);
         let old = self.ptr.swap(new, Ordering::AcqRel);
         (!old.is_null()).then_some(old)
@@ -182,44 +211,18 @@ impl<T> RcuBox<T> {
 }
 
 impl<T: Send + 'static> RcuBox<T> {
-    /// Publishes `new` and drops the old value after a grace period, without waiting
-    /// (`call_rcu`). The old value is dropped in softirq context, so its `Drop` must not
-    /// sleep. Modules using this must call [`barrier`] before they are unloaded.
-    pub fn replace_deferred(&self, new: Option<KBox<T>>) {
+    /// Publishes `new` and drops the old value after a grace period, without waiting or
+    /// allocating (`call_rcu` on the node's own `rcu_head`): callable in any context. The
+    /// old value is dropped in softirq context, so its `Drop` must not sleep. Modules using
+    /// this must call [`barrier`] before they are unloaded.
+    pub fn replace_deferred(&self, new: Option<KBox<RcuNode<T>>>) {
         let Some(old) = self.swap(new) else {
             return;
         };
-        // SAFETY: `old` came from `KBox::into_raw` and the swap made us its only owner.
-        let old = unsafe { KBox::from_raw(old) };
-        match KBox::new(Deferred { head: Opaque::uninit(), value: old }, GFP_ATOMIC) {
-            Ok(d) => {
-                let d = KBox::into_raw(d);
-                // SAFETY: `d` is a live allocation whose `head` is ours to hand to `call_rcu`;
-                // the callback reclaims it exactly once.
-                unsafe { bindings::call_rcu((*d).head.get(), Some(Deferred::<T>::free)) };
-            }
-            Err(_) => {
-                // No memory for the deferral: wait here instead. `old` is dropped after the
-                // grace period when this scope ends.
-                synchronize_rcu();
-            }
-        }
-    }
-}
-
-#[repr(C)]
-struct Deferred<T> {
-    // Must stay first: the callback finds the object at the address of its `rcu_head`.
-    head: Opaque<bindings::callback_head>,
-    value: KBox<T>,
-}
-
-impl<T> Deferred<T> {
-    unsafe extern "C" fn free(head: *mut bindings::callback_head) {
-        // CAST: `Deferred` is `repr(C)` with the (transparent) head first.
-        // SAFETY: `head` is the one passed to `call_rcu` in `replace_deferred`, from a live
-        // `KBox<Deferred<T>>` that nothing else references.
-        drop(unsafe { KBox::from_raw(head.cast::<Deferred<T>>()) });
+        // SAFETY: `old` is a live `RcuNode<T>` from `KBox::into_raw` that the swap made ours;
+        // its `head` is handed to `call_rcu` once, and the callback reclaims the node exactly
+        // once, after every reader that could still see it is done.
+        unsafe { bindings::call_rcu((*old).head.get(), Some(RcuNode::<T>::free)) };
     }
 }
 
