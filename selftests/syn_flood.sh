@@ -109,19 +109,20 @@ flood() {
 	# Let the last SYNs and the first SYN-ACK retransmissions pass.
 	sleep 1
 	F_CONNS=$(conns)
-	F_AVAIL=$(( a0 - $(meminfo_kb MemAvailable) ))
+	F_AVAIL=$(( $(meminfo_kb MemAvailable) - a0 ))
 	F_SLAB=$(( $(meminfo_kb Slab) - s0 ))
 	o1=$(slab_conns)
 	F_OBJS=-
 	[ "$o0" != - ] && [ "$o1" != - ] && F_OBJS=$((o1 - o0))
 	F_ROUNDS=$(( $(rounds) - r0 ))
-	ktap_diag "$impl $1: $F_OUT; connections $F_CONNS; MemAvailable -${F_AVAIL} kB," \
-		"Slab +${F_SLAB} kB, ip_vs_conn objects +$F_OBJS; flow round trips during it: $F_ROUNDS"
+	ktap_diag "$impl $1 (at ${SECONDS}s): $F_OUT; connections $F_CONNS;" \
+		"MemAvailable $(printf %+d "$F_AVAIL") kB, Slab $(printf %+d "$F_SLAB") kB," \
+		"ip_vs_conn objects $F_OBJS; flow round trips during it: $F_ROUNDS"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$1" "$COUNT" "$F_CONNS" \
 		"$F_AVAIL" "$F_SLAB" "$F_OBJS" "$F_ROUNDS" >> "$tmp/results.tsv"
 }
 
-printf 'impl\tphase\tsyns\tconnections\tmemavailable_drop_kb\tslab_growth_kb\tip_vs_conn_objs\tflow_rounds\n' > "$tmp/results.tsv"
+printf 'impl\tphase\tsyns\tconnections\tmemavailable_change_kb\tslab_change_kb\tip_vs_conn_objs\tflow_rounds\n' > "$tmp/results.tsv"
 for impl in "${impls[@]}"; do
 	if ! ipvs_use "$impl" || ! setup; then
 		for ((k = 0; k < PER_IMPL; k++)); do ktap_fail "$impl: setup"; done
@@ -129,7 +130,7 @@ for impl in "${impls[@]}"; do
 		cleanup_ns
 		continue
 	fi
-	ktap_diag "$impl: $(ipvs_which)"
+	ktap_diag "$impl: $(ipvs_which) (set up at ${SECONDS}s)"
 
 	# 1. Defended.
 	nsx "$NS_D" sysctl -qw net.ipv4.vs.amemthresh=2147483647
@@ -178,6 +179,7 @@ for impl in "${impls[@]}"; do
 	fi
 	cleanup_ns
 	ipvs_unload
+	ktap_diag "$impl: cleaned up at ${SECONDS}s"
 done
 
 ktap_diag "$(column -t < "$tmp/results.tsv" 2>/dev/null || cat "$tmp/results.tsv")"
