@@ -86,13 +86,11 @@ setup() {
 		nsx "$NS_D" ipvsadm -a -t "$VIP:80" -r "${RIP[i]}:80" -m || return 1
 	done
 	rm -f "$tmp/stop" "$tmp/count" "$tmp"/go.* "$tmp"/sent.*
-	# The two floods' senders start now and wait for their go file.
+	# The sender of both floods starts now and waits for its go files.
 	bg "$NS_C" "$FLOOD" flood "$VIP" 80 "$COUNT" --sport-base 1024 \
-		--go-file "$tmp/go.defended" --out-file "$tmp/sent.defended"
-	SENDER_defended=${BG_PIDS[-1]}
-	bg "$NS_C" "$FLOOD" flood "$VIP" 80 "$COUNT" --sport-base $(( 1024 + COUNT / 65534 + 1 )) \
+		--go-file "$tmp/go.defended" --out-file "$tmp/sent.defended" \
 		--go-file "$tmp/go.undefended" --out-file "$tmp/sent.undefended"
-	SENDER_undefended=${BG_PIDS[-1]}
+	SENDER=${BG_PIDS[-1]}
 	nsx "$NS_C" "$FLOOD" flow "$VIP" 80 --count-file "$tmp/count" \
 		--stop-file "$tmp/stop" > "$tmp/flow.out" 2>&1 &
 	flow_pid=$!
@@ -113,9 +111,8 @@ flood() {
 	s0=$(meminfo_kb Slab)
 	o0=$(slab_conns)
 	r0=$(rounds)
-	local sender_var=SENDER_$1
 	touch "$tmp/go.$1"
-	while [ ! -e "$tmp/sent.$1" ] && kill -0 "${!sender_var}" 2>/dev/null; do
+	while [ ! -e "$tmp/sent.$1" ] && kill -0 "$SENDER" 2>/dev/null; do
 		sleep 0.1
 	done
 	F_OUT=$(cat "$tmp/sent.$1" 2>/dev/null || echo "the sender did not finish")

@@ -39,8 +39,21 @@ class Kcov:
         self.words = words
         self.fd = os.open(KCOV_PATH, os.O_RDWR)
         fcntl.ioctl(self.fd, KCOV_INIT_TRACE, words)
-        self.buf = mmap.mmap(self.fd, words * WORD, mmap.MAP_SHARED,
-                             mmap.PROT_READ | mmap.PROT_WRITE)
+        # Python's mmap refuses a length beyond the file's size, which is
+        # 0 for debugfs files: map with libc.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_int, ctypes.c_long)
+        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        addr = libc.mmap(None, words * WORD, mmap.PROT_READ | mmap.PROT_WRITE,
+                         mmap.MAP_SHARED, self.fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        self.libc = libc
+        self.addr = addr
+        self.buf = (ctypes.c_uint64 * words).from_address(addr)
 
     def __enter__(self):
         fcntl.ioctl(self.fd, KCOV_ENABLE, KCOV_TRACE_PC)
@@ -49,17 +62,18 @@ class Kcov:
 
     def __exit__(self, *exc):
         fcntl.ioctl(self.fd, KCOV_DISABLE, 0)
-        self.buf.close()
+        self.buf = None
+        self.libc.munmap(self.addr, self.words * WORD)
         os.close(self.fd)
 
     def reset(self):
         """Forget what was collected so far."""
-        struct.pack_into("<Q", self.buf, 0, 0)
+        self.buf[0] = 0
 
     def pcs(self):
         """The PCs collected since the last reset, in order."""
-        n = min(struct.unpack_from("<Q", self.buf, 0)[0], self.words - 1)
-        return list(struct.unpack_from("<%dQ" % n, self.buf, WORD))
+        n = min(self.buf[0], self.words - 1)
+        return list(self.buf[1:n + 1])
 
 
 def module_range(name):
