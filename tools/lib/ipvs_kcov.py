@@ -91,11 +91,11 @@ def module_range(name):
 
 
 def main():
-    base = 64 + 1024   # IP_VS_BASE_CTL
+    base = 64 + 1024 + 64   # IP_VS_BASE_CTL
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     with Kcov() as k:
         # GET_VERSION, GET_INFO, GET_TIMEOUT (errors are coverage too).
-        for opt, size in ((base, 64), (base + 1, 12), (base + 9, 12)):
+        for opt, size in ((base, 64), (base + 1, 12), (base + 6, 12)):
             try:
                 s.getsockopt(socket.IPPROTO_IP, opt, size)
             except OSError:
