@@ -18,7 +18,8 @@
 #   make clean        clean the module build (never the kernel cache)
 #
 # Variables: KDIR (a kernel build directory, instead of tools/build-kernel),
-# VARIANT (debug|bench, default debug), IMPL (rust|c: the IPVS the VM tests
+# VARIANT (debug|bench|kasan, default debug; kasan: KASAN + UBSAN kernel,
+# rebuild the modules when switching), IMPL (rust|c: the IPVS the VM tests
 # run against, default rust).
 
 SHELL := /bin/bash
@@ -85,4 +86,4 @@ clean:
 	fi
 
 help:
-	@sed -n '3,24s/^# \{0,1\}//p' $(CURDIR)/Makefile
+	@sed -n '3,25s/^# \{0,1\}//p' $(CURDIR)/Makefile
