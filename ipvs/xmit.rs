@@ -245,7 +245,8 @@ pub(crate) fn tunnel_xmit<'a>(
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
     };
-    let ttl = ip.ttl - 1;
+    // `route_to` sent TTLs of 1 and 0 back as "time exceeded"; saturating all the same.
+    let ttl = ip.ttl.saturating_sub(1);
     match skb.push_ipip_header() {
         Ok(h) => {
             h[0] = 0x45;
