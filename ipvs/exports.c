@@ -10,7 +10,7 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 
-/* Implemented in Rust (sched.rs); the argument is a struct SchedulerOps. */
+/* Implemented in Rust (ip_vs_core.rs, sched.rs); the argument is a struct SchedulerOps (abi.rs). */
 int ip_vs_register_scheduler(const void *ops);
 void ip_vs_unregister_scheduler(const void *ops);
 EXPORT_SYMBOL_GPL(ip_vs_register_scheduler);

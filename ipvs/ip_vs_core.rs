@@ -962,10 +962,16 @@ impl Hooks for FwdIcmpHooks {
     }
 }
 
-/// Exported to scheduler modules through `exports.c` (`register_ip_vs_scheduler`).
+/// Exported to scheduler modules through `exports.c` (`register_ip_vs_scheduler`); they call
+/// it through `abi::Registration`.
+///
+/// # Safety
+///
+/// As [`sched::register`]: `ops` is null or a table kept valid and unchanged until it is
+/// unregistered, whose functions keep the contract of `abi::SchedulerOps`.
 #[no_mangle]
-pub extern "C" fn ip_vs_register_scheduler(ops: *const abi::SchedulerOps) -> i32 {
-    // SAFETY: Scheduler modules pass a table they keep until they unregister it.
+pub unsafe extern "C" fn ip_vs_register_scheduler(ops: *const abi::SchedulerOps) -> i32 {
+    // SAFETY: The caller's guarantee is `sched::register`'s requirement.
     match unsafe { sched::register(ops) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit tests of the connection table and the round-robin scheduler, run in the kernel
-//! when this module loads (results in the kernel log as KTAP).
+//! KUnit tests of the connection table, the round-robin scheduler and the scheduler
+//! interface (`abi.rs`, `sched.rs`), run in the kernel when this module loads (results in the
+//! kernel log as KTAP).
 //!
 //! The module compiles the core's own source files (the table, its entries, the slow timer,
 //! the TCP state machine) into a private copy, so the tests exercise the real code without
@@ -9,7 +10,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use core::{mem::MaybeUninit, ptr::addr_of_mut, sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed}};
+use core::{
+    mem::MaybeUninit,
+    ptr::addr_of_mut,
+    sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::Relaxed},
+};
 use kernel::{
     bindings, c_str,
     init::InPlaceInit,
@@ -33,8 +38,9 @@ mod uapi;
 #[path = "../schedulers/rr.rs"]
 mod rr;
 
-use abi::{DestInfo, DEST_F_AVAILABLE};
+use abi::{Adapter, DestInfo, Packet, Scheduler, DEST_F_AVAILABLE};
 use conn::{ConnCache, ConnParam, ConnTable, Expiry};
+use sched::SchedBinding;
 use service::{v4, Dest, AF_INET};
 use stats::Stats;
 
@@ -344,6 +350,116 @@ unsafe extern "C" fn rr_schedule(test: *mut bindings::kunit) {
     t.ok(r, "rr");
 }
 
+/// Counters of what [`Probe`] was told, for [`sched_binding`] (KUnit runs one case at a time).
+static PROBE_DEL: AtomicUsize = AtomicUsize::new(usize::MAX);
+static PROBE_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// A scheduler that picks the index the packet's `fwmark` names (even out of range), refuses a
+/// service of two real servers, and implements `del_dest` only.
+struct Probe;
+
+#[vtable]
+impl Scheduler for Probe {
+    const NAME: &'static CStr = c_str!("kunitprobe");
+
+    fn new(dests: &[&DestInfo]) -> Result<Self> {
+        if dests.len() == 2 {
+            return Err(EDOM);
+        }
+        Ok(Self)
+    }
+
+    fn schedule(&self, _dests: &[&DestInfo], pkt: &Packet) -> Option<usize> {
+        Some(pkt.fwmark as usize)
+    }
+
+    fn del_dest(&self, dests: &[&DestInfo], index: usize) {
+        PROBE_DEL.store(index * 100 + dests.len(), Relaxed);
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        PROBE_DROPS.fetch_add(1, Relaxed);
+    }
+}
+
+fn probe_packet(fwmark: u32) -> Packet {
+    Packet {
+        saddr: v4([10, 0, 0, 2]),
+        daddr: v4([10, 0, 100, 1]),
+        sport: 1000u16.to_be_bytes(),
+        dport: 80u16.to_be_bytes(),
+        af: AF_INET,
+        protocol: 6,
+        _pad: [0; 3],
+        svc_flags: 0,
+        fwmark,
+    }
+}
+
+/// The scheduler interface end to end, in a private registry: the table `Adapter` builds,
+/// registration, binding by name (with a reference on the module), calls through the
+/// table, and the checks of the safe wrappers.
+///
+/// # Safety
+///
+/// KUnit's: `test` is the live test object of the running case.
+unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
+    let t = Test(test);
+    let r = (|| -> Result {
+        let _registry = sched::Registry::new()?;
+        let mut ops = KBox::new(Adapter::<Probe>::OPS, GFP_KERNEL)?;
+        ops.module = THIS_MODULE.as_ptr();
+        t.expect(
+            ops.add_dest.is_none() && ops.upd_dest.is_none() && ops.del_dest.is_some(),
+            "hooks the scheduler does not implement are NULL",
+        );
+        t.expect(ops.name.starts_with(b"kunitprobe\0"), "the table has the name");
+        // SAFETY: `ops` is `Adapter`'s table for code of this module; it stays allocated and
+        // unchanged until it is unregistered below.
+        t.ok(unsafe { sched::register(&*ops) }, "register");
+        let again = KBox::new(*ops, GFP_KERNEL)?;
+        // SAFETY: As above, for `again`, which is never registered (the name is taken).
+        let dup = unsafe { sched::register(&*again) };
+        t.expect(dup == Err(EEXIST), "a second table of the same name is EEXIST");
+
+        let name = uapi::SchedName::new(b"kunitprobe").ok_or(EINVAL)?;
+        let ds = [
+            dest([10, 0, 1, 3], 80, 1, 13)?,
+            dest([10, 0, 1, 2], 80, 1, 12)?,
+            dest([10, 0, 1, 1], 80, 1, 11)?,
+        ];
+        let infos: [&DestInfo; 3] = [&ds[0].info, &ds[1].info, &ds[2].info];
+        let refused = SchedBinding::new(name, &infos[..2]);
+        t.expect(
+            refused.as_ref().err() == Some(&EDOM),
+            "the scheduler's error from new() comes back",
+        );
+        drop(refused);
+        let b = SchedBinding::new(name, &infos)?;
+        t.expect(b.schedule(&infos, &probe_packet(2)) == Some(2), "schedule");
+        t.expect(b.schedule(&infos, &probe_packet(3)).is_none(), "an index out of range is none");
+        t.expect(b.schedule(&[], &probe_packet(0)).is_none(), "no servers, no pick");
+        b.add_dest(&infos, 0);
+        b.upd_dest(&infos, 0);
+        PROBE_DEL.store(usize::MAX, Relaxed);
+        b.del_dest(&infos, 3);
+        t.expect(PROBE_DEL.load(Relaxed) == usize::MAX, "a hook for an index out of range is skipped");
+        b.del_dest(&infos, 1);
+        t.expect(PROBE_DEL.load(Relaxed) == 103, "del_dest gets the index and the list");
+        let drops = PROBE_DROPS.load(Relaxed);
+        drop(b);
+        t.expect(PROBE_DROPS.load(Relaxed) == drops + 1, "dropping the binding drops the state");
+
+        sched::unregister(&*ops);
+        let gone = SchedBinding::new(name, &infos);
+        t.expect(gone.as_ref().err() == Some(&ENOENT), "unregistered: ENOENT");
+        Ok(())
+    })();
+    t.ok(r, "sched_binding");
+}
+
 const fn case(
     name: &'static kernel::str::CStr,
     run: unsafe extern "C" fn(*mut bindings::kunit),
@@ -370,12 +486,13 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 7] = [
+static mut CASES: [bindings::kunit_case; 8] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),
     case(c_str!("rr_schedule"), rr_schedule),
+    case(c_str!("sched_binding"), sched_binding),
     case(c_str!("stats_percpu"), stats_percpu),
     // SAFETY: The all-zeroes terminator KUnit expects.
     unsafe { MaybeUninit::zeroed().assume_init() },

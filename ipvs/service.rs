@@ -73,32 +73,71 @@ impl Dest {
     }
 }
 
-/// A snapshot of a service's destinations, newest first as upstream lists them.
-pub(crate) struct DestList {
-    /// The destinations.
-    pub(crate) dests: KVec<Arc<Dest>>,
-    /// `&dests[i].info` for each `i`, in the form the scheduler ABI takes.
+/// A service's destinations, in the two forms the core and the schedulers use: the
+/// [`Dest`]s (the slice this dereferences to) and their [`DestInfo`]s ([`DestVec::infos`]).
+/// Immutable once built.
+///
+/// # Invariants
+///
+/// `infos` has as many entries as `dests`, and `infos[i]` is `&dests[i].info`; neither
+/// vector changes after construction. So each pointer is valid as long as `self`: the
+/// `Arc`s in `dests` keep the destinations alive, at fixed addresses.
+pub(crate) struct DestVec {
+    dests: KVec<Arc<Dest>>,
     infos: KVec<*const DestInfo>,
 }
 
-// SAFETY: `infos` only points into the `Arc<Dest>`s the same object keeps alive; `Dest` is
-// `Send + Sync`.
-unsafe impl Send for DestList {}
-// SAFETY: As above; the list is immutable once built.
-unsafe impl Sync for DestList {}
+// SAFETY: `infos` only points into the `Arc<Dest>`s the same object keeps alive, and `Dest`
+// (hence `DestInfo`) is `Send + Sync`.
+unsafe impl Send for DestVec {}
+// SAFETY: As above; nothing is mutable through `&DestVec` but the atomics of the
+// destinations.
+unsafe impl Sync for DestVec {}
 
-impl DestList {
-    fn build(dests: KVec<Arc<Dest>>) -> Result<KBox<RcuNode<Self>>> {
+impl DestVec {
+    fn new(dests: KVec<Arc<Dest>>) -> Result<Self> {
         let mut infos = KVec::with_capacity(dests.len(), GFP_KERNEL)?;
         for d in dests.iter() {
             infos.push(&d.info as *const DestInfo, GFP_KERNEL)?;
         }
-        Ok(RcuNode::new(Self { dests, infos }, GFP_KERNEL)?)
+        // INVARIANT: `infos[i]` was taken from `dests[i]`, for every `i`.
+        Ok(Self { dests, infos })
     }
 
-    /// The destinations as the scheduler ABI takes them.
-    pub(crate) fn infos(&self) -> &[*const DestInfo] {
-        &self.infos
+    /// The destinations as schedulers see them, in the same order.
+    pub(crate) fn infos(&self) -> &[&DestInfo] {
+        // SAFETY: `*const DestInfo` and `&DestInfo` have the same layout, and by the type
+        // invariants each pointer is non-null and points to a `DestInfo` that lives as long
+        // as `self`, which the returned borrow cannot outlive. `DestInfo` is only ever
+        // accessed through shared references (what changes in it is atomic).
+        unsafe {
+            core::slice::from_raw_parts(self.infos.as_ptr().cast::<&DestInfo>(), self.infos.len())
+        }
+    }
+}
+
+impl core::ops::Deref for DestVec {
+    type Target = [Arc<Dest>];
+
+    fn deref(&self) -> &[Arc<Dest>] {
+        &self.dests
+    }
+}
+
+/// A snapshot of a service's destinations, newest first as upstream lists them.
+pub(crate) struct DestList {
+    /// The destinations.
+    pub(crate) dests: DestVec,
+}
+
+impl DestList {
+    fn build(dests: KVec<Arc<Dest>>) -> Result<KBox<RcuNode<Self>>> {
+        Ok(RcuNode::new(Self { dests: DestVec::new(dests)? }, GFP_KERNEL)?)
+    }
+
+    /// The destinations as schedulers see them.
+    pub(crate) fn infos(&self) -> &[&DestInfo] {
+        self.dests.infos()
     }
 
     fn find(&self, addr: &[u8; 16], port: [u8; 2]) -> Option<usize> {
@@ -345,22 +384,15 @@ impl Services {
         let g = rcu::read_lock();
         let same = svc.sched.get(&g).map(|b| *b.name()) == Some(name)
             || (svc.sched.get(&g).is_none() && name.is_none());
-        let infos: KVec<*const DestInfo> = match svc.dests.get(&g) {
-            Some(l) => {
-                let mut v = KVec::with_capacity(l.infos().len(), GFP_ATOMIC)?;
-                for p in l.infos() {
-                    v.push(*p, GFP_ATOMIC)?;
-                }
-                v
-            }
-            None => KVec::new(),
-        };
         drop(g);
         if !same {
             let new = if name.is_none() {
                 None
             } else {
-                Some(RcuNode::new(SchedBinding::new(name, &infos)?, GFP_KERNEL)?)
+                // The scheduler starts with the current servers; it is set up outside the
+                // RCU read section (it may load its module), so they are held by `Arc`s.
+                let dests = DestVec::new(snapshot(svc)?)?;
+                Some(RcuNode::new(SchedBinding::new(name, dests.infos())?, GFP_KERNEL)?)
             };
             svc.sched.replace_deferred(new);
         }

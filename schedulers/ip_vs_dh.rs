@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest_info.rs"]
 mod dest_info;
@@ -21,10 +22,10 @@ mod dh;
 #[path = "server.rs"]
 mod server;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: DhModule,
+module_ip_vs_scheduler! {
+    type: Dh,
     name: "ip_vs_dh",
     author: "Rust IPVS developers",
     description: "ipvs destination hashing scheduler",
@@ -46,8 +47,9 @@ impl Dh {
     }
 }
 
+#[vtable]
 impl Scheduler for Dh {
-    const NAME: &'static [u8] = b"dh";
+    const NAME: &'static CStr = kernel::c_str!("dh");
 
     fn new(dests: &[&DestInfo]) -> Result<Self> {
         let mut buckets = KVec::with_capacity(dh::TAB_SIZE, GFP_KERNEL)?;
@@ -74,17 +76,5 @@ impl Scheduler for Dh {
 
     fn del_dest(&self, dests: &[&DestInfo], index: usize) {
         self.reassign(dests, Some(index));
-    }
-}
-
-struct DhModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for DhModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Dh>(module)?,
-        })
     }
 }

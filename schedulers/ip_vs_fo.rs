@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "fo.rs"]
 mod fo;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: FoModule,
+module_ip_vs_scheduler! {
+    type: Fo,
     name: "ip_vs_fo",
     author: "Rust IPVS developers",
     description: "ipvs weighted failover scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Fo;
 
+#[vtable]
 impl Scheduler for Fo {
-    const NAME: &'static [u8] = b"fo";
+    const NAME: &'static CStr = kernel::c_str!("fo");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Fo {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         fo::pick(dests)
-    }
-}
-
-struct FoModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for FoModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Fo>(module)?,
-        })
     }
 }

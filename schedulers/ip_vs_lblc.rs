@@ -20,6 +20,7 @@ use kernel::{
 };
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest_info.rs"]
 mod dest_info;
@@ -28,12 +29,12 @@ mod lblc;
 #[path = "server.rs"]
 mod server;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 use lblc::{DestKey, Expiry, Sweep};
 use server::{least_loaded, same_addr};
 
-module! {
-    type: LblcModule,
+module_ip_vs_scheduler! {
+    type: Lblc,
     name: "ip_vs_lblc",
     author: "Rust IPVS developers",
     description: "ipvs locality-based least-connection scheduler",
@@ -148,8 +149,9 @@ struct Lblc {
     timer: Pin<KBox<Timer<Shared>>>,
 }
 
+#[vtable]
 impl Scheduler for Lblc {
-    const NAME: &'static [u8] = b"lblc";
+    const NAME: &'static CStr = kernel::c_str!("lblc");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         let mut buckets = KVec::with_capacity(lblc::TAB_SIZE, GFP_KERNEL)?;
@@ -193,17 +195,5 @@ impl Scheduler for Lblc {
         let i = least_loaded(dests)?;
         t.insert(pkt.af, &pkt.daddr, DestKey::of(dests.get(i)?), now);
         Some(i)
-    }
-}
-
-struct LblcModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for LblcModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Lblc>(module)?,
-        })
     }
 }

@@ -20,6 +20,7 @@ use kernel::{
 };
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest_info.rs"]
 mod dest_info;
@@ -30,12 +31,12 @@ mod lblcr;
 #[path = "server.rs"]
 mod server;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 use lblc::{DestKey, Expiry, Sweep};
 use server::{is_overloaded, least_loaded, same_addr, time_after};
 
-module! {
-    type: LblcrModule,
+module_ip_vs_scheduler! {
+    type: Lblcr,
     name: "ip_vs_lblcr",
     author: "Rust IPVS developers",
     description: "ipvs locality-based least-connection with replication scheduler",
@@ -193,8 +194,9 @@ struct Lblcr {
     timer: Pin<KBox<Timer<Shared>>>,
 }
 
+#[vtable]
 impl Scheduler for Lblcr {
-    const NAME: &'static [u8] = b"lblcr";
+    const NAME: &'static CStr = kernel::c_str!("lblcr");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         let mut buckets = KVec::with_capacity(lblc::TAB_SIZE, GFP_KERNEL)?;
@@ -253,17 +255,5 @@ impl Scheduler for Lblcr {
         let i = least_loaded(dests)?;
         t.insert(pkt.af, &pkt.daddr, DestKey::of(dests.get(i)?), now);
         Some(i)
-    }
-}
-
-struct LblcrModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for LblcrModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Lblcr>(module)?,
-        })
     }
 }

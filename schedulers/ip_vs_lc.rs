@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "lc.rs"]
 mod lc;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: LcModule,
+module_ip_vs_scheduler! {
+    type: Lc,
     name: "ip_vs_lc",
     author: "Rust IPVS developers",
     description: "ipvs least connection scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Lc;
 
+#[vtable]
 impl Scheduler for Lc {
-    const NAME: &'static [u8] = b"lc";
+    const NAME: &'static CStr = kernel::c_str!("lc");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Lc {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         lc::pick(dests)
-    }
-}
-
-struct LcModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for LcModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Lc>(module)?,
-        })
     }
 }

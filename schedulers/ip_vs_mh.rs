@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest_info.rs"]
 mod dest_info;
@@ -24,10 +25,10 @@ mod mh;
 #[path = "server.rs"]
 mod server;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: MhModule,
+module_ip_vs_scheduler! {
+    type: Mh,
     name: "ip_vs_mh",
     author: "Rust IPVS developers",
     description: "Maglev hashing ipvs scheduler",
@@ -76,8 +77,9 @@ impl Mh {
     }
 }
 
+#[vtable]
 impl Scheduler for Mh {
-    const NAME: &'static [u8] = b"mh";
+    const NAME: &'static CStr = kernel::c_str!("mh");
 
     fn new(dests: &[&DestInfo]) -> Result<Self> {
         let mut lookup = KVec::with_capacity(mh::TAB_SIZE, GFP_KERNEL)?;
@@ -124,17 +126,5 @@ impl Scheduler for Mh {
 
     fn upd_dest(&self, dests: &[&DestInfo], _index: usize) {
         self.reassign(dests, None);
-    }
-}
-
-struct MhModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for MhModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Mh>(module)?,
-        })
     }
 }

@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "nq.rs"]
 mod nq;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: NqModule,
+module_ip_vs_scheduler! {
+    type: Nq,
     name: "ip_vs_nq",
     author: "Rust IPVS developers",
     description: "ipvs never queue scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Nq;
 
+#[vtable]
 impl Scheduler for Nq {
-    const NAME: &'static [u8] = b"nq";
+    const NAME: &'static CStr = kernel::c_str!("nq");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Nq {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         nq::pick(dests)
-    }
-}
-
-struct NqModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for NqModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Nq>(module)?,
-        })
     }
 }

@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "ovf.rs"]
 mod ovf;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: OvfModule,
+module_ip_vs_scheduler! {
+    type: Ovf,
     name: "ip_vs_ovf",
     author: "Rust IPVS developers",
     description: "ipvs overflow connection scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Ovf;
 
+#[vtable]
 impl Scheduler for Ovf {
-    const NAME: &'static [u8] = b"ovf";
+    const NAME: &'static CStr = kernel::c_str!("ovf");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Ovf {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         ovf::pick(dests)
-    }
-}
-
-struct OvfModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for OvfModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Ovf>(module)?,
-        })
     }
 }

@@ -10,12 +10,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: RrModule,
+module_ip_vs_scheduler! {
+    type: Rr,
     name: "ip_vs_rr",
     author: "Rust IPVS developers",
     description: "ipvs round-robin scheduler",
@@ -39,8 +40,9 @@ struct Rr {
     last: AtomicU64,
 }
 
+#[vtable]
 impl Scheduler for Rr {
-    const NAME: &'static [u8] = b"rr";
+    const NAME: &'static CStr = kernel::c_str!("rr");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self {
@@ -58,17 +60,5 @@ impl Scheduler for Rr {
         let last = self.last.load(Ordering::Relaxed);
         self.last
             .store(rr::after_removal(dests, index, last), Ordering::Relaxed);
-    }
-}
-
-struct RrModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for RrModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Rr>(module)?,
-        })
     }
 }

@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "sed.rs"]
 mod sed;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: SedModule,
+module_ip_vs_scheduler! {
+    type: Sed,
     name: "ip_vs_sed",
     author: "Rust IPVS developers",
     description: "ipvs shortest expected delay scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Sed;
 
+#[vtable]
 impl Scheduler for Sed {
-    const NAME: &'static [u8] = b"sed";
+    const NAME: &'static CStr = kernel::c_str!("sed");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Sed {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         sed::pick(dests)
-    }
-}
-
-struct SedModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for SedModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Sed>(module)?,
-        })
     }
 }

@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest_info.rs"]
 mod dest_info;
@@ -21,10 +22,10 @@ mod server;
 #[path = "sh.rs"]
 mod sh;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: ShModule,
+module_ip_vs_scheduler! {
+    type: Sh,
     name: "ip_vs_sh",
     author: "Rust IPVS developers",
     description: "ipvs source hashing scheduler",
@@ -51,8 +52,9 @@ impl Sh {
     }
 }
 
+#[vtable]
 impl Scheduler for Sh {
-    const NAME: &'static [u8] = b"sh";
+    const NAME: &'static CStr = kernel::c_str!("sh");
 
     fn new(dests: &[&DestInfo]) -> Result<Self> {
         let mut buckets = KVec::with_capacity(sh::TAB_SIZE, GFP_KERNEL)?;
@@ -90,17 +92,5 @@ impl Scheduler for Sh {
 
     fn upd_dest(&self, dests: &[&DestInfo], _index: usize) {
         self.reassign(dests, None);
-    }
-}
-
-struct ShModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for ShModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Sh>(module)?,
-        })
     }
 }

@@ -11,6 +11,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -19,10 +20,10 @@ mod dest_load;
 #[path = "twos.rs"]
 mod twos;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: TwosModule,
+module_ip_vs_scheduler! {
+    type: Twos,
     name: "ip_vs_twos",
     author: "Rust IPVS developers",
     description: "ipvs power of twos choice scheduler",
@@ -32,8 +33,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Twos;
 
+#[vtable]
 impl Scheduler for Twos {
-    const NAME: &'static [u8] = b"twos";
+    const NAME: &'static CStr = kernel::c_str!("twos");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -41,17 +43,5 @@ impl Scheduler for Twos {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         twos::pick(dests, abi::random_u32)
-    }
-}
-
-struct TwosModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for TwosModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Twos>(module)?,
-        })
     }
 }

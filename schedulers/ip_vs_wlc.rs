@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -17,10 +18,10 @@ mod dest_load;
 #[path = "wlc.rs"]
 mod wlc;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: WlcModule,
+module_ip_vs_scheduler! {
+    type: Wlc,
     name: "ip_vs_wlc",
     author: "Rust IPVS developers",
     description: "ipvs weighted least connection scheduler",
@@ -30,8 +31,9 @@ module! {
 /// The scheduler; it keeps no state of its own.
 struct Wlc;
 
+#[vtable]
 impl Scheduler for Wlc {
-    const NAME: &'static [u8] = b"wlc";
+    const NAME: &'static CStr = kernel::c_str!("wlc");
 
     fn new(_dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self)
@@ -39,17 +41,5 @@ impl Scheduler for Wlc {
 
     fn schedule(&self, dests: &[&DestInfo], _pkt: &Packet) -> Option<usize> {
         wlc::pick(dests)
-    }
-}
-
-struct WlcModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for WlcModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Wlc>(module)?,
-        })
     }
 }

@@ -12,6 +12,7 @@
 use kernel::{new_spinlock_bh, prelude::*, sync::SpinLockBh};
 
 #[path = "../ipvs/abi.rs"]
+#[macro_use]
 mod abi;
 #[path = "dest.rs"]
 mod dest;
@@ -20,10 +21,10 @@ mod dest_load;
 #[path = "wrr.rs"]
 mod wrr;
 
-use abi::{DestInfo, Packet, Scheduler, SchedulerRegistration};
+use abi::{DestInfo, Packet, Scheduler};
 
-module! {
-    type: WrrModule,
+module_ip_vs_scheduler! {
+    type: Wrr,
     name: "ip_vs_wrr",
     author: "Rust IPVS developers",
     description: "ipvs weighted round-robin scheduler",
@@ -35,8 +36,9 @@ struct Wrr {
     mark: Pin<KBox<SpinLockBh<wrr::Mark>>>,
 }
 
+#[vtable]
 impl Scheduler for Wrr {
-    const NAME: &'static [u8] = b"wrr";
+    const NAME: &'static CStr = kernel::c_str!("wrr");
 
     fn new(dests: &[&DestInfo]) -> Result<Self> {
         Ok(Self {
@@ -58,17 +60,5 @@ impl Scheduler for Wrr {
 
     fn upd_dest(&self, dests: &[&DestInfo], _index: usize) {
         self.mark.lock().changed(dests, None);
-    }
-}
-
-struct WrrModule {
-    _reg: SchedulerRegistration,
-}
-
-impl kernel::Module for WrrModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _reg: SchedulerRegistration::new::<Wrr>(module)?,
-        })
     }
 }

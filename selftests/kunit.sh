@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # KUnit tests of the Rust connection table (insert, lookup, expiry by the slow
-# timer, TCP state accounting) and of round robin: ipvs/ip_vs_test.ko runs its
+# timer, TCP state accounting), of round robin and of the scheduler interface
+# (registration, binding, calls through the table): ipvs/ip_vs_test.ko runs its
 # suite when it is loaded; its KTAP result lines are taken from the kernel log
 # and reported here, one result per KUnit case.
 # timeout: 300
