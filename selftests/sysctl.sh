@@ -372,7 +372,9 @@ for impl in "${impls[@]}"; do
 	bg "$NS_C" python3 -c '
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 5555)); time.sleep(30)'
-	sleep 0.5
+	# The client must listen before the datagrams go (else it answers "port
+	# unreachable" itself): wait for it rather than for a fixed time.
+	wait_listen "$NS_C" u 5555
 	off=$(udp_from_rs 1 81)
 	nsx "$NS_D" sysctl -qw net.ipv4.vs.nat_icmp_send=1
 	on=$(udp_from_rs 1 81)
