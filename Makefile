@@ -15,6 +15,11 @@
 #                     writes Documentation/bench-results.{rst,png,tsv}
 #                     (not part of check; BENCH_ARGS="--reps 5 ..." for
 #                     tools/bench)
+#   make fuzz         all + one VM boot: the crash corpus (tools/fuzz-corpus),
+#                     then tools/ipvs-fuzz-ctl (root and unprivileged) and
+#                     tools/ipvs-fuzz-pkt side by side for FUZZ_TIME seconds
+#                     each (default 600); reports executions and crashes
+#                     (FUZZ_SEED, FUZZ_AVOID, FUZZ_OUT, FUZZ_ARGS for tools/fuzz)
 #   make clean        clean the module build (never the kernel cache)
 #
 # Variables: KDIR (a kernel build directory, instead of tools/build-kernel),
@@ -32,7 +37,7 @@ IMPL ?= rust
 # (which prints it; a cache hit takes about a second).
 KDIR_CMD = $(if $(KDIR),echo "$(KDIR)",$(CURDIR)/tools/build-kernel $(VARIANT))
 
-.PHONY: all setup kernel modules check demo install bench clean help
+.PHONY: all setup kernel modules check demo install bench fuzz clean help
 
 all: setup kernel modules
 
@@ -52,6 +57,13 @@ check: all
 demo: all
 	@kdir=$$($(KDIR_CMD)) && \
 	$(CURDIR)/tools/vm-run --impl $(IMPL) --kdir "$$kdir" -- tools/demo
+
+FUZZ_TIME ?= 600
+fuzz: all
+	@kdir=$$($(KDIR_CMD)) && \
+	$(CURDIR)/tools/fuzz --impl $(IMPL) --kdir "$$kdir" --time $(FUZZ_TIME) \
+		$(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_AVOID),--avoid $(FUZZ_AVOID)) \
+		$(if $(FUZZ_OUT),--out $(FUZZ_OUT)) $(FUZZ_ARGS)
 
 # On a machine that runs the patched kernel: build against its build tree
 # and install into updates/, which depmod prefers over the in-tree C IPVS.
@@ -86,4 +98,4 @@ clean:
 	fi
 
 help:
-	@sed -n '3,25s/^# \{0,1\}//p' $(CURDIR)/Makefile
+	@sed -n '3,/^[^#]/{/^#/s/^# \{0,1\}//p}' $(CURDIR)/Makefile
