@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout: 300
+# timeout: 600
 #
 # Network namespace isolation and teardown, under the C IPVS (for
 # comparison) and then under $IPVS_IMPL, in one boot.
