@@ -15,7 +15,7 @@
 # reported as skipped. SCHED_ORACLE_ONLY="wrr lc" limits the run to the
 # scenarios of those schedulers.
 #
-# timeout: 400
+# timeout: 800
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
