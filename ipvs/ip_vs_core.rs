@@ -34,6 +34,7 @@ mod conn;
 mod defense;
 mod est;
 mod ctl;
+mod genl;
 mod hash;
 mod proto;
 mod proto_tcp;
@@ -984,7 +985,12 @@ pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
     sched::unregister(ops);
 }
 
+/// Whether the generic netlink family is registered: not until its service and real
+/// server commands work, since ipvsadm sends every request over netlink once it exists.
+const GENL_READY: bool = false;
+
 struct IpVsModule {
+    genl: Option<kernel::net::genetlink::Registration<genl::IpvsFamily>>,
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
@@ -994,6 +1000,7 @@ struct IpVsModule {
 impl kernel::Module for IpVsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let mut m = Self {
+            genl: None,
             sockopt: None,
             pernet: None,
             sched: None,
@@ -1008,6 +1015,9 @@ impl kernel::Module for IpVsModule {
             (uapi::BASE_CTL, uapi::set::MAX + 1),
             (uapi::BASE_CTL, uapi::get::MAX + 1),
         )?);
+        if GENL_READY {
+            m.genl = Some(genl::register(module)?);
+        }
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
             1u32 << conn_tab_bits(),
@@ -1033,6 +1043,7 @@ impl Drop for IpVsModule {
     fn drop(&mut self) {
         // No new requests, then every namespace's state goes (hooks, services, connections),
         // then the RCU callbacks that free them run before their code and cache go away.
+        self.genl = None;
         self.sockopt = None;
         self.pernet = None;
         rcu::barrier();

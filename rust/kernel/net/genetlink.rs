@@ -42,6 +42,8 @@ fn eopnotsupp() -> Error {
 pub enum AttrKind {
     /// Anything (`NLA_UNSPEC`).
     Unspec,
+    /// Anything of at least the given number of bytes (`NLA_UNSPEC` with a length).
+    MinLen(u16),
     /// An 8-bit value (`NLA_U8`).
     U8,
     /// A 16-bit value (`NLA_U16`).
@@ -91,6 +93,7 @@ impl<const N: usize> Policy<N> {
             assert!((s.attr as usize) < N);
             let (ty, len) = match s.kind {
                 AttrKind::Unspec => (bindings::NLA_UNSPEC, 0),
+                AttrKind::MinLen(n) => (bindings::NLA_UNSPEC, n),
                 AttrKind::U8 => (bindings::NLA_U8, 0),
                 AttrKind::U16 => (bindings::NLA_U16, 0),
                 AttrKind::U32 => (bindings::NLA_U32, 0),
