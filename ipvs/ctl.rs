@@ -15,7 +15,10 @@
 use crate::{
     ctl_config::{self, ServiceKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     service::{self, Service},
-    uapi::{self, get, set, DaemonUser, DestEntry, DestUser, GetDests, ServiceEntry, ServiceUser},
+    uapi::{
+        self, get, set, DaemonUser, DestEntry, DestUser, GetDests, ServiceEntry, ServiceUser,
+        SetRequest,
+    },
     Ipvs, IPVS,
 };
 use core::{fmt::Write, sync::atomic::Ordering::Relaxed};
@@ -213,19 +216,13 @@ impl SockoptOps for Ctl {
         }
         let usvc = ServiceUser::decode(&buf[..uapi::SERVICE_USER_LEN]);
         let udest = DestUser::decode(buf.get(uapi::SERVICE_USER_LEN..).unwrap_or(&[])).config();
-        let key = usvc.key();
-
-        if cmd == set::ZERO && key.is_unset() {
-            ipvs.zero_all(&ctl);
-            return Ok(());
-        }
-        // Only ADD and EDIT read the rest of the service (an unterminated scheduler name is
-        // `EINVAL` for them alone).
-        let config = match cmd {
-            set::ADD | set::EDIT => Some(usvc.config()?),
-            _ => None,
+        let (key, config) = match SetRequest::decode(cmd, &usvc)? {
+            SetRequest::ZeroAll => {
+                ipvs.zero_all(&ctl);
+                return Ok(());
+            }
+            SetRequest::Service { key, config } => (key, config),
         };
-        key.check_sockopt_protocol()?;
         let svc = ctl.services.lookup(&key);
         let svc = match svc {
             Some(s) if s.protocol == key.protocol() => Some(s),

@@ -238,6 +238,40 @@ impl ServiceUser {
     }
 }
 
+/// What a service command of setsockopt (ADD, EDIT, DEL, ZERO, ADDDEST, EDITDEST, DELDEST)
+/// asks for, once its service part has passed the checks `do_ip_vs_set_ctl` makes before
+/// looking the service up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SetRequest {
+    /// ZERO naming no service: zero every counter.
+    ZeroAll,
+    /// A command on the service `key`; `config` is the whole service for ADD and EDIT.
+    Service {
+        /// The service named.
+        key: ServiceKey,
+        /// The service's settings (ADD and EDIT only).
+        config: Option<ServiceConfig>,
+    },
+}
+
+impl SetRequest {
+    /// Decodes the service part of command `cmd` and checks it in upstream's order: ZERO
+    /// naming nothing first, then (ADD and EDIT only) an unterminated scheduler name
+    /// (`EINVAL`), then the protocol, for a firewall mark too (`EFAULT`).
+    pub fn decode(cmd: i32, usvc: &ServiceUser) -> Result<Self, Errno> {
+        let key = usvc.key();
+        if cmd == set::ZERO && key.is_unset() {
+            return Ok(Self::ZeroAll);
+        }
+        let config = match cmd {
+            set::ADD | set::EDIT => Some(usvc.config()?),
+            _ => None,
+        };
+        key.check_sockopt_protocol()?;
+        Ok(Self::Service { key, config })
+    }
+}
+
 /// `struct ip_vs_dest_user`: a real server as given to ADDDEST, EDITDEST and DELDEST.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct DestUser {
@@ -590,6 +624,42 @@ mod tests {
         assert_eq!(s.config().unwrap().sched_name.as_bytes(), &[b'x'; 15]);
         // An unterminated name does not stop the key from being read (DEL, ZERO, *DEST).
         assert_eq!(ServiceUser { sched_name: [1; 16], fwmark: 3, ..Default::default() }.key().fwmark(), 3);
+    }
+
+    #[test]
+    fn set_requests_in_upstream_order() {
+        let unterminated = ServiceUser { protocol: 99, sched_name: [b'x'; 16], ..Default::default() };
+        // ZERO naming nothing wins over a bad protocol and name.
+        assert_eq!(SetRequest::decode(set::ZERO, &unterminated), Ok(SetRequest::ZeroAll));
+        for cmd in [set::ADD, set::EDIT, set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
+            assert_ne!(SetRequest::decode(cmd, &unterminated), Ok(SetRequest::ZeroAll));
+        }
+        // The name before the protocol, for ADD and EDIT only.
+        assert_eq!(SetRequest::decode(set::ADD, &unterminated), Err(Errno::Inval));
+        assert_eq!(SetRequest::decode(set::EDIT, &unterminated), Err(Errno::Inval));
+        for cmd in [set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
+            assert_eq!(SetRequest::decode(cmd, &unterminated), Err(Errno::Fault));
+        }
+        let fwm = ServiceUser { protocol: 0, fwmark: u32::MAX, ..Default::default() };
+        assert_eq!(SetRequest::decode(set::ZERO, &fwm), Err(Errno::Fault));
+        assert_eq!(SetRequest::decode(set::DEL, &fwm), Err(Errno::Fault));
+        // DEL and the real-server commands ignore an unterminated name.
+        let ok = ServiceUser { protocol: 6, sched_name: [b'x'; 16], port: [0, 80], ..Default::default() };
+        for cmd in [set::DEL, set::ZERO, set::ADDDEST, set::EDITDEST, set::DELDEST] {
+            assert_eq!(
+                SetRequest::decode(cmd, &ok),
+                Ok(SetRequest::Service { key: ok.key(), config: None })
+            );
+        }
+        let mut add = ok;
+        add.sched_name = *SchedName::new(b"wrr").unwrap().field();
+        match SetRequest::decode(set::ADD, &add) {
+            Ok(SetRequest::Service { key, config: Some(c) }) => {
+                assert_eq!(key, c.key);
+                assert_eq!(c.sched_name.as_bytes(), b"wrr");
+            }
+            r => panic!("{r:?}"),
+        }
     }
 
     #[test]
