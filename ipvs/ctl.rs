@@ -215,40 +215,17 @@ impl SockoptOps for Ctl {
             return Err(EINVAL);
         }
         let usvc = ServiceUser::decode(&buf[..uapi::SERVICE_USER_LEN]);
-        let udest = DestUser::decode(buf.get(uapi::SERVICE_USER_LEN..).unwrap_or(&[])).config();
-        let (key, config) = match SetRequest::decode(cmd, &usvc)? {
+        let udest = DestUser::decode(buf.get(uapi::SERVICE_USER_LEN..).unwrap_or(&[]));
+        let (key, op) = match SetRequest::decode(cmd, &usvc, &udest)? {
             SetRequest::ZeroAll => {
                 ipvs.zero_all(&ctl);
                 return Ok(());
             }
-            SetRequest::Service { key, config } => (key, config),
+            SetRequest::Service { key, op } => (key, op),
         };
-        let svc = ctl.services.lookup(&key);
-        let svc = match svc {
-            Some(s) if s.protocol == key.protocol() => Some(s),
-            _ if cmd == set::ADD => None,
-            _ => return Err(ESRCH),
-        };
-        match (cmd, svc, config) {
-            (set::ADD, Some(_), _) => Err(EEXIST),
-            (set::ADD, None, Some(c)) => {
-                ctl.services.add(&c.check()?, &ipvs.svc_table)?;
-                ctl.update_hooks(net)
-            }
-            (set::EDIT, Some(s), Some(c)) => ctl.services.edit(&s, &c.check()?),
-            (set::DEL, Some(s), _) => {
-                ctl.services.del(&s, &ipvs.svc_table)?;
-                ctl.update_hooks(net)
-            }
-            (set::ZERO, Some(s), _) => {
-                zero_service(&s);
-                Ok(())
-            }
-            (set::ADDDEST, Some(s), _) => service::add_dest(net, &s, &udest.check()?),
-            (set::EDITDEST, Some(s), _) => service::edit_dest(&s, &udest.check()?),
-            (set::DELDEST, Some(s), _) => service::del_dest(&s, &udest),
-            _ => Err(EINVAL),
-        }
+        // A service of another protocol under the same key is not the one asked for.
+        let svc = ctl.services.lookup(&key).filter(|s| s.protocol == key.protocol());
+        run_service_op(net, ipvs, &mut ctl, svc, op)
     }
 
     fn get(net: &Net, cmd: i32, user: UserPtr, len: &mut i32) -> Result {
@@ -351,6 +328,44 @@ impl SockoptOps for Ctl {
             get::TIMEOUT => write(0, &uapi::TimeoutUser::from_config(&ipvs.timeouts()).encode()),
             _ => Err(EINVAL),
         }
+    }
+}
+
+/// Runs `op` on `svc`, the service its request named if it exists, whatever transport
+/// carried the request: `ESRCH` without a service unless `op` adds it, `EEXIST` if it adds
+/// one that exists; each configuration is checked ([`ctl_config`]) at the point upstream
+/// checks it, once the service is found.
+fn run_service_op(
+    net: &Net,
+    ipvs: &Ipvs,
+    ctl: &mut crate::CtlState,
+    svc: Option<Arc<Service>>,
+    op: ctl_config::ServiceOp,
+) -> Result {
+    use ctl_config::ServiceOp as Op;
+    let Some(s) = svc else {
+        return match op {
+            Op::Add(c) => {
+                ctl.services.add(&c.check()?, &ipvs.svc_table)?;
+                ctl.update_hooks(net)
+            }
+            _ => Err(ESRCH),
+        };
+    };
+    match op {
+        Op::Add(_) => Err(EEXIST),
+        Op::Edit(c) => ctl.services.edit(&s, &c.check()?),
+        Op::Del => {
+            ctl.services.del(&s, &ipvs.svc_table)?;
+            ctl.update_hooks(net)
+        }
+        Op::Zero => {
+            zero_service(&s);
+            Ok(())
+        }
+        Op::AddDest(d) => service::add_dest(net, &s, &d.check()?),
+        Op::EditDest(d) => service::edit_dest(&s, &d.check()?),
+        Op::DelDest(d) => service::del_dest(&s, &d),
     }
 }
 

@@ -585,6 +585,34 @@ impl DaemonConfig {
     }
 }
 
+/// What a command asks of a virtual service once the service is named (both transports'
+/// `ADD`/`NEW_SERVICE`, `EDIT`/`SET_SERVICE`, ... with their decoded arguments). The
+/// configurations are not checked yet: they are, in upstream's order, when the command runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ServiceOp {
+    /// Add the service (`ip_vs_add_service`).
+    Add(ServiceConfig),
+    /// Change its settings (`ip_vs_edit_service`).
+    Edit(ServiceConfig),
+    /// Remove it (`ip_vs_del_service`).
+    Del,
+    /// Zero its counters and its servers' (`ip_vs_zero_service`).
+    Zero,
+    /// Add a real server (`ip_vs_add_dest`).
+    AddDest(DestConfig),
+    /// Change a real server (`ip_vs_edit_dest`).
+    EditDest(DestConfig),
+    /// Remove a real server (`ip_vs_del_dest`).
+    DelDest(DestConfig),
+}
+
+impl ServiceOp {
+    /// Whether the command adds the service (the only one for a service that does not exist).
+    pub const fn adds_service(&self) -> bool {
+        matches!(self, Self::Add(_))
+    }
+}
+
 /// A configuration that passed its checks; only this file makes one, so an operation that
 /// takes one cannot be given an unchecked request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -12,7 +12,7 @@
 
 use crate::ctl_config::{
     Af, DaemonConfig, DestConfig, Errno, IfName, InetAddr, SchedName, ServiceConfig,
-    ServiceKey, TimeoutConfig,
+    ServiceKey, ServiceOp, TimeoutConfig,
 };
 
 /// First socket option number of IPVS.
@@ -245,30 +245,37 @@ impl ServiceUser {
 pub enum SetRequest {
     /// ZERO naming no service: zero every counter.
     ZeroAll,
-    /// A command on the service `key`; `config` is the whole service for ADD and EDIT.
+    /// Command `op` on the service `key`.
     Service {
         /// The service named.
         key: ServiceKey,
-        /// The service's settings (ADD and EDIT only).
-        config: Option<ServiceConfig>,
+        /// What is asked of it.
+        op: ServiceOp,
     },
 }
 
 impl SetRequest {
-    /// Decodes the service part of command `cmd` and checks it in upstream's order: ZERO
-    /// naming nothing first, then (ADD and EDIT only) an unterminated scheduler name
-    /// (`EINVAL`), then the protocol, for a firewall mark too (`EFAULT`).
-    pub fn decode(cmd: i32, usvc: &ServiceUser) -> Result<Self, Errno> {
+    /// Decodes command `cmd` with its service and real-server parts and checks the service
+    /// part in upstream's order: ZERO naming nothing first, then (ADD and EDIT only) an
+    /// unterminated scheduler name (`EINVAL`), then the protocol, for a firewall mark too
+    /// (`EFAULT`). A command that is none of these is `EINVAL`.
+    pub fn decode(cmd: i32, usvc: &ServiceUser, udest: &DestUser) -> Result<Self, Errno> {
         let key = usvc.key();
         if cmd == set::ZERO && key.is_unset() {
             return Ok(Self::ZeroAll);
         }
-        let config = match cmd {
-            set::ADD | set::EDIT => Some(usvc.config()?),
-            _ => None,
+        let op = match cmd {
+            set::ADD => ServiceOp::Add(usvc.config()?),
+            set::EDIT => ServiceOp::Edit(usvc.config()?),
+            set::DEL => ServiceOp::Del,
+            set::ZERO => ServiceOp::Zero,
+            set::ADDDEST => ServiceOp::AddDest(udest.config()),
+            set::EDITDEST => ServiceOp::EditDest(udest.config()),
+            set::DELDEST => ServiceOp::DelDest(udest.config()),
+            _ => return Err(Errno::Inval),
         };
         key.check_sockopt_protocol()?;
-        Ok(Self::Service { key, config })
+        Ok(Self::Service { key, op })
     }
 }
 
@@ -628,35 +635,47 @@ mod tests {
 
     #[test]
     fn set_requests_in_upstream_order() {
+        let d = DestUser { weight: -1, ..Default::default() };
+        let dec = |cmd, s: &ServiceUser| SetRequest::decode(cmd, s, &d);
         let unterminated = ServiceUser { protocol: 99, sched_name: [b'x'; 16], ..Default::default() };
         // ZERO naming nothing wins over a bad protocol and name.
-        assert_eq!(SetRequest::decode(set::ZERO, &unterminated), Ok(SetRequest::ZeroAll));
+        assert_eq!(dec(set::ZERO, &unterminated), Ok(SetRequest::ZeroAll));
         for cmd in [set::ADD, set::EDIT, set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
-            assert_ne!(SetRequest::decode(cmd, &unterminated), Ok(SetRequest::ZeroAll));
+            assert_ne!(dec(cmd, &unterminated), Ok(SetRequest::ZeroAll));
         }
         // The name before the protocol, for ADD and EDIT only.
-        assert_eq!(SetRequest::decode(set::ADD, &unterminated), Err(Errno::Inval));
-        assert_eq!(SetRequest::decode(set::EDIT, &unterminated), Err(Errno::Inval));
+        assert_eq!(dec(set::ADD, &unterminated), Err(Errno::Inval));
+        assert_eq!(dec(set::EDIT, &unterminated), Err(Errno::Inval));
         for cmd in [set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
-            assert_eq!(SetRequest::decode(cmd, &unterminated), Err(Errno::Fault));
+            assert_eq!(dec(cmd, &unterminated), Err(Errno::Fault));
         }
         let fwm = ServiceUser { protocol: 0, fwmark: u32::MAX, ..Default::default() };
-        assert_eq!(SetRequest::decode(set::ZERO, &fwm), Err(Errno::Fault));
-        assert_eq!(SetRequest::decode(set::DEL, &fwm), Err(Errno::Fault));
-        // DEL and the real-server commands ignore an unterminated name.
+        assert_eq!(dec(set::ZERO, &fwm), Err(Errno::Fault));
+        assert_eq!(dec(set::DEL, &fwm), Err(Errno::Fault));
+        // Not a service command.
+        for cmd in [set::FLUSH, set::TIMEOUT, set::STARTDAEMON, set::NONE, -1, i32::MIN, i32::MAX] {
+            assert_eq!(dec(cmd, &fwm), Err(Errno::Inval));
+        }
+        // The real server is decoded, not checked (a negative weight passes here).
         let ok = ServiceUser { protocol: 6, sched_name: [b'x'; 16], port: [0, 80], ..Default::default() };
-        for cmd in [set::DEL, set::ZERO, set::ADDDEST, set::EDITDEST, set::DELDEST] {
-            assert_eq!(
-                SetRequest::decode(cmd, &ok),
-                Ok(SetRequest::Service { key: ok.key(), config: None })
-            );
+        let key = ok.key();
+        for (cmd, op) in [
+            (set::DEL, ServiceOp::Del),
+            (set::ZERO, ServiceOp::Zero),
+            (set::ADDDEST, ServiceOp::AddDest(d.config())),
+            (set::EDITDEST, ServiceOp::EditDest(d.config())),
+            (set::DELDEST, ServiceOp::DelDest(d.config())),
+        ] {
+            assert_eq!(dec(cmd, &ok), Ok(SetRequest::Service { key, op }));
+            assert!(!op.adds_service());
         }
         let mut add = ok;
         add.sched_name = *SchedName::new(b"wrr").unwrap().field();
-        match SetRequest::decode(set::ADD, &add) {
-            Ok(SetRequest::Service { key, config: Some(c) }) => {
+        match dec(set::ADD, &add) {
+            Ok(SetRequest::Service { key, op: op @ ServiceOp::Add(c) }) => {
                 assert_eq!(key, c.key);
                 assert_eq!(c.sched_name.as_bytes(), b"wrr");
+                assert!(op.adds_service());
             }
             r => panic!("{r:?}"),
         }
