@@ -176,9 +176,17 @@ impl ServiceKey {
     /// are then ignored), <protocol, address, port> otherwise.
     pub fn new(af: Af, protocol: u16, addr: &[u8; 16], port: [u8; 2], fwmark: u32) -> Self {
         if fwmark != 0 {
-            Self::Fwmark { af, protocol, mark: fwmark }
+            Self::Fwmark {
+                af,
+                protocol,
+                mark: fwmark,
+            }
         } else {
-            Self::Addr { protocol, addr: InetAddr::from_nf(af, addr), port }
+            Self::Addr {
+                protocol,
+                addr: InetAddr::from_nf(af, addr),
+                port,
+            }
         }
     }
 
@@ -264,7 +272,10 @@ impl<const N: usize> NameBuf<N> {
         }
         let mut buf = [0u8; N];
         buf.get_mut(..name.len())?.copy_from_slice(name);
-        Some(Self { buf, len: name.len() })
+        Some(Self {
+            buf,
+            len: name.len(),
+        })
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -333,7 +344,9 @@ impl PeName {
         if name.is_empty() {
             return Ok(None);
         }
-        NameBuf::new(name).map(|n| Some(Self(n))).ok_or(Errno::Inval)
+        NameBuf::new(name)
+            .map(|n| Some(Self(n)))
+            .ok_or(Errno::Inval)
     }
 
     /// The name without the NUL.
@@ -463,8 +476,18 @@ impl DestConfig {
 /// unsupported family is `EAFNOSUPPORT`; a server of the other family than its service (not
 /// for removal) needs the sync daemon stopped and tunnelling (`conn_flags` as netlink gives
 /// them, the forwarding method alone), else `EINVAL`.
-pub fn dest_af(svc_af: Af, raw: u16, conn_flags: u32, del: bool, sync_running: bool) -> Result<Af, Errno> {
-    let af = if raw == 0 { svc_af } else { Af::supported(raw)? };
+pub fn dest_af(
+    svc_af: Af,
+    raw: u16,
+    conn_flags: u32,
+    del: bool,
+    sync_running: bool,
+) -> Result<Af, Errno> {
+    let af = if raw == 0 {
+        svc_af
+    } else {
+        Af::supported(raw)?
+    };
     if af != svc_af && !del && (sync_running || conn_flags != conn_flags::TUNNEL) {
         return Err(Errno::Inval);
     }
@@ -487,8 +510,14 @@ impl TimeoutConfig {
     /// `ip_vs_set_timeout`'s check: each value from 0 to `INT_MAX / HZ`, else `EINVAL`, so
     /// that `value * HZ` fits an `int`.
     pub fn check(self, hz: u32) -> Result<Checked<Self>, Errno> {
-        let max = i32::try_from(hz).ok().and_then(|hz| i32::MAX.checked_div(hz)).unwrap_or(0);
-        if [self.tcp, self.tcp_fin, self.udp].iter().any(|&t| t < 0 || t > max) {
+        let max = i32::try_from(hz)
+            .ok()
+            .and_then(|hz| i32::MAX.checked_div(hz))
+            .unwrap_or(0);
+        if [self.tcp, self.tcp_fin, self.udp]
+            .iter()
+            .any(|&t| t < 0 || t > max)
+        {
             return Err(Errno::Inval);
         }
         Ok(Checked(self))
@@ -689,24 +718,46 @@ mod tests {
         }
         assert!(ServiceKey::new(Af::Inet, 0, &[0; 16], [0; 2], 0).is_unset());
         assert!(!ServiceKey::new(Af::Inet, 0, &[0; 16], [0, 1], 0).is_unset());
-        assert!(!ServiceKey::new(Af::Inet, 0, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0; 2], 0).is_unset());
+        assert!(!ServiceKey::new(
+            Af::Inet,
+            0,
+            &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [0; 2],
+            0
+        )
+        .is_unset());
         // Only the IPv4 part counts for IPv4.
         let mut tail = [0u8; 16];
         tail[15] = 1;
         assert!(ServiceKey::new(Af::Inet, 0, &tail, [0; 2], 0).is_unset());
         assert!(!ServiceKey::new(Af::Inet6, 0, &tail, [0; 2], 0).is_unset());
-        assert_eq!(ServiceKey::new(Af::Inet6, 6, &tail, [0; 2], 5).af(), Af::Inet6);
+        assert_eq!(
+            ServiceKey::new(Af::Inet6, 6, &tail, [0; 2], 5).af(),
+            Af::Inet6
+        );
     }
 
     #[test]
     fn sockopt_protocols() {
         for p in [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP] {
-            assert_eq!(ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 0).check_sockopt_protocol(), Ok(()));
-            assert_eq!(ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 3).check_sockopt_protocol(), Ok(()));
+            assert_eq!(
+                ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 0).check_sockopt_protocol(),
+                Ok(())
+            );
+            assert_eq!(
+                ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 3).check_sockopt_protocol(),
+                Ok(())
+            );
         }
         for p in [0, 1, 5, 7, 131, 133, 256 + 6, u16::MAX] {
-            assert_eq!(ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 0).check_sockopt_protocol(), Err(Errno::Fault));
-            assert_eq!(ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 1).check_sockopt_protocol(), Err(Errno::Fault));
+            assert_eq!(
+                ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 0).check_sockopt_protocol(),
+                Err(Errno::Fault)
+            );
+            assert_eq!(
+                ServiceKey::new(Af::Inet, p, &[0; 16], [0; 2], 1).check_sockopt_protocol(),
+                Err(Errno::Fault)
+            );
         }
     }
 
@@ -748,11 +799,28 @@ mod tests {
     fn service_checks() {
         assert!(service(Af::Inet, u32::MAX).check().is_ok());
         assert!(service(Af::Inet, 0).check().is_ok());
-        assert_eq!(service(Af::Inet6, 64).check().err(), Some(Errno::AfNoSupport));
-        let fwm = ServiceConfig { key: ServiceKey::new(Af::Inet6, 6, &[0; 16], [0; 2], 1), ..service(Af::Inet, 0) };
+        assert_eq!(
+            service(Af::Inet6, 64).check().err(),
+            Some(Errno::AfNoSupport)
+        );
+        let fwm = ServiceConfig {
+            key: ServiceKey::new(Af::Inet6, 6, &[0; 16], [0; 2], 1),
+            ..service(Af::Inet, 0)
+        };
         assert_eq!(fwm.check().err(), Some(Errno::AfNoSupport));
-        for (plen, ok) in [(0, false), (1, true), (128, true), (129, false), (u32::MAX, false), (1 << 31, false)] {
-            assert_eq!(service(Af::Inet6, plen).check_prefix().is_ok(), ok, "{plen}");
+        for (plen, ok) in [
+            (0, false),
+            (1, true),
+            (128, true),
+            (129, false),
+            (u32::MAX, false),
+            (1 << 31, false),
+        ] {
+            assert_eq!(
+                service(Af::Inet6, plen).check_prefix().is_ok(),
+                ok,
+                "{plen}"
+            );
             assert!(service(Af::Inet, plen).check_prefix().is_ok());
         }
         assert_eq!(merge_svc_flags(0b1010, 0b0101, 0b0011), 0b1001);
@@ -763,34 +831,92 @@ mod tests {
     #[test]
     fn dest_checks_in_upstream_order() {
         assert!(dest(0, 0, 0).check().is_ok());
-        assert!(dest(i32::MAX, i32::MAX as u32, i32::MAX as u32).check().is_ok());
+        assert!(dest(i32::MAX, i32::MAX as u32, i32::MAX as u32)
+            .check()
+            .is_ok());
         assert_eq!(dest(-1, 0, 0).check().err(), Some(Errno::Range));
         assert_eq!(dest(i32::MIN, 0, 0).check().err(), Some(Errno::Range));
         assert_eq!(dest(1, 0, 1).check().err(), Some(Errno::Range));
         assert_eq!(dest(1, 5, u32::MAX).check().err(), Some(Errno::Range));
-        assert_eq!(dest(1, i32::MAX as u32 + 1, 0).check().err(), Some(Errno::Inval));
-        assert_eq!(dest(1, u32::MAX, u32::MAX).check().err(), Some(Errno::Inval));
+        assert_eq!(
+            dest(1, i32::MAX as u32 + 1, 0).check().err(),
+            Some(Errno::Inval)
+        );
+        assert_eq!(
+            dest(1, u32::MAX, u32::MAX).check().err(),
+            Some(Errno::Inval)
+        );
         // Weight before thresholds, thresholds' order before the upper bound.
-        assert_eq!(dest(-1, u32::MAX, u32::MAX).check().err(), Some(Errno::Range));
-        assert_eq!(dest(1, u32::MAX - 1, u32::MAX).check().err(), Some(Errno::Range));
+        assert_eq!(
+            dest(-1, u32::MAX, u32::MAX).check().err(),
+            Some(Errno::Range)
+        );
+        assert_eq!(
+            dest(1, u32::MAX - 1, u32::MAX).check().err(),
+            Some(Errno::Range)
+        );
         // GUE needs a port; the others do not.
-        let gue = DestConfig { tun_type: tun_type::GUE, ..dest(1, 0, 0) };
+        let gue = DestConfig {
+            tun_type: tun_type::GUE,
+            ..dest(1, 0, 0)
+        };
         assert_eq!(gue.check().err(), Some(Errno::Inval));
-        assert!(DestConfig { tun_port: [0x17, 0xc1], ..gue }.check().is_ok());
-        assert!(DestConfig { tun_type: tun_type::GRE, ..dest(1, 0, 0) }.check().is_ok());
-        assert_eq!(DestConfig { tun_type: tun_type::GUE, ..dest(-1, 0, 0) }.check().err(), Some(Errno::Range));
+        assert!(DestConfig {
+            tun_port: [0x17, 0xc1],
+            ..gue
+        }
+        .check()
+        .is_ok());
+        assert!(DestConfig {
+            tun_type: tun_type::GRE,
+            ..dest(1, 0, 0)
+        }
+        .check()
+        .is_ok());
+        assert_eq!(
+            DestConfig {
+                tun_type: tun_type::GUE,
+                ..dest(-1, 0, 0)
+            }
+            .check()
+            .err(),
+            Some(Errno::Range)
+        );
         // The family first.
-        assert_eq!(DestConfig { addr: InetAddr::V6([1; 16]), ..dest(-1, 0, 1) }.check().err(), Some(Errno::AfNoSupport));
+        assert_eq!(
+            DestConfig {
+                addr: InetAddr::V6([1; 16]),
+                ..dest(-1, 0, 1)
+            }
+            .check()
+            .err(),
+            Some(Errno::AfNoSupport)
+        );
     }
 
     #[test]
     fn dest_conn_flags_as_upstream() {
-        let f = |c| DestConfig { conn_flags: c, ..dest(1, 0, 0) }.dest_conn_flags();
+        let f = |c| {
+            DestConfig {
+                conn_flags: c,
+                ..dest(1, 0, 0)
+            }
+            .dest_conn_flags()
+        };
         assert_eq!(f(conn_flags::MASQ), conn_flags::INACTIVE);
-        assert_eq!(f(conn_flags::DROUTE), conn_flags::DROUTE | conn_flags::INACTIVE | conn_flags::NOOUTPUT);
-        assert_eq!(f(u32::MAX), conn_flags::DEST_MASK | conn_flags::INACTIVE | conn_flags::NOOUTPUT);
+        assert_eq!(
+            f(conn_flags::DROUTE),
+            conn_flags::DROUTE | conn_flags::INACTIVE | conn_flags::NOOUTPUT
+        );
+        assert_eq!(
+            f(u32::MAX),
+            conn_flags::DEST_MASK | conn_flags::INACTIVE | conn_flags::NOOUTPUT
+        );
         // Bits outside the mask are dropped; a method of 5 to 7 still counts as not NAT.
-        assert_eq!(f(conn_flags::SYNC | conn_flags::TEMPLATE), conn_flags::INACTIVE);
+        assert_eq!(
+            f(conn_flags::SYNC | conn_flags::TEMPLATE),
+            conn_flags::INACTIVE
+        );
         assert_eq!(f(7), 7 | conn_flags::INACTIVE | conn_flags::NOOUTPUT);
     }
 
@@ -800,14 +926,26 @@ mod tests {
         assert_eq!(dest_af(Af::Inet, 0, 0, false, false), Ok(Af::Inet));
         assert_eq!(dest_af(Af::Inet, AF_INET, 0, false, true), Ok(Af::Inet));
         for raw in [1, AF_INET6, u16::MAX] {
-            assert_eq!(dest_af(Af::Inet, raw, t, false, false), Err(Errno::AfNoSupport));
-            assert_eq!(dest_af(Af::Inet, raw, t, true, false), Err(Errno::AfNoSupport));
+            assert_eq!(
+                dest_af(Af::Inet, raw, t, false, false),
+                Err(Errno::AfNoSupport)
+            );
+            assert_eq!(
+                dest_af(Af::Inet, raw, t, true, false),
+                Err(Errno::AfNoSupport)
+            );
         }
         // A mixed-family server (here an IPv4 one in an IPv6 service) needs a tunnel and no
         // sync daemon, except to be removed.
         assert_eq!(dest_af(Af::Inet6, AF_INET, t, false, false), Ok(Af::Inet));
-        assert_eq!(dest_af(Af::Inet6, AF_INET, conn_flags::MASQ, false, false), Err(Errno::Inval));
-        assert_eq!(dest_af(Af::Inet6, AF_INET, t, false, true), Err(Errno::Inval));
+        assert_eq!(
+            dest_af(Af::Inet6, AF_INET, conn_flags::MASQ, false, false),
+            Err(Errno::Inval)
+        );
+        assert_eq!(
+            dest_af(Af::Inet6, AF_INET, t, false, true),
+            Err(Errno::Inval)
+        );
         assert_eq!(dest_af(Af::Inet6, AF_INET, 0, true, true), Ok(Af::Inet));
     }
 
@@ -815,7 +953,9 @@ mod tests {
     fn timeouts() {
         let t = |tcp, tcp_fin, udp| TimeoutConfig { tcp, tcp_fin, udp };
         assert!(t(0, 0, 0).check(250).is_ok());
-        assert!(t(i32::MAX / 250, i32::MAX / 250, i32::MAX / 250).check(250).is_ok());
+        assert!(t(i32::MAX / 250, i32::MAX / 250, i32::MAX / 250)
+            .check(250)
+            .is_ok());
         assert!(t(i32::MAX, 0, 0).check(1).is_ok());
         for bad in [-1, i32::MIN, i32::MAX / 250 + 1, i32::MAX] {
             assert_eq!(t(bad, 0, 0).check(250).err(), Some(Errno::Inval));
