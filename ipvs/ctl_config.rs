@@ -603,6 +603,18 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
+    /// `ip_vs_genl_new_daemon`'s check of a multicast group given over netlink: an IPv4
+    /// group must be multicast (`EINVAL`); an IPv6 one is `EAFNOSUPPORT`, as upstream built
+    /// without IPv6 answers (the sync daemon does not exist yet).
+    pub fn check_group(&self) -> Result<(), Errno> {
+        match self.mcast_group {
+            None => Ok(()),
+            Some(InetAddr::V4(a)) if a[0] & 0xf0 == 0xe0 => Ok(()),
+            Some(InetAddr::V4(_)) => Err(Errno::Inval),
+            Some(InetAddr::V6(_)) => Err(Errno::AfNoSupport),
+        }
+    }
+
     /// `start_sync_thread`'s checks, in its order: the interface must exist (`has_device`,
     /// else `ENODEV`, given by the caller) before the state is checked (`EINVAL`).
     pub fn check_start<E: From<Errno>>(
@@ -982,6 +994,19 @@ mod tests {
             mcast_port: 0,
             mcast_ttl: 0,
         };
+        assert_eq!(cfg(1).check_group(), Ok(()));
+        for (group, res) in [
+            (InetAddr::V4([224, 0, 0, 81]), Ok(())),
+            (InetAddr::V4([239, 255, 255, 255]), Ok(())),
+            (InetAddr::V4([223, 255, 255, 255]), Err(Errno::Inval)),
+            (InetAddr::V4([240, 0, 0, 0]), Err(Errno::Inval)),
+            (InetAddr::V4([0; 4]), Err(Errno::Inval)),
+            (InetAddr::V4([255; 4]), Err(Errno::Inval)),
+            (InetAddr::V6([0xff; 16]), Err(Errno::AfNoSupport)),
+        ] {
+            let c = DaemonConfig { mcast_group: Some(group), ..cfg(1) };
+            assert_eq!(c.check_group(), res, "{group:?}");
+        }
         let present = |_: &IfName| Ok::<(), Errno>(());
         let missing = |_: &IfName| Err(Errno::Range);
         assert_eq!(cfg(1).check_start(present), Ok(DaemonState::Master));

@@ -161,7 +161,6 @@ impl DestList {
 /// A virtual service.
 pub(crate) struct Service {
     /// Address family.
-    #[allow(dead_code)]
     pub(crate) af: u16,
     /// IP protocol.
     pub(crate) protocol: u16,
