@@ -34,6 +34,7 @@ mod conn;
 mod defense;
 mod est;
 mod ctl;
+mod ctl_config;
 mod genl;
 mod hash;
 mod proto;
@@ -812,22 +813,20 @@ impl Ipvs {
         Stats::count_out([&d.stats, &d.svc_stats, &self.stats], len);
     }
 
-    /// `IP_VS_SO_GET_TIMEOUT`.
-    pub(crate) fn timeouts(&self) -> uapi::TimeoutUser {
+    /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.
+    pub(crate) fn timeouts(&self) -> ctl_config::TimeoutConfig {
         let s = |j: u32| (j / self.hz) as i32;
-        uapi::TimeoutUser {
+        ctl_config::TimeoutConfig {
             tcp: s(self.tcp_timeouts[proto_tcp::TcpState::Established as usize].load(Relaxed)),
             tcp_fin: s(self.tcp_timeouts[proto_tcp::TcpState::FinWait as usize].load(Relaxed)),
             udp: s(self.udp_timeout.load(Relaxed)),
         }
     }
 
-    /// `IP_VS_SO_SET_TIMEOUT` (`ip_vs_set_timeout`): 0 keeps a value.
-    pub(crate) fn set_timeouts(&self, u: &uapi::TimeoutUser) -> Result {
-        let max = i32::MAX / self.hz as i32;
-        if [u.tcp, u.tcp_fin, u.udp].iter().any(|&t| t < 0 || t > max) {
-            return Err(EINVAL);
-        }
+    /// `ip_vs_set_timeout`: each value checked by [`ctl_config::TimeoutConfig::check`]; 0
+    /// keeps a value.
+    pub(crate) fn set_timeouts(&self, u: &ctl_config::TimeoutConfig) -> Result {
+        let u = u.check(self.hz)?;
         let set = |a: &AtomicU32, secs: i32| {
             if secs != 0 {
                 a.store(secs as u32 * self.hz, Relaxed);
