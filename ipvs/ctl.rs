@@ -338,7 +338,7 @@ impl SockoptOps for Ctl {
 /// carried the request: `ESRCH` without a service unless `op` adds it, `EEXIST` if it adds
 /// one that exists; each configuration is checked ([`ctl_config`]) at the point upstream
 /// checks it, once the service is found.
-fn run_service_op(
+pub(crate) fn run_service_op(
     net: &Net,
     ipvs: &Ipvs,
     ctl: &mut crate::CtlState,
@@ -394,7 +394,7 @@ fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
 }
 
 /// The service `key` names, as the packet path finds it.
-fn find_by_key(ipvs: &Ipvs, _ctl: &crate::CtlState, key: &ServiceKey) -> Option<Arc<Service>> {
+pub(crate) fn find_by_key(ipvs: &Ipvs, _ctl: &crate::CtlState, key: &ServiceKey) -> Option<Arc<Service>> {
     let g = rcu::read_lock();
     let t = ipvs.svc_table.get(&g)?;
     let s = match key {

@@ -10,6 +10,8 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_ctl.c` (`ip_vs_genl_*`)
 
 use crate::{
+    ctl,
+    ctl_config::{self, Af, DestConfig, PeName, SchedName, ServiceConfig, ServiceKey, ServiceOp},
     service::{self, Service},
     Ipvs, IPVS,
 };
@@ -114,7 +116,6 @@ mod daemon_attr {
 /// Statistics attributes (`IPVS_STATS_ATTR_*`), in the order of the counters.
 mod stats_attr {
     pub(super) const CONNS: u16 = 1;
-    pub(super) const CPS: u16 = 6;
     pub(super) const PAD: u16 = 11;
 }
 
@@ -124,7 +125,6 @@ mod info_attr {
     pub(super) const CONN_TAB_SIZE: u16 = 2;
 }
 
-const AF_INET: u16 = 2;
 /// `sizeof(union nf_inet_addr)`, `sizeof(struct ip_vs_flags)`, `sizeof(struct in6_addr)`.
 const INET_ADDR_LEN: u16 = 16;
 const FLAGS_LEN: u16 = 8;
@@ -375,11 +375,11 @@ fn dump_services(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
 /// without a valid service ends the dump without an error, as upstream's.
 fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let start = usize::try_from(dump.args()[0]).unwrap_or(0);
-    let _ctl = ipvs.ctl.lock();
+    let ctl = ipvs.ctl.lock();
     let Ok(attrs) = dump.parse_request(&CMD_POLICY) else {
         return Ok(());
     };
-    let Ok(Some(svc)) = find_service(ipvs, attrs.get(cmd_attr::SERVICE)) else {
+    let Ok(Some(svc)) = find_service(ipvs, &ctl, attrs.get(cmd_attr::SERVICE)) else {
         return Ok(());
     };
     let g = rcu::read_lock();
@@ -399,55 +399,191 @@ fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     r
 }
 
-/// The identifying part of a service attribute (`ip_vs_genl_parse_service` without a full
-/// entry): `EINVAL` when it is missing, malformed or incomplete, `EAFNOSUPPORT` for a
-/// family other than IPv4; then the service, if it exists.
-fn find_service(ipvs: &Ipvs, nla: Option<Attr<'_>>) -> Result<Option<Arc<Service>>> {
+/// A service attribute decoded (`ip_vs_genl_parse_service`): its key, the service if it
+/// exists, and with `full` the rest of its configuration (flags merged into the existing
+/// service's). `EINVAL` when it is missing, malformed or incomplete, `EAFNOSUPPORT` for a
+/// family that cannot be configured.
+struct ParsedService {
+    key: ServiceKey,
+    svc: Option<Arc<Service>>,
+    config: Option<ServiceConfig>,
+}
+
+fn parse_service(
+    ipvs: &Ipvs,
+    ctl: &crate::CtlState,
+    nla: Option<Attr<'_>>,
+    full: bool,
+) -> Result<ParsedService> {
     let attrs = nla.ok_or(EINVAL)?.parse_nested(&SVC_POLICY).map_err(|_| EINVAL)?;
-    let af = attrs.get(svc_attr::AF);
     let fwmark = attrs.get(svc_attr::FWMARK);
     let (proto, addr, port) = (
         attrs.get(svc_attr::PROTOCOL),
         attrs.get(svc_attr::ADDR),
         attrs.get(svc_attr::PORT),
     );
-    let af = match (af, fwmark.is_some() || (proto.is_some() && addr.is_some() && port.is_some())) {
-        (Some(af), true) => af.get_u16().ok_or(EINVAL)?,
+    let af = match attrs.get(svc_attr::AF) {
+        Some(af) if fwmark.is_some() || (proto.is_some() && addr.is_some() && port.is_some()) => {
+            af.get_u16().ok_or(EINVAL)?
+        }
         _ => return Err(EINVAL),
     };
-    if af != AF_INET {
-        return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
-    }
-    let g = rcu::read_lock();
-    let Some(t) = ipvs.svc_table.get(&g) else {
-        return Ok(None);
-    };
-    let s = match fwmark {
-        Some(f) => t.find_fwmark(f.get_u32().ok_or(EINVAL)?),
-        None => {
-            let (Some(proto), Some(addr), Some(port)) = (proto, addr, port) else {
-                return Err(EINVAL);
-            };
+    let af = Af::supported(af)?;
+    let key = match (fwmark, proto, addr, port) {
+        (Some(f), ..) => {
+            ServiceKey::new(af, ctl_config::IPPROTO_TCP, &[0; 16], [0; 2], f.get_u32().ok_or(EINVAL)?)
+        }
+        (None, Some(proto), Some(addr), Some(port)) => {
             // `nla_memcpy`: as much of the address as the attribute has, zeroes after.
             let mut a = [0u8; 16];
             for (d, s) in a.iter_mut().zip(addr.data()) {
                 *d = *s;
             }
-            let p = port.data();
-            let port = [p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)];
-            t.find(proto.get_u16().ok_or(EINVAL)?, &a, port)
+            let port = port.get_u16().ok_or(EINVAL)?.to_ne_bytes();
+            ServiceKey::new(af, proto.get_u16().ok_or(EINVAL)?, &a, port, 0)
         }
+        _ => return Err(EINVAL),
     };
-    Ok(s.cloned())
+    let svc = ctl::find_by_key(ipvs, ctl, &key);
+    let config = if full {
+        let (Some(sched), Some(flags), Some(timeout), Some(netmask)) = (
+            attrs.get(svc_attr::SCHED_NAME),
+            attrs.get(svc_attr::FLAGS),
+            attrs.get(svc_attr::TIMEOUT),
+            attrs.get(svc_attr::NETMASK),
+        ) else {
+            return Err(EINVAL);
+        };
+        // `nla_memcpy` into `struct ip_vs_flags { flags, mask }`, zeroes after a short one.
+        let mut fm = [0u8; FLAGS_LEN as usize];
+        for (d, s) in fm.iter_mut().zip(flags.data()) {
+            *d = *s;
+        }
+        let f = u32::from_ne_bytes([fm[0], fm[1], fm[2], fm[3]]);
+        let mask = u32::from_ne_bytes([fm[4], fm[5], fm[6], fm[7]]);
+        let old = svc.as_ref().map_or(0, |s| s.flags.load(Relaxed));
+        let mut nm = [0u8; 4];
+        for (d, s) in nm.iter_mut().zip(netmask.data()) {
+            *d = *s;
+        }
+        Some(ServiceConfig {
+            key,
+            sched_name: SchedName::new(sched.get_str()).ok_or(EINVAL)?,
+            pe_name: match attrs.get(svc_attr::PE_NAME) {
+                Some(pe) => PeName::new(pe.get_str())?,
+                None => None,
+            },
+            flags: ctl_config::merge_svc_flags(old, f, mask),
+            timeout: timeout.get_u32().ok_or(EINVAL)?,
+            netmask: nm,
+        })
+    } else {
+        None
+    };
+    Ok(ParsedService { key, svc, config })
+}
+
+/// The identifying part of a service attribute, then the service if it exists.
+fn find_service(ipvs: &Ipvs, ctl: &crate::CtlState, nla: Option<Attr<'_>>) -> Result<Option<Arc<Service>>> {
+    Ok(parse_service(ipvs, ctl, nla, false)?.svc)
+}
+
+/// A real server attribute decoded (`ip_vs_genl_parse_dest`): address, port and family
+/// (0: the service's); with `full`, forwarding method, weight, thresholds and tunnel.
+fn parse_dest(nla: Option<Attr<'_>>, full: bool) -> Result<(DestConfig, u16, [u8; 16])> {
+    let attrs = nla.ok_or(EINVAL)?.parse_nested(&DEST_POLICY).map_err(|_| EINVAL)?;
+    let (Some(addr), Some(port)) = (attrs.get(dest_attr::ADDR), attrs.get(dest_attr::PORT)) else {
+        return Err(EINVAL);
+    };
+    let mut a = [0u8; 16];
+    for (d, s) in a.iter_mut().zip(addr.data()) {
+        *d = *s;
+    }
+    let raw_af = match attrs.get(dest_attr::ADDR_FAMILY) {
+        Some(af) => af.get_u16().ok_or(EINVAL)?,
+        None => 0,
+    };
+    let u32_of = |t: u16| attrs.get(t).and_then(|a| a.get_u32());
+    let mut d = DestConfig {
+        // The family is settled against the service's by the caller.
+        addr: ctl_config::InetAddr::from_nf(Af::Inet, &a),
+        port: port.get_u16().ok_or(EINVAL)?.to_ne_bytes(),
+        conn_flags: 0,
+        weight: 0,
+        u_threshold: 0,
+        l_threshold: 0,
+        tun_type: 0,
+        tun_port: [0; 2],
+        tun_flags: 0,
+    };
+    if full {
+        let (Some(fwd), Some(weight), Some(u), Some(l)) = (
+            u32_of(dest_attr::FWD_METHOD),
+            u32_of(dest_attr::WEIGHT),
+            u32_of(dest_attr::U_THRESH),
+            u32_of(dest_attr::L_THRESH),
+        ) else {
+            return Err(EINVAL);
+        };
+        d.conn_flags = fwd & crate::uapi::conn_flags::FWD_MASK;
+        d.weight = weight as i32;
+        d.u_threshold = u;
+        d.l_threshold = l;
+        if let Some(t) = attrs.get(dest_attr::TUN_TYPE) {
+            d.tun_type = t.get_u8().ok_or(EINVAL)?;
+        }
+        if let Some(p) = attrs.get(dest_attr::TUN_PORT) {
+            d.tun_port = p.get_u16().ok_or(EINVAL)?.to_ne_bytes();
+        }
+        if let Some(f) = attrs.get(dest_attr::TUN_FLAGS) {
+            d.tun_flags = f.get_u16().ok_or(EINVAL)?;
+        }
+    }
+    Ok((d, raw_af, a))
+}
+
+/// `ip_vs_genl_set_cmd` for the service and real server commands, checked in upstream's
+/// order: the service (`EINVAL`, `EAFNOSUPPORT`), its existence (`ESRCH`), the real server
+/// and its family, then the operation.
+fn set_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
+    let net = info.net();
+    let c = info.cmd();
+    let mut ctl = ipvs.ctl.lock();
+    let full_svc = c == cmd::NEW_SERVICE || c == cmd::SET_SERVICE;
+    let p = parse_service(ipvs, &ctl, info.attr(cmd_attr::SERVICE), full_svc)?;
+    if c != cmd::NEW_SERVICE && p.svc.is_none() {
+        return Err(ESRCH);
+    }
+    let dest = if c == cmd::NEW_DEST || c == cmd::SET_DEST || c == cmd::DEL_DEST {
+        let (mut d, raw_af, addr_nf) = parse_dest(info.attr(cmd_attr::DEST), c != cmd::DEL_DEST)?;
+        let svc_af = p.key.af();
+        // No sync daemon runs yet.
+        let af = ctl_config::dest_af(svc_af, raw_af, d.conn_flags, c == cmd::DEL_DEST, false)?;
+        d.addr = ctl_config::InetAddr::from_nf(af, &addr_nf);
+        Some(d)
+    } else {
+        None
+    };
+    let op = match (c, p.config, dest) {
+        (cmd::NEW_SERVICE, Some(cfg), _) => ServiceOp::Add(cfg),
+        (cmd::SET_SERVICE, Some(cfg), _) => ServiceOp::Edit(cfg),
+        (cmd::DEL_SERVICE, ..) => ServiceOp::Del,
+        (cmd::ZERO, ..) => ServiceOp::Zero,
+        (cmd::NEW_DEST, _, Some(d)) => ServiceOp::AddDest(d),
+        (cmd::SET_DEST, _, Some(d)) => ServiceOp::EditDest(d),
+        (cmd::DEL_DEST, _, Some(d)) => ServiceOp::DelDest(d),
+        _ => return Err(EINVAL),
+    };
+    ctl::run_service_op(net, ipvs, &mut ctl, p.svc, op)
 }
 
 /// `ip_vs_genl_get_cmd`: `GET_SERVICE`, `GET_INFO` and `GET_CONFIG` answered with one
 /// message (`NEW_SERVICE`, `SET_INFO`, `SET_CONFIG`).
 fn get_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
-    let _ctl = ipvs.ctl.lock();
+    let ctl = ipvs.ctl.lock();
     match info.cmd() {
         cmd::GET_SERVICE => {
-            let svc = find_service(ipvs, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
+            let svc = find_service(ipvs, &ctl, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
             let hz = ipvs.conns.hz();
             info.reply(cmd::NEW_SERVICE, |m| fill_service(m, &svc, hz, &rcu::read_lock()))
         }
@@ -491,12 +627,6 @@ fn set_daemon(info: &Info<'_>) -> Result {
     };
     let attrs = nla.parse_nested(&DAEMON_POLICY).map_err(|_| EINVAL)?;
     attrs.get(daemon_attr::STATE).ok_or(EINVAL)?.get_u32().ok_or(EINVAL)?;
-    Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
-}
-
-/// `ip_vs_genl_set_cmd`: the service and real server commands; to be wired to the
-/// transport-independent configuration types.
-fn set_cmd(_ipvs: &Ipvs, _info: &Info<'_>) -> Result {
     Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
 }
 
