@@ -60,6 +60,8 @@ module! {
     author: "Rust IPVS developers",
     description: "IP Virtual Server (Rust implementation)",
     license: "GPL",
+    // `MODULE_ALIAS_GENL_FAMILY("IPVS")`: resolving the family loads the module.
+    alias: ["net-pf-16-proto-16-family-IPVS"],
 }
 
 extern "C" {
@@ -815,7 +817,7 @@ impl Ipvs {
 
     /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.
     pub(crate) fn timeouts(&self) -> ctl_config::TimeoutConfig {
-        let s = |j: u32| (j / self.hz) as i32;
+        let s = |j: u32| j.checked_div(self.hz).unwrap_or(0) as i32;
         ctl_config::TimeoutConfig {
             tcp: s(self.tcp_timeouts[proto_tcp::TcpState::Established as usize].load(Relaxed)),
             tcp_fin: s(self.tcp_timeouts[proto_tcp::TcpState::FinWait as usize].load(Relaxed)),
@@ -984,10 +986,6 @@ pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
     sched::unregister(ops);
 }
 
-/// Whether the generic netlink family is registered: not until its service and real
-/// server commands work, since ipvsadm sends every request over netlink once it exists.
-const GENL_READY: bool = false;
-
 struct IpVsModule {
     genl: Option<kernel::net::genetlink::Registration<genl::IpvsFamily>>,
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
@@ -1014,9 +1012,7 @@ impl kernel::Module for IpVsModule {
             (uapi::BASE_CTL, uapi::set::MAX + 1),
             (uapi::BASE_CTL, uapi::get::MAX + 1),
         )?);
-        if GENL_READY {
-            m.genl = Some(genl::register(module)?);
-        }
+        m.genl = Some(genl::register(module)?);
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
             1u32 << conn_tab_bits(),
