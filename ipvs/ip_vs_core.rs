@@ -34,6 +34,8 @@ mod conn;
 mod defense;
 mod est;
 mod ctl;
+mod ctl_config;
+mod genl;
 mod hash;
 mod proto;
 mod proto_tcp;
@@ -58,6 +60,8 @@ module! {
     author: "Rust IPVS developers",
     description: "IP Virtual Server (Rust implementation)",
     license: "GPL",
+    // `MODULE_ALIAS_GENL_FAMILY("IPVS")`: resolving the family loads the module.
+    alias: ["net-pf-16-proto-16-family-IPVS"],
 }
 
 extern "C" {
@@ -811,22 +815,20 @@ impl Ipvs {
         Stats::count_out([&d.stats, &d.svc_stats, &self.stats], len);
     }
 
-    /// `IP_VS_SO_GET_TIMEOUT`.
-    pub(crate) fn timeouts(&self) -> uapi::TimeoutUser {
-        let s = |j: u32| (j / self.hz) as i32;
-        uapi::TimeoutUser {
+    /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.
+    pub(crate) fn timeouts(&self) -> ctl_config::TimeoutConfig {
+        let s = |j: u32| j.checked_div(self.hz).unwrap_or(0) as i32;
+        ctl_config::TimeoutConfig {
             tcp: s(self.tcp_timeouts[proto_tcp::TcpState::Established as usize].load(Relaxed)),
             tcp_fin: s(self.tcp_timeouts[proto_tcp::TcpState::FinWait as usize].load(Relaxed)),
             udp: s(self.udp_timeout.load(Relaxed)),
         }
     }
 
-    /// `IP_VS_SO_SET_TIMEOUT` (`ip_vs_set_timeout`): 0 keeps a value.
-    pub(crate) fn set_timeouts(&self, u: &uapi::TimeoutUser) -> Result {
-        let max = i32::MAX / self.hz as i32;
-        if [u.tcp, u.tcp_fin, u.udp].iter().any(|&t| t < 0 || t > max) {
-            return Err(EINVAL);
-        }
+    /// `ip_vs_set_timeout`: each value checked by [`ctl_config::TimeoutConfig::check`]; 0
+    /// keeps a value.
+    pub(crate) fn set_timeouts(&self, u: &ctl_config::TimeoutConfig) -> Result {
+        let u = u.check(self.hz)?;
         let set = |a: &AtomicU32, secs: i32| {
             if secs != 0 {
                 a.store(secs as u32 * self.hz, Relaxed);
@@ -985,6 +987,7 @@ pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
 }
 
 struct IpVsModule {
+    genl: Option<kernel::net::genetlink::Registration<genl::IpvsFamily>>,
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
@@ -994,6 +997,7 @@ struct IpVsModule {
 impl kernel::Module for IpVsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let mut m = Self {
+            genl: None,
             sockopt: None,
             pernet: None,
             sched: None,
@@ -1008,6 +1012,7 @@ impl kernel::Module for IpVsModule {
             (uapi::BASE_CTL, uapi::set::MAX + 1),
             (uapi::BASE_CTL, uapi::get::MAX + 1),
         )?);
+        m.genl = Some(genl::register(module)?);
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
             1u32 << conn_tab_bits(),
@@ -1033,6 +1038,7 @@ impl Drop for IpVsModule {
     fn drop(&mut self) {
         // No new requests, then every namespace's state goes (hooks, services, connections),
         // then the RCU callbacks that free them run before their code and cache go away.
+        self.genl = None;
         self.sockopt = None;
         self.pernet = None;
         rcu::barrier();

@@ -27,6 +27,7 @@ use kernel::{
 
 mod abi;
 mod conn;
+mod ctl_config;
 mod est;
 mod hash;
 mod proto;
@@ -424,7 +425,7 @@ unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
         let dup = unsafe { sched::register(&*again) };
         t.expect(dup == Err(EEXIST), "a second table of the same name is EEXIST");
 
-        let name = uapi::SchedName::new(b"kunitprobe").ok_or(EINVAL)?;
+        let name = ctl_config::SchedName::new(b"kunitprobe").ok_or(EINVAL)?;
         let ds = [
             dest([10, 0, 1, 3], 80, 1, 13)?,
             dest([10, 0, 1, 2], 80, 1, 12)?,

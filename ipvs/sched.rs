@@ -11,7 +11,7 @@
 
 use crate::{
     abi::{DestHookFn, DestInfo, Packet, SchedulerOps},
-    uapi::SchedName,
+    ctl_config::SchedName,
 };
 use core::{
     ffi::c_void,

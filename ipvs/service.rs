@@ -3,6 +3,9 @@
 //! Virtual services and their real servers (destinations), and the operations ipvsadm
 //! performs on them.
 //!
+//! The operations take the transport-independent configuration of `ctl_config.rs`, checked
+//! there ([`Checked`]); no setsockopt or netlink structure reaches this file.
+//!
 //! The control path keeps the authoritative list of services under the per-namespace control
 //! mutex and publishes an immutable lookup table to the packet path through RCU; a service's
 //! destination list and scheduler binding are published the same way. Readers never lock.
@@ -13,7 +16,8 @@ use crate::{
     abi::{DestInfo, OverloadEvent, DEST_F_AVAILABLE},
     sched::SchedBinding,
     stats::Stats,
-    uapi::{conn_flags, svc_flags, DestUser, SchedName, ServiceUser},
+    ctl_config::{self, Checked, DestConfig, InetAddr, SchedName, ServiceConfig, ServiceKey},
+    uapi::svc_flags,
 };
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::{
@@ -25,14 +29,22 @@ use kernel::{
     sync::{rcu, rcu::{RcuBox, RcuNode}, Arc},
 };
 
-/// `AF_INET`.
-pub(crate) const AF_INET: u16 = 2;
-/// `IPPROTO_TCP`.
-pub(crate) const IPPROTO_TCP: u16 = 6;
-/// `IPPROTO_UDP`.
-pub(crate) const IPPROTO_UDP: u16 = 17;
-/// `IPPROTO_SCTP`.
-pub(crate) const IPPROTO_SCTP: u16 = 132;
+pub(crate) use crate::ctl_config::AF_INET;
+
+/// The kernel's errno for a refused configuration (here, as both the core and its KUnit copy
+/// build this file).
+impl From<ctl_config::Errno> for Error {
+    fn from(e: ctl_config::Errno) -> Self {
+        match e {
+            ctl_config::Errno::Inval => EINVAL,
+            ctl_config::Errno::Range => ERANGE,
+            ctl_config::Errno::Fault => EFAULT,
+            ctl_config::Errno::AfNoSupport => {
+                Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32))
+            }
+        }
+    }
+}
 
 static NEXT_DEST_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -68,8 +80,9 @@ impl Dest {
         self.info.flags.load(Relaxed) & DEST_F_AVAILABLE != 0
     }
 
-    fn matches(&self, addr: &[u8; 16], port: [u8; 2]) -> bool {
-        self.info.addr == *addr && self.info.port == port
+    /// Whether it is the server at `addr` (of that family) and `port` (`ip_vs_lookup_dest`).
+    fn matches(&self, addr: &InetAddr, port: [u8; 2]) -> bool {
+        self.info.af == addr.af().raw() && self.info.addr == addr.nf() && self.info.port == port
     }
 }
 
@@ -140,7 +153,7 @@ impl DestList {
         self.dests.infos()
     }
 
-    fn find(&self, addr: &[u8; 16], port: [u8; 2]) -> Option<usize> {
+    fn find(&self, addr: &InetAddr, port: [u8; 2]) -> Option<usize> {
         self.dests.iter().position(|d| d.matches(addr, port))
     }
 }
@@ -148,7 +161,6 @@ impl DestList {
 /// A virtual service.
 pub(crate) struct Service {
     /// Address family.
-    #[allow(dead_code)]
     pub(crate) af: u16,
     /// IP protocol.
     pub(crate) protocol: u16,
@@ -210,15 +222,20 @@ impl Service {
         crate::uapi::persist_timeout_jiffies(self.timeout.load(Relaxed), hz)
     }
 
-    fn key_matches(&self, u: &ServiceUser) -> bool {
-        if u.fwmark != 0 {
-            self.fwmark == u.fwmark
-        } else {
-            self.fwmark == 0
-                && self.protocol == u.protocol
-                && self.addr == v4(u.addr)
-                && self.port == u.port
-        }
+    /// Whether `key` names this service (`__ip_vs_svc_fwm_find`, `__ip_vs_service_find`): a
+    /// mark of the same family, or the same <protocol, address, port>. The protocol of a
+    /// firewall-mark service is not compared here.
+    fn key_matches(&self, key: &ServiceKey) -> bool {
+        self.af == key.af().raw()
+            && match key {
+                ServiceKey::Fwmark { mark, .. } => self.fwmark == *mark,
+                ServiceKey::Addr { protocol, port, .. } => {
+                    self.fwmark == 0
+                        && self.protocol == *protocol
+                        && self.addr == key.addr_nf()
+                        && self.port == *port
+                }
+            }
     }
 
     /// The scheduler's name, or `none`.
@@ -333,9 +350,9 @@ impl Services {
         self.list.len()
     }
 
-    /// The service matching a user request's key.
-    pub(crate) fn lookup(&self, u: &ServiceUser) -> Option<Arc<Service>> {
-        self.list.iter().find(|s| s.key_matches(u)).cloned()
+    /// The service `key` names.
+    pub(crate) fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
+        self.list.iter().find(|s| s.key_matches(key)).cloned()
     }
 
     fn publish(&self, table: &RcuBox<ServiceTable>) -> Result {
@@ -348,21 +365,26 @@ impl Services {
         Ok(())
     }
 
-    /// `ip_vs_add_service`.
-    pub(crate) fn add(&mut self, u: &ServiceUser, name: SchedName, table: &RcuBox<ServiceTable>) -> Result {
+    /// `ip_vs_add_service`: the module reference (`ENOPROTOOPT`), the scheduler (`ENOENT`),
+    /// the persistence engine (`ENOENT`: there are none), the prefix, then the service.
+    pub(crate) fn add(&mut self, u: &Checked<ServiceConfig>, table: &RcuBox<ServiceTable>) -> Result {
         let module = ModuleRef::get()?;
-        let sched = if name.is_none() {
+        let sched = if u.sched_name.is_none() {
             None
         } else {
-            Some(RcuNode::new(SchedBinding::new(name, &[])?, GFP_KERNEL)?)
+            Some(RcuNode::new(SchedBinding::new(u.sched_name, &[])?, GFP_KERNEL)?)
         };
+        if u.pe_name.is_some() {
+            return Err(ENOENT);
+        }
+        u.check_prefix()?;
         let svc = Arc::new(
             Service {
-                af: AF_INET,
-                protocol: u.protocol,
-                addr: if u.fwmark != 0 { [0; 16] } else { v4(u.addr) },
-                port: if u.fwmark != 0 { [0; 2] } else { u.port },
-                fwmark: u.fwmark,
+                af: u.key.af().raw(),
+                protocol: u.key.protocol(),
+                addr: u.key.addr_nf(),
+                port: u.key.port(),
+                fwmark: u.key.fwmark(),
                 flags: AtomicU32::new(u.flags | svc_flags::HASHED),
                 timeout: AtomicU32::new(u.timeout),
                 netmask: AtomicU32::new(u32::from_ne_bytes(u.netmask)),
@@ -379,21 +401,29 @@ impl Services {
         self.publish(table)
     }
 
-    /// `ip_vs_edit_service`.
-    pub(crate) fn edit(&self, svc: &Service, u: &ServiceUser, name: SchedName) -> Result {
+    /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`:
+    /// there are none), the prefix, then the new settings.
+    pub(crate) fn edit(&self, svc: &Service, u: &Checked<ServiceConfig>) -> Result {
+        let name = u.sched_name;
         let g = rcu::read_lock();
         let same = svc.sched.get(&g).map(|b| *b.name()) == Some(name)
             || (svc.sched.get(&g).is_none() && name.is_none());
         drop(g);
-        if !same {
-            let new = if name.is_none() {
-                None
-            } else {
-                // The scheduler starts with the current servers; it is set up outside the
-                // RCU read section (it may load its module), so they are held by `Arc`s.
-                let dests = DestVec::new(snapshot(svc)?)?;
-                Some(RcuNode::new(SchedBinding::new(name, dests.infos())?, GFP_KERNEL)?)
-            };
+        let new = if same {
+            None
+        } else if name.is_none() {
+            Some(None)
+        } else {
+            // The scheduler starts with the current servers; it is set up outside the RCU
+            // read section (it may load its module), so they are held by `Arc`s.
+            let dests = DestVec::new(snapshot(svc)?)?;
+            Some(Some(RcuNode::new(SchedBinding::new(name, dests.infos())?, GFP_KERNEL)?))
+        };
+        if u.pe_name.is_some() {
+            return Err(ENOENT);
+        }
+        u.check_prefix()?;
+        if let Some(new) = new {
             svc.sched.replace_deferred(new);
         }
         svc.flags.store(u.flags | svc_flags::HASHED, Relaxed);
@@ -439,22 +469,9 @@ impl Services {
     }
 }
 
-fn check_dest_limits(u: &DestUser) -> Result {
-    if u.weight < 0 {
-        return Err(ERANGE);
-    }
-    if u.l_threshold > u.u_threshold {
-        return Err(ERANGE);
-    }
-    if u.u_threshold > i32::MAX as u32 {
-        return Err(EINVAL);
-    }
-    Ok(())
-}
-
 /// Takes the thresholds of `u`; a change re-evaluates the server's overload state, as
 /// upstream's `__ip_vs_update_dest` does.
-fn set_thresholds(d: &Dest, u: &DestUser) {
+fn set_thresholds(d: &Dest, u: &DestConfig) {
     if d.info.u_threshold.load(Relaxed) != u.u_threshold
         || d.info.l_threshold.load(Relaxed) != u.l_threshold
     {
@@ -462,14 +479,6 @@ fn set_thresholds(d: &Dest, u: &DestUser) {
         d.info.l_threshold.store(u.l_threshold, Relaxed);
         d.info.update_overload(OverloadEvent::Thresholds);
     }
-}
-
-fn dest_conn_flags(u: &DestUser) -> u32 {
-    let mut f = (u.conn_flags & conn_flags::DEST_MASK) | conn_flags::INACTIVE;
-    if f & conn_flags::FWD_MASK != conn_flags::MASQ {
-        f |= conn_flags::NOOUTPUT;
-    }
-    f
 }
 
 fn snapshot(svc: &Service) -> Result<KVec<Arc<Dest>>> {
@@ -513,7 +522,7 @@ impl Trashed {
 fn trash_update(
     svc: &Service,
     add: Option<Arc<Dest>>,
-    take: Option<(&[u8; 16], [u8; 2])>,
+    take: Option<(&InetAddr, [u8; 2])>,
 ) -> Result<Option<Arc<Dest>>> {
     let now = kernel::timer::jiffies_64();
     let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
@@ -546,15 +555,19 @@ fn trash_update(
     Ok(taken)
 }
 
-/// `ip_vs_add_dest`.
-pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
-    check_dest_limits(u)?;
-    let addr = v4(u.addr);
+/// `ip_vs_add_dest`, after [`DestConfig::check`]: an existing server (`EEXIST`), then one
+/// back from the trash or a new one, whose address must be local or unicast (`EINVAL`).
+pub(crate) fn add_dest(net: &Net, svc: &Service, u: &Checked<DestConfig>) -> Result {
+    let addr = u.addr;
     let old = snapshot(svc)?;
     if old.iter().any(|d| d.matches(&addr, u.port)) {
         return Err(EEXIST);
     }
-    let atype = net.inet_addr_type(u.addr);
+    // Checked: only IPv4 gets here.
+    let InetAddr::V4(addr4) = addr else {
+        return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
+    };
+    let atype = net.inet_addr_type(addr4);
     if atype != kernel::net::namespace::RTN_LOCAL && atype != kernel::net::namespace::RTN_UNICAST {
         return Err(EINVAL);
     }
@@ -564,7 +577,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
             d.info.weight.store(u.weight, Relaxed);
             d.info.last_weight.store(u.weight, Relaxed);
             set_thresholds(&d, u);
-            d.conn_flags.store(dest_conn_flags(u), Relaxed);
+            d.conn_flags.store(u.dest_conn_flags(), Relaxed);
             d.info.flags.fetch_or(DEST_F_AVAILABLE, Relaxed);
             d
         }
@@ -586,7 +599,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &DestUser) -> Result {
     Ok(())
 }
 
-fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
+fn new_dest(svc: &Service, u: &DestConfig, addr: InetAddr) -> Result<Arc<Dest>> {
     Ok(Arc::new(
         Dest {
             info: DestInfo {
@@ -598,12 +611,12 @@ fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
                 persistconns: AtomicU32::new(0),
                 u_threshold: AtomicU32::new(u.u_threshold),
                 l_threshold: AtomicU32::new(u.l_threshold),
-                af: AF_INET,
+                af: addr.af().raw(),
                 port: u.port,
-                addr,
+                addr: addr.nf(),
                 last_weight: AtomicI32::new(u.weight),
             },
-            conn_flags: AtomicU32::new(dest_conn_flags(u)),
+            conn_flags: AtomicU32::new(u.dest_conn_flags()),
             stats: Stats::new()?,
             svc_stats: svc.stats.clone(),
             route: RouteCache::new(),
@@ -612,32 +625,30 @@ fn new_dest(svc: &Service, u: &DestUser, addr: [u8; 16]) -> Result<Arc<Dest>> {
     )?)
 }
 
-/// `ip_vs_edit_dest`.
-pub(crate) fn edit_dest(svc: &Service, u: &DestUser) -> Result {
-    check_dest_limits(u)?;
-    let addr = v4(u.addr);
+/// `ip_vs_edit_dest`, after [`DestConfig::check`]: `ENOENT` if there is no such server.
+pub(crate) fn edit_dest(svc: &Service, u: &Checked<DestConfig>) -> Result {
     let g = rcu::read_lock();
     let list = svc.dests.get(&g).ok_or(ENOENT)?;
-    let i = list.find(&addr, u.port).ok_or(ENOENT)?;
+    let i = list.find(&u.addr, u.port).ok_or(ENOENT)?;
     let d = &list.dests[i];
     d.info.weight.store(u.weight, Relaxed);
     if u.weight != 0 {
         d.info.last_weight.store(u.weight, Relaxed);
     }
     set_thresholds(d, u);
-    d.conn_flags.store(dest_conn_flags(u), Relaxed);
+    d.conn_flags.store(u.dest_conn_flags(), Relaxed);
     if let Some(s) = svc.sched.get(&g) {
         s.upd_dest(list.infos(), i);
     }
     Ok(())
 }
 
-/// `ip_vs_del_dest`.
-pub(crate) fn del_dest(svc: &Service, u: &DestUser) -> Result {
-    let addr = v4(u.addr);
+/// `ip_vs_del_dest`: only the address and port of `u` count (upstream checks nothing else
+/// of a server being removed); `ENOENT` if there is no such server.
+pub(crate) fn del_dest(svc: &Service, u: &DestConfig) -> Result {
     let g = rcu::read_lock();
     let list = svc.dests.get(&g).ok_or(ENOENT)?;
-    let i = list.find(&addr, u.port).ok_or(ENOENT)?;
+    let i = list.find(&u.addr, u.port).ok_or(ENOENT)?;
     if let Some(s) = svc.sched.get(&g) {
         s.del_dest(list.infos(), i);
     }

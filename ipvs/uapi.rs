@@ -10,6 +10,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use crate::ctl_config::{
+    Af, DaemonConfig, DestConfig, Errno, IfName, InetAddr, SchedName, ServiceConfig,
+    ServiceKey, ServiceOp, TimeoutConfig,
+};
+
 /// First socket option number of IPVS.
 pub const BASE_CTL: i32 = 64 + 1024 + 64;
 
@@ -163,61 +168,6 @@ fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// A scheduler name as sent by user space: up to 15 bytes and a NUL.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct SchedName {
-    buf: [u8; SCHEDNAME_MAXLEN],
-    len: usize,
-}
-
-impl SchedName {
-    /// Parses a fixed-size name field; `None` if it has no terminating NUL.
-    pub fn parse(field: &[u8; SCHEDNAME_MAXLEN]) -> Option<Self> {
-        let len = field.iter().position(|&c| c == 0)?;
-        let mut buf = [0u8; SCHEDNAME_MAXLEN];
-        buf[..len].copy_from_slice(&field[..len]);
-        Some(Self { buf, len })
-    }
-
-    /// `none`: a service without scheduler.
-    pub const NONE: Self = {
-        let mut buf = [0u8; SCHEDNAME_MAXLEN];
-        buf[0] = b'n';
-        buf[1] = b'o';
-        buf[2] = b'n';
-        buf[3] = b'e';
-        Self { buf, len: 4 }
-    };
-
-    /// Whether this is [`Self::NONE`].
-    pub fn is_none(&self) -> bool {
-        *self == Self::NONE
-    }
-
-    /// Builds a name from a string of at most 15 bytes.
-    pub fn new(name: &[u8]) -> Option<Self> {
-        if name.len() >= SCHEDNAME_MAXLEN || name.contains(&0) {
-            return None;
-        }
-        let mut buf = [0u8; SCHEDNAME_MAXLEN];
-        buf[..name.len()].copy_from_slice(name);
-        Some(Self {
-            buf,
-            len: name.len(),
-        })
-    }
-
-    /// The name without the NUL.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// The name as a NUL-padded field.
-    pub fn field(&self) -> &[u8; SCHEDNAME_MAXLEN] {
-        &self.buf
-    }
-}
-
 /// `struct ip_vs_service_user`: a virtual service as given to ADD, EDIT, DEL and ZERO.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct ServiceUser {
@@ -254,6 +204,25 @@ impl ServiceUser {
         }
     }
 
+    /// The service the request names (`ip_vs_copy_usvc_compat`): always IPv4; by firewall
+    /// mark when one is given, address and port then ignored.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(Af::Inet, self.protocol, &InetAddr::V4(self.addr).nf(), self.port, self.fwmark)
+    }
+
+    /// The whole service, as `ADD` and `EDIT` take it: `EINVAL` if the scheduler name has no
+    /// NUL. setsockopt has no persistence engines.
+    pub fn config(&self) -> Result<ServiceConfig, Errno> {
+        Ok(ServiceConfig {
+            key: self.key(),
+            sched_name: SchedName::parse(&self.sched_name)?,
+            pe_name: None,
+            flags: self.flags,
+            timeout: self.timeout,
+            netmask: self.netmask,
+        })
+    }
+
     /// Encodes into [`SERVICE_USER_LEN`] bytes.
     pub fn encode(&self) -> [u8; SERVICE_USER_LEN] {
         let mut b = [0u8; SERVICE_USER_LEN];
@@ -266,6 +235,47 @@ impl ServiceUser {
         b[36..40].copy_from_slice(&self.timeout.to_ne_bytes());
         b[40..44].copy_from_slice(&self.netmask);
         b
+    }
+}
+
+/// What a service command of setsockopt (ADD, EDIT, DEL, ZERO, ADDDEST, EDITDEST, DELDEST)
+/// asks for, once its service part has passed the checks `do_ip_vs_set_ctl` makes before
+/// looking the service up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SetRequest {
+    /// ZERO naming no service: zero every counter.
+    ZeroAll,
+    /// Command `op` on the service `key`.
+    Service {
+        /// The service named.
+        key: ServiceKey,
+        /// What is asked of it.
+        op: ServiceOp,
+    },
+}
+
+impl SetRequest {
+    /// Decodes command `cmd` with its service and real-server parts and checks the service
+    /// part in upstream's order: ZERO naming nothing first, then (ADD and EDIT only) an
+    /// unterminated scheduler name (`EINVAL`), then the protocol, for a firewall mark too
+    /// (`EFAULT`). A command that is none of these is `EINVAL`.
+    pub fn decode(cmd: i32, usvc: &ServiceUser, udest: &DestUser) -> Result<Self, Errno> {
+        let key = usvc.key();
+        if cmd == set::ZERO && key.is_unset() {
+            return Ok(Self::ZeroAll);
+        }
+        let op = match cmd {
+            set::ADD => ServiceOp::Add(usvc.config()?),
+            set::EDIT => ServiceOp::Edit(usvc.config()?),
+            set::DEL => ServiceOp::Del,
+            set::ZERO => ServiceOp::Zero,
+            set::ADDDEST => ServiceOp::AddDest(udest.config()),
+            set::EDITDEST => ServiceOp::EditDest(udest.config()),
+            set::DELDEST => ServiceOp::DelDest(udest.config()),
+            _ => return Err(Errno::Inval),
+        };
+        key.check_sockopt_protocol()?;
+        Ok(Self::Service { key, op })
     }
 }
 
@@ -296,6 +306,22 @@ impl DestUser {
             weight: u32_at(b, 12) as i32,
             u_threshold: u32_at(b, 16),
             l_threshold: u32_at(b, 20),
+        }
+    }
+
+    /// The real server (`ip_vs_copy_udest_compat`): IPv4, tunnelling (if asked for) by IP in
+    /// IP, as setsockopt cannot say more.
+    pub fn config(&self) -> DestConfig {
+        DestConfig {
+            addr: InetAddr::V4(self.addr),
+            port: self.port,
+            conn_flags: self.conn_flags,
+            weight: self.weight,
+            u_threshold: self.u_threshold,
+            l_threshold: self.l_threshold,
+            tun_type: crate::ctl_config::tun_type::IPIP,
+            tun_port: [0; 2],
+            tun_flags: 0,
         }
     }
 
@@ -333,6 +359,16 @@ impl TimeoutUser {
         }
     }
 
+    /// The timeouts as both transports give them.
+    pub fn config(&self) -> TimeoutConfig {
+        TimeoutConfig { tcp: self.tcp, tcp_fin: self.tcp_fin, udp: self.udp }
+    }
+
+    /// The structure `IP_VS_SO_GET_TIMEOUT` returns for `t`.
+    pub fn from_config(t: &TimeoutConfig) -> Self {
+        Self { tcp: t.tcp, tcp_fin: t.tcp_fin, udp: t.udp }
+    }
+
     /// Encodes into [`TIMEOUT_USER_LEN`] bytes.
     pub fn encode(&self) -> [u8; TIMEOUT_USER_LEN] {
         let mut b = [0u8; TIMEOUT_USER_LEN];
@@ -340,6 +376,51 @@ impl TimeoutUser {
         b[4..8].copy_from_slice(&self.tcp_fin.to_ne_bytes());
         b[8..12].copy_from_slice(&self.udp.to_ne_bytes());
         b
+    }
+}
+
+/// `struct ip_vs_daemon_user`: a sync daemon as given to STARTDAEMON and STOPDAEMON.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DaemonUser {
+    /// `IP_VS_STATE_*`, unchecked.
+    pub state: i32,
+    /// Multicast interface name field, possibly unterminated.
+    pub mcast_ifn: [u8; IFNAME_MAXLEN],
+    /// Sync id.
+    pub syncid: i32,
+}
+
+impl DaemonUser {
+    /// Decodes the first [`DAEMON_USER_LEN`] bytes (missing bytes read as zero).
+    pub fn decode(b: &[u8]) -> Self {
+        Self {
+            state: u32_at(b, 0) as i32,
+            mcast_ifn: bytes_at(b, 4),
+            syncid: u32_at(b, 20) as i32,
+        }
+    }
+
+    /// Encodes into [`DAEMON_USER_LEN`] bytes.
+    pub fn encode(&self) -> [u8; DAEMON_USER_LEN] {
+        let mut b = [0u8; DAEMON_USER_LEN];
+        b[0..4].copy_from_slice(&self.state.to_ne_bytes());
+        b[4..20].copy_from_slice(&self.mcast_ifn);
+        b[20..24].copy_from_slice(&self.syncid.to_ne_bytes());
+        b
+    }
+
+    /// The daemon `STARTDAEMON` asks for (`do_ip_vs_set_ctl`): `EINVAL` if the interface
+    /// name is empty or has no NUL; everything netlink alone can set is left to its default.
+    pub fn config(&self) -> Result<DaemonConfig, Errno> {
+        Ok(DaemonConfig {
+            state: self.state,
+            mcast_ifn: IfName::parse(&self.mcast_ifn)?,
+            syncid: self.syncid as u32,
+            sync_maxlen: 0,
+            mcast_group: None,
+            mcast_port: 0,
+            mcast_ttl: 0,
+        })
     }
 }
 
@@ -447,6 +528,11 @@ impl GetDests {
         }
     }
 
+    /// The service the request names, as [`ServiceUser::key`].
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(Af::Inet, self.protocol, &InetAddr::V4(self.addr).nf(), self.port, self.fwmark)
+    }
+
     /// The exact buffer length the request must come with.
     pub fn full_len(&self) -> usize {
         GET_DESTS_LEN + self.num_dests as usize * DEST_ENTRY_LEN
@@ -533,12 +619,144 @@ mod tests {
 
     #[test]
     fn sched_name_needs_nul() {
-        assert!(SchedName::parse(&[b'x'; 16]).is_none());
-        let mut f = [0u8; 16];
-        f[..3].copy_from_slice(b"wlc");
-        assert_eq!(SchedName::parse(&f).unwrap().as_bytes(), b"wlc");
-        assert!(SchedName::new(b"0123456789abcdef").is_none());
-        assert!(SchedName::new(b"0123456789abcde").is_some());
+        let mut s = ServiceUser { sched_name: [b'x'; 16], ..Default::default() };
+        assert_eq!(s.config().err(), Some(Errno::Inval));
+        s.sched_name = [0; 16];
+        s.sched_name[..3].copy_from_slice(b"wlc");
+        assert_eq!(s.config().unwrap().sched_name.as_bytes(), b"wlc");
+        s.sched_name[15] = b'x';
+        assert_eq!(s.config().unwrap().sched_name.as_bytes(), b"wlc");
+        s.sched_name = [b'x'; 16];
+        s.sched_name[15] = 0;
+        assert_eq!(s.config().unwrap().sched_name.as_bytes(), &[b'x'; 15]);
+        // An unterminated name does not stop the key from being read (DEL, ZERO, *DEST).
+        assert_eq!(ServiceUser { sched_name: [1; 16], fwmark: 3, ..Default::default() }.key().fwmark(), 3);
+    }
+
+    #[test]
+    fn set_requests_in_upstream_order() {
+        let d = DestUser { weight: -1, ..Default::default() };
+        let dec = |cmd, s: &ServiceUser| SetRequest::decode(cmd, s, &d);
+        let unterminated = ServiceUser { protocol: 99, sched_name: [b'x'; 16], ..Default::default() };
+        // ZERO naming nothing wins over a bad protocol and name.
+        assert_eq!(dec(set::ZERO, &unterminated), Ok(SetRequest::ZeroAll));
+        for cmd in [set::ADD, set::EDIT, set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
+            assert_ne!(dec(cmd, &unterminated), Ok(SetRequest::ZeroAll));
+        }
+        // The name before the protocol, for ADD and EDIT only.
+        assert_eq!(dec(set::ADD, &unterminated), Err(Errno::Inval));
+        assert_eq!(dec(set::EDIT, &unterminated), Err(Errno::Inval));
+        for cmd in [set::DEL, set::ADDDEST, set::EDITDEST, set::DELDEST] {
+            assert_eq!(dec(cmd, &unterminated), Err(Errno::Fault));
+        }
+        let fwm = ServiceUser { protocol: 0, fwmark: u32::MAX, ..Default::default() };
+        assert_eq!(dec(set::ZERO, &fwm), Err(Errno::Fault));
+        assert_eq!(dec(set::DEL, &fwm), Err(Errno::Fault));
+        // Not a service command.
+        for cmd in [set::FLUSH, set::TIMEOUT, set::STARTDAEMON, set::NONE, -1, i32::MIN, i32::MAX] {
+            assert_eq!(dec(cmd, &fwm), Err(Errno::Inval));
+        }
+        // The real server is decoded, not checked (a negative weight passes here).
+        let ok = ServiceUser { protocol: 6, sched_name: [b'x'; 16], port: [0, 80], ..Default::default() };
+        let key = ok.key();
+        for (cmd, op) in [
+            (set::DEL, ServiceOp::Del),
+            (set::ZERO, ServiceOp::Zero),
+            (set::ADDDEST, ServiceOp::AddDest(d.config())),
+            (set::EDITDEST, ServiceOp::EditDest(d.config())),
+            (set::DELDEST, ServiceOp::DelDest(d.config())),
+        ] {
+            assert_eq!(dec(cmd, &ok), Ok(SetRequest::Service { key, op }));
+            assert!(!op.adds_service());
+        }
+        let mut add = ok;
+        add.sched_name = *SchedName::new(b"wrr").unwrap().field();
+        match dec(set::ADD, &add) {
+            Ok(SetRequest::Service { key, op: op @ ServiceOp::Add(c) }) => {
+                assert_eq!(key, c.key);
+                assert_eq!(c.sched_name.as_bytes(), b"wrr");
+                assert!(op.adds_service());
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn service_decodes_to_config() {
+        let mut b = [0u8; SERVICE_USER_LEN];
+        b[0..2].copy_from_slice(&17u16.to_ne_bytes());
+        b[4..8].copy_from_slice(&[192, 0, 2, 1]);
+        b[8..10].copy_from_slice(&53u16.to_be_bytes());
+        b[16..18].copy_from_slice(b"sh");
+        b[32..36].copy_from_slice(&u32::MAX.to_ne_bytes());
+        b[36..40].copy_from_slice(&u32::MAX.to_ne_bytes());
+        b[40..44].copy_from_slice(&[255, 255, 255, 0]);
+        let c = ServiceUser::decode(&b).config().unwrap();
+        assert_eq!(
+            c.key,
+            ServiceKey::Addr { protocol: 17, addr: InetAddr::V4([192, 0, 2, 1]), port: 53u16.to_be_bytes() }
+        );
+        assert_eq!(c.key.af(), Af::Inet);
+        assert_eq!(c.sched_name.as_bytes(), b"sh");
+        assert_eq!(c.pe_name, None);
+        assert_eq!((c.flags, c.timeout), (u32::MAX, u32::MAX));
+        assert_eq!(c.netmask, [255, 255, 255, 0]);
+        assert!(c.check().is_ok());
+        // A mark wins over the address and keeps the protocol, checked or not.
+        b[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
+        b[0..2].copy_from_slice(&u16::MAX.to_ne_bytes());
+        let k = ServiceUser::decode(&b).key();
+        assert_eq!(k, ServiceKey::Fwmark { af: Af::Inet, protocol: u16::MAX, mark: u32::MAX });
+        assert_eq!(k.check_sockopt_protocol(), Err(Errno::Fault));
+        // ZERO with nothing named.
+        assert!(ServiceUser { protocol: 6, ..Default::default() }.key().is_unset());
+        assert!(!ServiceUser { port: [0, 1], ..Default::default() }.key().is_unset());
+        assert!(!ServiceUser { addr: [0, 0, 0, 1], ..Default::default() }.key().is_unset());
+    }
+
+    #[test]
+    fn dest_decodes_to_config() {
+        for (w, u, l) in [(0, 0, 0), (-1, 0, 0), (i32::MIN, u32::MAX, 0), (i32::MAX, 0, u32::MAX)] {
+            let d = DestUser { addr: [10, 0, 0, 2], port: [0, 80], conn_flags: u32::MAX, weight: w, u_threshold: u, l_threshold: l };
+            let c = DestUser::decode(&d.encode()).config();
+            assert_eq!(c.addr, InetAddr::V4([10, 0, 0, 2]));
+            assert_eq!((c.weight, c.u_threshold, c.l_threshold, c.conn_flags), (w, u, l, u32::MAX));
+            assert_eq!((c.tun_type, c.tun_port, c.tun_flags), (0, [0; 2], 0));
+        }
+        let c = DestUser::decode(&[]).config();
+        assert!(c.check().is_ok());
+        let bad = |w: i32, u: u32, l: u32| DestUser { weight: w, u_threshold: u, l_threshold: l, ..Default::default() }.config().check().err();
+        assert_eq!(bad(-1, 0, 0), Some(Errno::Range));
+        assert_eq!(bad(0, 1, 2), Some(Errno::Range));
+        assert_eq!(bad(0, u32::MAX, 0), Some(Errno::Inval));
+        assert_eq!(bad(0, 1 << 31, 1 << 31), Some(Errno::Inval));
+        assert_eq!(bad(i32::MAX, i32::MAX as u32, 0), None);
+    }
+
+    #[test]
+    fn timeouts_decode_and_encode() {
+        let t = TimeoutUser { tcp: -1, tcp_fin: i32::MIN, udp: i32::MAX };
+        let c = TimeoutUser::decode(&t.encode()).config();
+        assert_eq!((c.tcp, c.tcp_fin, c.udp), (-1, i32::MIN, i32::MAX));
+        assert_eq!(TimeoutUser::from_config(&c), t);
+        assert_eq!(c.check(250).err(), Some(Errno::Inval));
+        assert!(TimeoutUser::decode(&[0; 12]).config().check(250).is_ok());
+    }
+
+    #[test]
+    fn daemon_decodes_to_config() {
+        let mut d = DaemonUser { state: 1, mcast_ifn: [0; 16], syncid: -1 };
+        assert_eq!(d.config().err(), Some(Errno::Inval));
+        d.mcast_ifn = [b'e'; 16];
+        assert_eq!(d.config().err(), Some(Errno::Inval));
+        d.mcast_ifn[15] = 0;
+        let c = DaemonUser::decode(&d.encode()).config().unwrap();
+        assert_eq!(c.mcast_ifn.as_bytes(), &[b'e'; 15]);
+        assert_eq!((c.state, c.syncid), (1, u32::MAX));
+        assert_eq!(DaemonUser::decode(&d.encode()), d);
+        let d = DaemonUser::decode(&[0xff; DAEMON_USER_LEN]);
+        assert_eq!(d.state, -1);
+        assert_eq!(d.config().err(), Some(Errno::Inval));
     }
 
     #[test]

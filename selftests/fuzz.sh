@@ -22,7 +22,7 @@ trap cleanup EXIT
 OPS=${FUZZ_SELFTEST_OPS:-300}
 corpus=("${FUZZ_CORPUS_DIR:-$TOOLS/fuzz-corpus}"/*.log)
 [ -f "${corpus[0]}" ] || corpus=()
-ktap_header $((${#corpus[@]} + 3))
+ktap_header $((${#corpus[@]} + 4))
 
 work=$VM_OUT/fuzz-selftest
 mkdir -p "$work"
@@ -54,13 +54,14 @@ start ctl-nobody timeout -k 10 200 "$TOOLS/ipvs-fuzz-ctl" --user nobody --seed 2
 	--iterations "$OPS" --duration 60 --log "$work/ctl-nobody.log"
 start pkt timeout -k 10 200 "$TOOLS/ipvs-fuzz-pkt" --seed 3 \
 	--iterations $((OPS * 2)) --duration 60 --log "$work/pkt.log"
+start nl timeout -k 10 200 "$TOOLS/ipvs-fuzz-nl" --seed 4 --duration 60 --log "$work/nl.log"
 
 t0=$(date +%s)
 for i in "${!pids[@]}"; do
 	wait "${pids[$i]}"
 	rc=$?
 	name=${names[$i]}
-	ktap_diag "$(grep -h -E '^ipvs-fuzz-(ctl|pkt): (user=|worker)' "$work/$name.out")"
+	ktap_diag "$(grep -h -E '^ipvs-fuzz-(ctl|pkt|nl): (user=|worker|requests=)' "$work/$name.out")"
 	if [ "$rc" = 0 ]; then
 		ktap_pass "$name"
 	else

@@ -1,6 +1,8 @@
 //! Host test harness: the kernel-independent files of the modules, compiled for the host so
 //! `cargo test` runs their unit tests. The files are the very ones the kernel crates build.
 
+#[path = "../../ipvs/ctl_config.rs"]
+pub mod ctl_config;
 #[path = "../../ipvs/est.rs"]
 pub mod est;
 #[path = "../../ipvs/hash.rs"]
