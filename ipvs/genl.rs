@@ -348,33 +348,43 @@ fn fill_dest(m: &mut MsgBuilder<'_>, d: &service::Dest) -> Result {
     })
 }
 
-/// `ip_vs_genl_dump_services`: every service of the namespace, the address-hashed ones
-/// first, then the firewall-mark ones, from the index the last call stopped at.
-fn dump_services(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
+/// One message `cmd` per item, filled by `fill`, from the index the last call of the dump
+/// stopped at (`cb->args[0]`) until the dump's buffer is full; remembers where it stopped.
+fn dump_from<T>(
+    dump: &mut Dump<'_>,
+    items: impl Iterator<Item = T>,
+    cmd: u8,
+    mut fill: impl FnMut(&mut MsgBuilder<'_>, T) -> Result,
+) -> Result {
     let start = usize::try_from(dump.args()[0]).unwrap_or(0);
+    let mut idx = start;
+    let mut r = Ok(());
+    for item in items.skip(start) {
+        r = dump.entry(cmd, |m| fill(m, item));
+        if r.is_err() {
+            break;
+        }
+        idx += 1;
+    }
+    dump.args()[0] = isize::try_from(idx).unwrap_or(isize::MAX);
+    r
+}
+
+/// `ip_vs_genl_dump_services`: every service of the namespace, the address-hashed ones
+/// first, then the firewall-mark ones.
+fn dump_services(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let _ctl = ipvs.ctl.lock();
     let hz = ipvs.conns.hz();
     let g = rcu::read_lock();
     let Some(table) = ipvs.svc_table.get(&g) else {
         return Ok(());
     };
-    let mut idx = start;
-    let mut r = Ok(());
-    for s in table.iter().skip(start) {
-        r = dump.entry(cmd::NEW_SERVICE, |m| fill_service(m, s, hz, &g));
-        if r.is_err() {
-            break;
-        }
-        idx += 1;
-    }
-    dump.args()[0] = idx as isize;
-    r
+    dump_from(dump, table.iter(), cmd::NEW_SERVICE, |m, s| fill_service(m, s, hz, &g))
 }
 
 /// `ip_vs_genl_dump_dests`: the real servers of the service the request names; a request
 /// without a valid service ends the dump without an error, as upstream's.
 fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
-    let start = usize::try_from(dump.args()[0]).unwrap_or(0);
     let ctl = ipvs.ctl.lock();
     let Ok(attrs) = dump.parse_request(&CMD_POLICY) else {
         return Ok(());
@@ -386,17 +396,17 @@ fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let Some(list) = svc.dests.get(&g) else {
         return Ok(());
     };
-    let mut idx = start;
-    let mut r = Ok(());
-    for d in list.dests.iter().skip(start) {
-        r = dump.entry(cmd::NEW_DEST, |m| fill_dest(m, d));
-        if r.is_err() {
-            break;
-        }
-        idx += 1;
+    dump_from(dump, list.dests.iter(), cmd::NEW_DEST, |m, d| fill_dest(m, d))
+}
+
+/// The attribute's payload in `N` bytes (`nla_memcpy`): as much of it as fits, zeroes after
+/// a short one.
+fn nla_memcpy<const N: usize>(a: &Attr<'_>) -> [u8; N] {
+    let mut b = [0u8; N];
+    for (d, s) in b.iter_mut().zip(a.data()) {
+        *d = *s;
     }
-    dump.args()[0] = idx as isize;
-    r
+    b
 }
 
 /// A service attribute decoded (`ip_vs_genl_parse_service`): its key, the service if it
@@ -434,11 +444,7 @@ fn parse_service(
             ServiceKey::new(af, ctl_config::IPPROTO_TCP, &[0; 16], [0; 2], f.get_u32().ok_or(EINVAL)?)
         }
         (None, Some(proto), Some(addr), Some(port)) => {
-            // `nla_memcpy`: as much of the address as the attribute has, zeroes after.
-            let mut a = [0u8; 16];
-            for (d, s) in a.iter_mut().zip(addr.data()) {
-                *d = *s;
-            }
+            let a: [u8; 16] = nla_memcpy(&addr);
             let port = port.get_u16().ok_or(EINVAL)?.to_ne_bytes();
             ServiceKey::new(af, proto.get_u16().ok_or(EINVAL)?, &a, port, 0)
         }
@@ -454,18 +460,12 @@ fn parse_service(
         ) else {
             return Err(EINVAL);
         };
-        // `nla_memcpy` into `struct ip_vs_flags { flags, mask }`, zeroes after a short one.
-        let mut fm = [0u8; FLAGS_LEN as usize];
-        for (d, s) in fm.iter_mut().zip(flags.data()) {
-            *d = *s;
-        }
+        // `struct ip_vs_flags { flags, mask }`.
+        let fm: [u8; FLAGS_LEN as usize] = nla_memcpy(&flags);
         let f = u32::from_ne_bytes([fm[0], fm[1], fm[2], fm[3]]);
         let mask = u32::from_ne_bytes([fm[4], fm[5], fm[6], fm[7]]);
         let old = svc.as_ref().map_or(0, |s| s.flags.load(Relaxed));
-        let mut nm = [0u8; 4];
-        for (d, s) in nm.iter_mut().zip(netmask.data()) {
-            *d = *s;
-        }
+        let nm: [u8; 4] = nla_memcpy(&netmask);
         Some(ServiceConfig {
             key,
             sched_name: SchedName::new(sched.get_str()).ok_or(EINVAL)?,
@@ -495,10 +495,7 @@ fn parse_dest(nla: Option<Attr<'_>>, full: bool) -> Result<(DestConfig, u16, [u8
     let (Some(addr), Some(port)) = (attrs.get(dest_attr::ADDR), attrs.get(dest_attr::PORT)) else {
         return Err(EINVAL);
     };
-    let mut a = [0u8; 16];
-    for (d, s) in a.iter_mut().zip(addr.data()) {
-        *d = *s;
-    }
+    let a: [u8; 16] = nla_memcpy(&addr);
     let raw_af = match attrs.get(dest_attr::ADDR_FAMILY) {
         Some(af) => af.get_u16().ok_or(EINVAL)?,
         None => 0,
