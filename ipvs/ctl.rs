@@ -223,11 +223,14 @@ impl SockoptOps for Ctl {
             }
             SetRequest::Service { key, op } => (key, op),
         };
-        // A service of another protocol under the same key is not the one asked for.
-        // FIXME: upstream answers ADD with EEXIST when a firewall-mark service of another
-        // protocol has the mark; here ADD adds a second one. Only raw setsockopt can ask
-        // (ipvsadm always sends TCP with a mark); kept as it was until a test covers it.
-        let svc = ctl.services.lookup(&key).filter(|s| s.protocol == key.protocol());
+        // Upstream finds the service by its key alone: ADD fails with EEXIST when the key
+        // (a firewall mark, say) is taken under another protocol, while the other commands
+        // only act on a service of the protocol they name (ESRCH otherwise).
+        let found = ctl.services.lookup(&key);
+        let svc = match op {
+            ctl_config::ServiceOp::Add(_) => found,
+            _ => found.filter(|s| s.protocol == key.protocol()),
+        };
         run_service_op(net, ipvs, &mut ctl, svc, op)
     }
 
@@ -378,10 +381,14 @@ pub(crate) fn run_service_op(
 fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
     let dm = DaemonUser::decode(arg);
     if cmd == set::STOPDAEMON {
-        ctl_config::DaemonState::from_raw(dm.state)?;
-        return Err(ESRCH);
+        return stop_daemon(dm.state);
     }
-    let cfg = dm.config()?;
+    start_daemon(net, &dm.config()?)
+}
+
+/// `start_sync_thread` for both transports: its checks in its order (the interface, then
+/// the state), then a refusal: connection synchronisation does not exist yet.
+pub(crate) fn start_daemon(net: &Net, cfg: &ctl_config::DaemonConfig) -> Result {
     cfg.check_start(|ifn| {
         let name = kernel::str::CStr::from_bytes_with_nul(ifn.as_bytes_with_nul()).map_err(|_| EINVAL)?;
         if net.has_device(name) {
@@ -391,6 +398,13 @@ fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
         }
     })?;
     Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+}
+
+/// `stop_sync_thread` for both transports: `EINVAL` for an unknown state, else `ESRCH`, as
+/// no daemon runs.
+pub(crate) fn stop_daemon(state: i32) -> Result {
+    ctl_config::DaemonState::from_raw(state)?;
+    Err(ESRCH)
 }
 
 /// The service `key` names, as the packet path finds it.
