@@ -94,8 +94,8 @@ table() {
 
 # wait_table N: until the VIP:80 service has N real servers (60 s).
 wait_table() {
-	local i n
-	for ((i = 0; i < 300; i++)); do
+	local end=$((SECONDS + 60)) n
+	while [ $SECONDS -lt $end ]; do
 		n=$(nsx "$NS_D" ipvsadm -Ln -t "$VIP:80" 2>/dev/null | grep -c -- '-> 10\.')
 		[ "$n" = "$1" ] && return 0
 		sleep 0.2
@@ -104,8 +104,8 @@ wait_table() {
 }
 
 wait_empty() {
-	local i
-	for ((i = 0; i < 300; i++)); do
+	local end=$((SECONDS + 60))
+	while [ $SECONDS -lt $end ]; do
 		[ -z "$(nsx "$NS_D" ipvsadm -Sn 2>/dev/null)" ] && return 0
 		sleep 0.2
 	done
@@ -114,7 +114,7 @@ wait_empty() {
 
 RS_PID=()
 start_rs() { # I
-	local i=$1 ready=$work/ready.$1
+	local i=$1 ready=$work/ready.$1 j
 	rm -f "$ready"
 	bg "${NS_RS[i]}" "$SERVER" "rs$i" --port 80 --ready-file "$ready"
 	RS_PID[i]=${BG_PIDS[-1]}
@@ -146,7 +146,10 @@ run_impl() {
 		return
 	fi
 	write_conf "$work/$impl/keepalived.conf"
-	nsx "$NS_D" keepalived -n -l -D -C -f "$work/$impl/keepalived.conf" \
+	# nsenter execs keepalived (no fork for a network namespace), so $! is
+	# keepalived's own process, which SIGTERM stops. Its log goes to syslog,
+	# which the VM does not have (not to the console, which costs time).
+	nsenter --net="/run/netns/$NS_D" keepalived -n -D -C -f "$work/$impl/keepalived.conf" \
 		-p "$work/$impl/ka.pid" -c "$work/$impl/ka-checkers.pid" \
 		-r "$work/$impl/ka-vrrp.pid" > "$work/$impl/keepalived.log" 2>&1 &
 	KA_PID=$!
