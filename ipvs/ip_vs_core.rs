@@ -276,14 +276,14 @@ fn find_service<'a>(
     ports: &Ports,
 ) -> Option<&'a Arc<service::Service>> {
     if mark != 0 {
-        if let Some(s) = tab.find_fwmark(mark) {
+        if let Some(s) = tab.find_fwmark(AF_INET, mark) {
             return Some(s);
         }
     }
     let vaddr = service::v4(ip.daddr);
-    tab.find(ip.protocol as u16, &vaddr, ports.dport)
+    tab.find(AF_INET, ip.protocol as u16, &vaddr, ports.dport)
         // A port-zero service takes the ports no other service of its address has.
-        .or_else(|| tab.find(ip.protocol as u16, &vaddr, [0, 0]))
+        .or_else(|| tab.find(AF_INET, ip.protocol as u16, &vaddr, [0, 0]))
 }
 
 /// The packet's IPv4 header.

@@ -270,7 +270,10 @@ const SVC_TAB_SIZE: usize = 256;
 /// namespace pointer it mixes in, which only reorders `/proc/net/ip_vs`).
 fn svc_hashkey(protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> usize {
     let porth = u16::from_be_bytes(port) as u32;
-    let ahash = u32::from_be_bytes(as_v4(addr));
+    // An IPv6 address folds its four words; an IPv4 one (the first word, the others zero)
+    // is its own fold.
+    let w = |i: usize| u32::from_be_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    let ahash = w(0) ^ w(4) ^ w(8) ^ w(12);
     ((protocol as u32 ^ ahash ^ (porth >> 8) ^ porth) as usize) & (SVC_TAB_SIZE - 1)
 }
 
@@ -357,18 +360,19 @@ impl<'a> ServiceView<'a> {
         }
     }
 
-    /// The service for <protocol, address, port>.
-    pub(crate) fn find(&self, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&'a Arc<Service>> {
-        self.bucket(svc_hashkey(protocol, addr, port))
-            .iter()
-            .find(|s| s.fwmark == 0 && s.protocol == protocol && s.addr == *addr && s.port == port)
+    /// The service of family `af` for <protocol, address, port> (`__ip_vs_service_find`).
+    pub(crate) fn find(&self, af: u16, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&'a Arc<Service>> {
+        self.bucket(svc_hashkey(protocol, addr, port)).iter().find(|s| {
+            s.af == af && s.fwmark == 0 && s.protocol == protocol && s.addr == *addr && s.port == port
+        })
     }
 
-    /// The service for a firewall mark.
-    pub(crate) fn find_fwmark(&self, mark: u32) -> Option<&'a Arc<Service>> {
+    /// The service of family `af` for a firewall mark (`__ip_vs_svc_fwm_find`): a mark
+    /// names one service per family.
+    pub(crate) fn find_fwmark(&self, af: u16, mark: u32) -> Option<&'a Arc<Service>> {
         self.bucket(SVC_TAB_SIZE + fwm_hashkey(mark))
             .iter()
-            .find(|s| s.fwmark == mark)
+            .find(|s| s.af == af && s.fwmark == mark)
     }
 
     /// Service `index` of bucket `bucket`, the buckets of <protocol, address, port> first,
@@ -403,18 +407,25 @@ impl<'a> ServiceView<'a> {
 pub(crate) struct Services {
     buckets: KVec<KVec<Arc<Service>>>,
     count: usize,
+    count_v4: usize,
 }
 
 impl Services {
     /// An empty set (its buckets come with the first service).
     pub(crate) fn new() -> Self {
-        Self { buckets: KVec::new(), count: 0 }
+        Self { buckets: KVec::new(), count: 0, count_v4: 0 }
     }
 
     /// Number of services.
     pub(crate) fn len(&self) -> usize {
         self.count
     }
+
+    /// Number of IPv4 services (the ones the socket options see).
+    pub(crate) fn len_v4(&self) -> usize {
+        self.count_v4
+    }
+
 
     /// The service `key` names.
     pub(crate) fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
@@ -465,8 +476,10 @@ impl Services {
         // Room first, so that the push after publishing cannot fail.
         bucket.reserve(1, GFP_KERNEL)?;
         table.publish(b, bucket, Some(&svc))?;
+        let v4 = usize::from(svc.af == AF_INET);
         bucket.push(svc, GFP_KERNEL)?;
         self.count += 1;
+        self.count_v4 += v4;
         Ok(())
     }
 
@@ -523,15 +536,20 @@ impl Services {
             }
         }
         table.publish(b, &kept, None)?;
-        let removed = bucket.len() - kept.len();
+        let removed = bucket.len() != kept.len();
         *bucket = kept;
-        self.count = self.count.saturating_sub(removed);
+        if removed {
+            self.count = self.count.saturating_sub(1);
+            self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
+        }
         Self::unlink_dests(svc);
         Ok(())
     }
 
     /// `ip_vs_flush`: every bucket emptied, yielding the CPU between buckets.
     pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
+        self.count = 0;
+        self.count_v4 = 0;
         for (b, bucket) in self.buckets.iter_mut().enumerate() {
             if bucket.is_empty() {
                 continue;
@@ -540,7 +558,6 @@ impl Services {
             for s in bucket.iter() {
                 Self::unlink_dests(s);
             }
-            self.count = self.count.saturating_sub(bucket.len());
             *bucket = KVec::new();
             kernel::sched::cond_resched();
         }
