@@ -457,9 +457,16 @@ impl ConnTable {
         self.mask + 1
     }
 
-    fn hashkey(&self, protocol: u8, addr: &[u8; 16], port: [u8; 2]) -> u32 {
+    /// The bucket of <protocol, address, port> (`ip_vs_conn_hashkey`): an IPv6 address is
+    /// hashed whole first, an IPv4 one taken as it is.
+    fn hashkey(&self, af: u16, protocol: u8, addr: &[u8; 16], port: [u8; 2]) -> u32 {
+        let a = if af == crate::ctl_config::AF_INET6 {
+            hash::jhash_addr16(addr, self.seed)
+        } else {
+            u32::from_ne_bytes([addr[0], addr[1], addr[2], addr[3]])
+        };
         hash::jhash_3words(
-            hash::fold_addr(addr),
+            a,
             u16::from_ne_bytes(port) as u32,
             protocol as u32,
             self.seed,
@@ -486,21 +493,21 @@ impl ConnTable {
 
     /// The connection a client packet belongs to (`ip_vs_conn_in_get`).
     pub(crate) fn in_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.protocol, &p.caddr, p.cport);
+        let b = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         self.find(b, |c| c.matches_in(p), g)
     }
 
     /// The connection a reply from a real server belongs to (`ip_vs_conn_out_get`): `p` holds
     /// the reply's source as `caddr/cport` and its destination as `vaddr/vport`.
     pub(crate) fn out_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.protocol, &p.vaddr, p.vport);
+        let b = self.hashkey(p.af, p.protocol, &p.vaddr, p.vport);
         self.find(b, |c| c.matches_out(p), g)
     }
 
     /// The valid persistence template for `p` (`ip_vs_ct_in_get`): `p.caddr` is the masked
     /// client address, `p.cport` 0.
     pub(crate) fn template_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.protocol, &p.caddr, p.cport);
+        let b = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         self.find(
             b,
             |c| {
@@ -585,7 +592,7 @@ impl ConnTable {
                 return Err(EAGAIN);
             }
         }
-        let bucket = self.hashkey(p.protocol, &p.caddr, p.cport);
+        let bucket = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         let now = jiffies_64();
         let conn = Conn {
             next: AtomicPtr::new(ptr::null_mut()),

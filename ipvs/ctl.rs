@@ -223,11 +223,14 @@ impl SockoptOps for Ctl {
             }
             SetRequest::Service { key, op } => (key, op),
         };
-        // A service of another protocol under the same key is not the one asked for.
-        // FIXME: upstream answers ADD with EEXIST when a firewall-mark service of another
-        // protocol has the mark; here ADD adds a second one. Only raw setsockopt can ask
-        // (ipvsadm always sends TCP with a mark); kept as it was until a test covers it.
-        let svc = ctl.services.lookup(&key).filter(|s| s.protocol == key.protocol());
+        // Upstream finds the service by its key alone: ADD fails with EEXIST when the key
+        // (a firewall mark, say) is taken under another protocol, while the other commands
+        // only act on a service of the protocol they name (ESRCH otherwise).
+        let found = ctl.services.lookup(&key);
+        let svc = match op {
+            ctl_config::ServiceOp::Add(_) => found,
+            _ => found.filter(|s| s.protocol == key.protocol()),
+        };
         run_service_op(net, ipvs, &mut ctl, svc, op)
     }
 
@@ -268,19 +271,22 @@ impl SockoptOps for Ctl {
             }
             get::INFO => write(
                 0,
-                &uapi::encode_getinfo(uapi::VERSION_CODE, ipvs.conns.size(), ctl.services.len() as u32),
+                // The socket options know IPv4 services only.
+                &uapi::encode_getinfo(uapi::VERSION_CODE, ipvs.conns.size(), ctl.services.len_v4() as u32),
             ),
             get::SERVICES => {
                 let n = u32::from_ne_bytes([arg[0], arg[1], arg[2], arg[3]]);
                 if *len as usize != uapi::get_services_len(n) {
                     return Err(EINVAL);
                 }
-                // Encode under RCU, copy to user space outside it (copies may fault and sleep).
-                let mut out = KVec::new();
+                // Encode under RCU, copy to user space outside it (copies may fault and sleep);
+                // the room is made before, as the control mutex keeps the number of services.
+                let want = (n as usize).min(ctl.services.len_v4());
+                let mut out = KVec::with_capacity(want, GFP_KERNEL)?;
                 {
                     let g = rcu::read_lock();
                     if let Some(table) = ipvs.svc_table.get(&g) {
-                        for s in table.iter().take(n as usize) {
+                        for s in table.iter().filter(|s| s.af == service::AF_INET).take(want) {
                             out.push(service_entry(s, ipvs.conns.hz(), &g).encode(), GFP_ATOMIC)?;
                         }
                     }
@@ -306,7 +312,9 @@ impl SockoptOps for Ctl {
                 {
                     let g = rcu::read_lock();
                     if let Some(list) = svc.dests.get(&g) {
-                        for d in list.dests.iter().take(req.num_dests as usize) {
+                        // Real servers of the other family are not listed (nor counted).
+                        let same_af = |d: &&Arc<service::Dest>| d.info.af == svc.af;
+                        for d in list.dests.iter().filter(same_af).take(req.num_dests as usize) {
                             let e = DestEntry {
                                 addr: service::as_v4(&d.info.addr),
                                 port: d.info.port,
@@ -378,10 +386,14 @@ pub(crate) fn run_service_op(
 fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
     let dm = DaemonUser::decode(arg);
     if cmd == set::STOPDAEMON {
-        ctl_config::DaemonState::from_raw(dm.state)?;
-        return Err(ESRCH);
+        return stop_daemon(dm.state);
     }
-    let cfg = dm.config()?;
+    start_daemon(net, &dm.config()?)
+}
+
+/// `start_sync_thread` for both transports: its checks in its order (the interface, then
+/// the state), then a refusal: connection synchronisation does not exist yet.
+pub(crate) fn start_daemon(net: &Net, cfg: &ctl_config::DaemonConfig) -> Result {
     cfg.check_start(|ifn| {
         let name = kernel::str::CStr::from_bytes_with_nul(ifn.as_bytes_with_nul()).map_err(|_| EINVAL)?;
         if net.has_device(name) {
@@ -393,15 +405,16 @@ fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
     Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
 }
 
-/// The service `key` names, as the packet path finds it.
-pub(crate) fn find_by_key(ipvs: &Ipvs, _ctl: &crate::CtlState, key: &ServiceKey) -> Option<Arc<Service>> {
-    let g = rcu::read_lock();
-    let t = ipvs.svc_table.get(&g)?;
-    let s = match key {
-        ServiceKey::Fwmark { mark, .. } => t.find_fwmark(*mark),
-        ServiceKey::Addr { protocol, port, .. } => t.find(*protocol, &key.addr_nf(), *port),
-    };
-    s.cloned()
+/// `stop_sync_thread` for both transports: `EINVAL` for an unknown state, else `ESRCH`, as
+/// no daemon runs.
+pub(crate) fn stop_daemon(state: i32) -> Result {
+    ctl_config::DaemonState::from_raw(state)?;
+    Err(ESRCH)
+}
+
+/// The service `key` names (of its family).
+pub(crate) fn find_by_key(_ipvs: &Ipvs, ctl: &crate::CtlState, key: &ServiceKey) -> Option<Arc<Service>> {
+    ctl.services.lookup(key)
 }
 
 /// A service as `IP_VS_SO_GET_SERVICE(S)` reports it; the timeout is upstream's stored

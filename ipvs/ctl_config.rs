@@ -332,14 +332,16 @@ impl SchedName {
 /// `IP_VS_PENAME_MAXLEN`.
 pub const PENAME_MAXLEN: usize = 16;
 
-/// A persistence engine's name: up to 15 bytes, never empty (an empty name is no engine, as
+/// A persistence engine's name: up to 16 bytes (the netlink policy of the attribute lets
+/// `IP_VS_PENAME_MAXLEN` bytes through besides the NUL, and such a name then names no engine:
+/// `ENOENT`, as upstream's lookup answers), never empty (an empty name is no engine, as
 /// upstream reads it).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct PeName(NameBuf<PENAME_MAXLEN>);
+pub struct PeName(NameBuf<{ PENAME_MAXLEN + 1 }>);
 
 impl PeName {
-    /// The engine `name` names: `None` if it is empty (no engine); `EINVAL` if it does not
-    /// fit in `IP_VS_PENAME_MAXLEN` with its NUL.
+    /// The engine `name` names: `None` if it is empty (no engine); `EINVAL` if it is longer
+    /// than `IP_VS_PENAME_MAXLEN`.
     pub fn new(name: &[u8]) -> Result<Option<Self>, Errno> {
         if name.is_empty() {
             return Ok(None);
@@ -412,6 +414,14 @@ pub mod tun_type {
     pub const GUE: u8 = 1;
     /// GRE.
     pub const GRE: u8 = 2;
+}
+
+/// Tunnel flags (`IP_VS_TUNNEL_ENCAP_FLAG_*`).
+pub mod tun_flags {
+    /// The outer UDP (GUE) or GRE header carries a checksum.
+    pub const CSUM: u16 = 1 << 0;
+    /// Remote checksum offload (GUE): the receiver completes the inner checksum.
+    pub const REMCSUM: u16 = 1 << 1;
 }
 
 /// A real server's configuration (upstream's `ip_vs_dest_user_kern`).
@@ -794,7 +804,8 @@ mod tests {
 
         assert_eq!(PeName::new(b""), Ok(None));
         assert_eq!(PeName::new(b"sip").unwrap().unwrap().as_bytes(), b"sip");
-        assert_eq!(PeName::new(&[b'p'; 16]), Err(Errno::Inval));
+        assert_eq!(PeName::new(&[b'p'; 16]).unwrap().unwrap().as_bytes(), &[b'p'; 16]);
+        assert_eq!(PeName::new(&[b'p'; 17]), Err(Errno::Inval));
 
         assert_eq!(IfName::parse(&[0; 16]), Err(Errno::Inval));
         assert_eq!(IfName::parse(&[b'e'; 16]), Err(Errno::Inval));

@@ -18,7 +18,7 @@ use crate::{
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
     c_str,
-    error::{code::*, Error},
+    error::code::*,
     net::genetlink::{
         self, Attr, AttrKind, AttrSpec, Dump, Family, Info, MsgBuilder, Op, Perm, Policy,
         PolicyEntry,
@@ -334,10 +334,9 @@ fn fill_dest(m: &mut MsgBuilder<'_>, d: &service::Dest) -> Result {
         m.put(dest_attr::PORT, &d.info.port)?;
         m.put_u32(dest_attr::FWD_METHOD, d.conn_flags.load(Relaxed) & crate::uapi::conn_flags::FWD_MASK)?;
         m.put_u32(dest_attr::WEIGHT, d.info.weight() as u32)?;
-        // No tunnel types yet: upstream's defaults (IPIP, port 0, no flags).
-        m.put_u8(dest_attr::TUN_TYPE, 0)?;
-        m.put(dest_attr::TUN_PORT, &[0, 0])?;
-        m.put_u16(dest_attr::TUN_FLAGS, 0)?;
+        m.put_u8(dest_attr::TUN_TYPE, d.tun_type.load(Relaxed))?;
+        m.put(dest_attr::TUN_PORT, &d.tun_port())?;
+        m.put_u16(dest_attr::TUN_FLAGS, d.tun_flags.load(Relaxed))?;
         m.put_u32(dest_attr::U_THRESH, d.info.u_threshold.load(Relaxed))?;
         m.put_u32(dest_attr::L_THRESH, d.info.l_threshold.load(Relaxed))?;
         m.put_u32(dest_attr::ACTIVE_CONNS, d.info.activeconns())?;
@@ -616,15 +615,43 @@ fn set_config(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     ipvs.set_timeouts(&t)
 }
 
-/// `ip_vs_genl_set_daemon`: as the socket options, a valid start is refused and a stop
-/// finds no daemon, until connection synchronisation exists.
+/// `ip_vs_genl_set_daemon`, `ip_vs_genl_new_daemon`, `ip_vs_genl_del_daemon`: the nest and
+/// the attributes checked in upstream's order, then the start or stop as the socket options
+/// do it (until connection synchronisation exists, a valid start is refused and a stop
+/// finds no daemon).
 fn set_daemon(info: &Info<'_>) -> Result {
     let Some(nla) = info.attr(cmd_attr::DAEMON) else {
         return Err(EINVAL);
     };
-    let attrs = nla.parse_nested(&DAEMON_POLICY).map_err(|_| EINVAL)?;
-    attrs.get(daemon_attr::STATE).ok_or(EINVAL)?.get_u32().ok_or(EINVAL)?;
-    Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+    // Upstream parses this nest (alone) with the request's extended ACK.
+    let attrs = nla.parse_nested_reporting(&DAEMON_POLICY, info).map_err(|_| EINVAL)?;
+    if info.cmd() == cmd::DEL_DAEMON {
+        let state = attrs.get(daemon_attr::STATE).ok_or(EINVAL)?.get_u32().ok_or(EINVAL)?;
+        return ctl::stop_daemon(state as i32);
+    }
+    let (Some(state), Some(ifn), Some(syncid)) = (
+        attrs.get(daemon_attr::STATE),
+        attrs.get(daemon_attr::MCAST_IFN),
+        attrs.get(daemon_attr::SYNC_ID),
+    ) else {
+        return Err(EINVAL);
+    };
+    let group = match (attrs.get(daemon_attr::MCAST_GROUP), attrs.get(daemon_attr::MCAST_GROUP6)) {
+        (Some(g), _) => Some(ctl_config::InetAddr::V4(nla_memcpy(&g))),
+        (None, Some(g)) => Some(ctl_config::InetAddr::V6(nla_memcpy(&g))),
+        (None, None) => None,
+    };
+    let cfg = ctl_config::DaemonConfig {
+        state: state.get_u32().ok_or(EINVAL)? as i32,
+        mcast_ifn: ctl_config::IfName::truncate(ifn.data()),
+        syncid: syncid.get_u32().ok_or(EINVAL)?,
+        sync_maxlen: attrs.get(daemon_attr::SYNC_MAXLEN).and_then(|a| a.get_u16()).unwrap_or(0),
+        mcast_group: group,
+        mcast_port: attrs.get(daemon_attr::MCAST_PORT).and_then(|a| a.get_u16()).unwrap_or(0),
+        mcast_ttl: attrs.get(daemon_attr::MCAST_TTL).and_then(|a| a.get_u8()).unwrap_or(0),
+    };
+    cfg.check_group()?;
+    ctl::start_daemon(info.net(), &cfg)
 }
 
 /// Registers the family (module init); dropping the result unregisters it.

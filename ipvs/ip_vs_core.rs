@@ -23,7 +23,7 @@ use kernel::{
     c_str,
     prelude::*,
     proc_fs::{ProcNetEntry, ProcNetIterEntry},
-    sync::{rcu, rcu::RcuBox, Arc, Mutex},
+    sync::{rcu, Arc, Mutex},
     sysctl::{NetSysctlTable, SysctlValues},
     time::msecs_to_jiffies,
     timer::{Timer, TimerCallback},
@@ -50,7 +50,7 @@ use proto::{
     Icmp, Ipv4, Ports, Quoted, ICMP_DEST_UNREACH, ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP,
     IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
 };
-use service::{ServiceTable, Services, AF_INET};
+use service::{ServiceTable, ServiceView, Services, AF_INET};
 use stats::Stats;
 use uapi::{conn_flags, svc_flags};
 
@@ -179,7 +179,7 @@ pub(crate) struct Ipvs {
     _defense_flush: defense::DefenseFlush,
     #[pin]
     pub(crate) ctl: Mutex<CtlState>,
-    pub(crate) svc_table: Arc<RcuBox<ServiceTable>>,
+    pub(crate) svc_table: Arc<ServiceTable>,
     pub(crate) conns: Arc<ConnTable>,
     #[pin]
     expiry: Timer<Expiry>,
@@ -222,7 +222,7 @@ impl PernetData for Ipvs {
                 v
             },
             ctl <- new_mutex!(CtlState { services: Services::new() }, "ipvs_ctl"),
-            svc_table: Arc::new(RcuBox::new(None), GFP_KERNEL)?,
+            svc_table: Arc::new(ServiceTable::new()?, GFP_KERNEL)?,
             conns: Arc::new(
                 ConnTable::new(conn_tab_bits(), hz)?,
                 GFP_KERNEL,
@@ -270,20 +270,20 @@ impl PernetData for Ipvs {
 /// Which service a new connection is for (`ip_vs_service_find`): a firewall-mark service
 /// first, then <protocol, address, port>, then the port-zero service of the address.
 fn find_service<'a>(
-    tab: &'a ServiceTable,
+    tab: ServiceView<'a>,
     mark: u32,
     ip: &Ipv4,
     ports: &Ports,
 ) -> Option<&'a Arc<service::Service>> {
     if mark != 0 {
-        if let Some(s) = tab.find_fwmark(mark) {
+        if let Some(s) = tab.find_fwmark(AF_INET, mark) {
             return Some(s);
         }
     }
     let vaddr = service::v4(ip.daddr);
-    tab.find(ip.protocol as u16, &vaddr, ports.dport)
+    tab.find(AF_INET, ip.protocol as u16, &vaddr, ports.dport)
         // A port-zero service takes the ports no other service of its address has.
-        .or_else(|| tab.find(ip.protocol as u16, &vaddr, [0, 0]))
+        .or_else(|| tab.find(AF_INET, ip.protocol as u16, &vaddr, [0, 0]))
 }
 
 /// The packet's IPv4 header.
@@ -861,7 +861,7 @@ struct EstTimer {
     /// `run_estimation`: 0 stops sampling (the rates keep their last values).
     sysctl: Arc<SysctlValues>,
     stats: Arc<Stats>,
-    table: Arc<RcuBox<ServiceTable>>,
+    table: Arc<ServiceTable>,
     period: u64,
 }
 

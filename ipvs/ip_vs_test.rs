@@ -13,7 +13,7 @@
 use core::{
     mem::MaybeUninit,
     ptr::addr_of_mut,
-    sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
     bindings, c_str,
@@ -106,6 +106,9 @@ fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
             stats: Stats::new()?,
             svc_stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
             route: RouteCache::new(),
+            tun_type: AtomicU8::new(0),
+            tun_port: AtomicU16::new(0),
+            tun_flags: AtomicU16::new(0),
         },
         GFP_KERNEL,
     )?)

@@ -17,6 +17,8 @@ pub const IPPROTO_IPIP: u8 = 4;
 pub const IPPROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
 pub const IPPROTO_UDP: u8 = 17;
+/// GRE.
+pub const IPPROTO_GRE: u8 = 47;
 
 /// Offset of the checksum within the TCP header.
 pub const TCP_CSUM_OFF: usize = 16;

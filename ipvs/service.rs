@@ -19,7 +19,7 @@ use crate::{
     ctl_config::{self, Checked, DestConfig, InetAddr, SchedName, ServiceConfig, ServiceKey},
     uapi::svc_flags,
 };
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox, KVec},
     error::code::*,
@@ -72,9 +72,26 @@ pub(crate) struct Dest {
     pub(crate) svc_stats: Arc<Stats>,
     /// The route to the server, kept for the packets that follow (`dest_dst`).
     pub(crate) route: RouteCache,
+    /// Tunnel type (`IP_VS_CONN_F_TUNNEL_TYPE_*`), port (network order) and flags
+    /// (`IP_VS_TUNNEL_ENCAP_FLAG_*`), for tunnel forwarding.
+    pub(crate) tun_type: AtomicU8,
+    pub(crate) tun_port: AtomicU16,
+    pub(crate) tun_flags: AtomicU16,
 }
 
 impl Dest {
+    /// Takes the tunnel settings of `u` (`__ip_vs_update_dest`).
+    fn set_tunnel(&self, u: &DestConfig) {
+        self.tun_type.store(u.tun_type, Relaxed);
+        self.tun_port.store(u16::from_ne_bytes(u.tun_port), Relaxed);
+        self.tun_flags.store(u.tun_flags, Relaxed);
+    }
+
+    /// The tunnel port, in network byte order.
+    pub(crate) fn tun_port(&self) -> [u8; 2] {
+        self.tun_port.load(Relaxed).to_ne_bytes()
+    }
+
     /// Whether the server is still part of its service.
     pub(crate) fn is_available(&self) -> bool {
         self.info.flags.load(Relaxed) & DEST_F_AVAILABLE != 0
@@ -253,7 +270,10 @@ const SVC_TAB_SIZE: usize = 256;
 /// namespace pointer it mixes in, which only reorders `/proc/net/ip_vs`).
 fn svc_hashkey(protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> usize {
     let porth = u16::from_be_bytes(port) as u32;
-    let ahash = u32::from_be_bytes(as_v4(addr));
+    // An IPv6 address folds its four words; an IPv4 one (the first word, the others zero)
+    // is its own fold.
+    let w = |i: usize| u32::from_be_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    let ahash = w(0) ^ w(4) ^ w(8) ^ w(12);
     ((protocol as u32 ^ ahash ^ (porth >> 8) ^ porth) as usize) & (SVC_TAB_SIZE - 1)
 }
 
@@ -261,63 +281,110 @@ fn fwm_hashkey(mark: u32) -> usize {
     mark as usize & (SVC_TAB_SIZE - 1)
 }
 
-/// The packet path's view of a namespace's services.
+/// Number of buckets of each of the two tables (`IP_VS_SVC_TAB_SIZE`): the
+/// <protocol, address, port> table, then the firewall-mark table.
+const BUCKETS: usize = 2 * SVC_TAB_SIZE;
+
+/// The bucket of the service `key` names, in the numbering of [`ServiceTable::nth`].
+fn bucket_of_key(key: &ServiceKey) -> usize {
+    match key {
+        ServiceKey::Fwmark { mark, .. } => SVC_TAB_SIZE + fwm_hashkey(*mark),
+        ServiceKey::Addr { protocol, port, .. } => svc_hashkey(*protocol, &key.addr_nf(), *port),
+    }
+}
+
+/// The bucket of a service.
+fn bucket_of(s: &Service) -> usize {
+    if s.fwmark != 0 {
+        SVC_TAB_SIZE + fwm_hashkey(s.fwmark)
+    } else {
+        svc_hashkey(s.protocol, &s.addr, s.port)
+    }
+}
+
+/// The packet path's view of a namespace's services: two hash tables of [`SVC_TAB_SIZE`]
+/// buckets each, every bucket an immutable list published through RCU. A change
+/// republishes the one bucket it touches, so its cost does not grow with the number of
+/// services (upstream changes its `hlist`s in place, which is the same cost).
 pub(crate) struct ServiceTable {
-    tab: KVec<KVec<Arc<Service>>>,
-    fwm: KVec<KVec<Arc<Service>>>,
+    buckets: KVec<RcuBox<KVec<Arc<Service>>>>,
+}
+
+/// A [`ServiceTable`] seen from inside an RCU read section.
+#[derive(Clone, Copy)]
+pub(crate) struct ServiceView<'a> {
+    table: &'a ServiceTable,
+    g: &'a rcu::Guard,
 }
 
 impl ServiceTable {
-    fn build(services: &[Arc<Service>]) -> Result<KBox<RcuNode<Self>>> {
-        let mut tab = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
-        let mut fwm = KVec::with_capacity(SVC_TAB_SIZE, GFP_KERNEL)?;
-        for _ in 0..SVC_TAB_SIZE {
-            tab.push(KVec::new(), GFP_KERNEL)?;
-            fwm.push(KVec::new(), GFP_KERNEL)?;
+    /// An empty table.
+    pub(crate) fn new() -> Result<Self> {
+        let mut buckets = KVec::with_capacity(BUCKETS, GFP_KERNEL)?;
+        for _ in 0..BUCKETS {
+            buckets.push(RcuBox::new(None), GFP_KERNEL)?;
         }
-        // Newest first within a bucket, as upstream's hlist_add_head.
-        for s in services.iter().rev() {
-            let bucket = if s.fwmark != 0 {
-                &mut fwm[fwm_hashkey(s.fwmark)]
-            } else {
-                &mut tab[svc_hashkey(s.protocol, &s.addr, s.port)]
-            };
-            bucket.push(s.clone(), GFP_KERNEL)?;
-        }
-        Ok(RcuNode::new(Self { tab, fwm }, GFP_KERNEL)?)
+        Ok(Self { buckets })
     }
 
-    /// The service for <protocol, address, port>.
-    pub(crate) fn find(&self, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&Arc<Service>> {
-        self.tab
-            .get(svc_hashkey(protocol, addr, port))?
-            .iter()
-            .find(|s| s.protocol == protocol && s.addr == *addr && s.port == port)
+    /// The table inside the read section `g`.
+    pub(crate) fn get<'a>(&'a self, g: &'a rcu::Guard) -> Option<ServiceView<'a>> {
+        Some(ServiceView { table: self, g })
     }
 
-    /// The service for a firewall mark.
-    pub(crate) fn find_fwmark(&self, mark: u32) -> Option<&Arc<Service>> {
-        self.fwm
-            .get(fwm_hashkey(mark))?
+    /// Publishes `services` (oldest first), then `newest`, as bucket `b`, newest first as
+    /// upstream's `hlist_add_head` orders it.
+    fn publish(&self, b: usize, services: &[Arc<Service>], newest: Option<&Arc<Service>>) -> Result {
+        let Some(slot) = self.buckets.get(b) else {
+            return Err(EINVAL);
+        };
+        let node = if services.is_empty() && newest.is_none() {
+            None
+        } else {
+            let mut v = KVec::with_capacity(services.len() + 1, GFP_KERNEL)?;
+            for s in Iterator::chain(newest.into_iter(), services.iter().rev()) {
+                v.push(s.clone(), GFP_KERNEL)?;
+            }
+            Some(RcuNode::new(v, GFP_KERNEL)?)
+        };
+        slot.replace_deferred(node);
+        Ok(())
+    }
+}
+
+impl<'a> ServiceView<'a> {
+    fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
+        match self.table.buckets.get(b).and_then(|slot| slot.get(self.g)) {
+            Some(v) => v,
+            None => &[],
+        }
+    }
+
+    /// The service of family `af` for <protocol, address, port> (`__ip_vs_service_find`).
+    pub(crate) fn find(&self, af: u16, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&'a Arc<Service>> {
+        self.bucket(svc_hashkey(protocol, addr, port)).iter().find(|s| {
+            s.af == af && s.fwmark == 0 && s.protocol == protocol && s.addr == *addr && s.port == port
+        })
+    }
+
+    /// The service of family `af` for a firewall mark (`__ip_vs_svc_fwm_find`): a mark
+    /// names one service per family.
+    pub(crate) fn find_fwmark(&self, af: u16, mark: u32) -> Option<&'a Arc<Service>> {
+        self.bucket(SVC_TAB_SIZE + fwm_hashkey(mark))
             .iter()
-            .find(|s| s.fwmark == mark)
+            .find(|s| s.af == af && s.fwmark == mark)
     }
 
     /// Service `index` of bucket `bucket`, the buckets of <protocol, address, port> first,
     /// then those of firewall marks (upstream's listing order).
-    pub(crate) fn nth(&self, bucket: usize, index: usize) -> Option<&Arc<Service>> {
-        let b = match bucket.checked_sub(self.tab.len()) {
-            None => self.tab.get(bucket)?,
-            Some(f) => self.fwm.get(f)?,
-        };
-        b.get(index)
+    pub(crate) fn nth(&self, bucket: usize, index: usize) -> Option<&'a Arc<Service>> {
+        self.bucket(bucket).get(index)
     }
 
     /// Moves `cur` to the first service at or after it in listing order; false past the
     /// last one.
     pub(crate) fn seek(&self, cur: &mut SeqCursor) -> bool {
-        let buckets = self.tab.len() + self.fwm.len();
-        while cur.bucket < buckets {
+        while cur.bucket < BUCKETS {
             if self.nth(cur.bucket, cur.index).is_some() {
                 return true;
             }
@@ -328,46 +395,46 @@ impl ServiceTable {
     }
 
     /// All services in upstream's listing order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
-        Iterator::chain(self.tab.iter(), self.fwm.iter()).flat_map(|b| b.iter())
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Arc<Service>> + 'a {
+        let v = *self;
+        (0..BUCKETS).flat_map(move |b| v.bucket(b).iter())
     }
 }
 
-/// The authoritative list of a namespace's services, kept under the control mutex; every
-/// change republishes the packet path's [`ServiceTable`].
+/// The authoritative services of a namespace, kept under the control mutex in the buckets of
+/// the [`ServiceTable`] they are published to (oldest first); a change republishes the bucket
+/// it touches.
 pub(crate) struct Services {
-    list: KVec<Arc<Service>>,
+    buckets: KVec<KVec<Arc<Service>>>,
+    count: usize,
+    count_v4: usize,
 }
 
 impl Services {
-    /// An empty set.
+    /// An empty set (its buckets come with the first service).
     pub(crate) fn new() -> Self {
-        Self { list: KVec::new() }
+        Self { buckets: KVec::new(), count: 0, count_v4: 0 }
     }
 
     /// Number of services.
     pub(crate) fn len(&self) -> usize {
-        self.list.len()
+        self.count
     }
+
+    /// Number of IPv4 services (the ones the socket options see).
+    pub(crate) fn len_v4(&self) -> usize {
+        self.count_v4
+    }
+
 
     /// The service `key` names.
     pub(crate) fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
-        self.list.iter().find(|s| s.key_matches(key)).cloned()
-    }
-
-    fn publish(&self, table: &RcuBox<ServiceTable>) -> Result {
-        let t = if self.list.is_empty() {
-            None
-        } else {
-            Some(ServiceTable::build(&self.list)?)
-        };
-        table.replace_deferred(t);
-        Ok(())
+        self.buckets.get(bucket_of_key(key))?.iter().find(|s| s.key_matches(key)).cloned()
     }
 
     /// `ip_vs_add_service`: the module reference (`ENOPROTOOPT`), the scheduler (`ENOENT`),
     /// the persistence engine (`ENOENT`: there are none), the prefix, then the service.
-    pub(crate) fn add(&mut self, u: &Checked<ServiceConfig>, table: &RcuBox<ServiceTable>) -> Result {
+    pub(crate) fn add(&mut self, u: &Checked<ServiceConfig>, table: &ServiceTable) -> Result {
         let module = ModuleRef::get()?;
         let sched = if u.sched_name.is_none() {
             None
@@ -378,6 +445,13 @@ impl Services {
             return Err(ENOENT);
         }
         u.check_prefix()?;
+        if self.buckets.is_empty() {
+            let mut buckets = KVec::with_capacity(BUCKETS, GFP_KERNEL)?;
+            for _ in 0..BUCKETS {
+                buckets.push(KVec::new(), GFP_KERNEL)?;
+            }
+            self.buckets = buckets;
+        }
         let svc = Arc::new(
             Service {
                 af: u.key.af().raw(),
@@ -397,8 +471,16 @@ impl Services {
             },
             GFP_KERNEL,
         )?;
-        self.list.push(svc, GFP_KERNEL)?;
-        self.publish(table)
+        let b = bucket_of(&svc);
+        let bucket = self.buckets.get_mut(b).ok_or(EINVAL)?;
+        // Room first, so that the push after publishing cannot fail.
+        bucket.reserve(1, GFP_KERNEL)?;
+        table.publish(b, bucket, Some(&svc))?;
+        let v4 = usize::from(svc.af == AF_INET);
+        bucket.push(svc, GFP_KERNEL)?;
+        self.count += 1;
+        self.count_v4 += v4;
+        Ok(())
     }
 
     /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`:
@@ -442,30 +524,49 @@ impl Services {
     }
 
     /// `ip_vs_del_service`.
-    pub(crate) fn del(&mut self, svc: &Arc<Service>, table: &RcuBox<ServiceTable>) -> Result {
-        let mut kept = KVec::with_capacity(self.list.len(), GFP_KERNEL)?;
-        for s in self.list.iter() {
+    pub(crate) fn del(&mut self, svc: &Arc<Service>, table: &ServiceTable) -> Result {
+        let b = bucket_of(svc);
+        let Some(bucket) = self.buckets.get_mut(b) else {
+            return Err(ESRCH);
+        };
+        let mut kept = KVec::with_capacity(bucket.len(), GFP_KERNEL)?;
+        for s in bucket.iter() {
             if !Arc::ptr_eq(s, svc) {
                 kept.push(s.clone(), GFP_KERNEL)?;
             }
         }
-        self.list = kept;
-        Self::unlink_dests(svc);
-        self.publish(table)
-    }
-
-    /// `ip_vs_flush`.
-    pub(crate) fn flush(&mut self, table: &RcuBox<ServiceTable>) -> Result {
-        for s in self.list.iter() {
-            Self::unlink_dests(s);
+        table.publish(b, &kept, None)?;
+        let removed = bucket.len() != kept.len();
+        *bucket = kept;
+        if removed {
+            self.count = self.count.saturating_sub(1);
+            self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
         }
-        self.list = KVec::new();
-        self.publish(table)
+        Self::unlink_dests(svc);
+        Ok(())
     }
 
-    /// Iterates the services in insertion order.
+    /// `ip_vs_flush`: every bucket emptied, yielding the CPU between buckets.
+    pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
+        self.count = 0;
+        self.count_v4 = 0;
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            if bucket.is_empty() {
+                continue;
+            }
+            table.publish(b, &[], None)?;
+            for s in bucket.iter() {
+                Self::unlink_dests(s);
+            }
+            *bucket = KVec::new();
+            kernel::sched::cond_resched();
+        }
+        Ok(())
+    }
+
+    /// Iterates the services (in bucket order).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
-        self.list.iter()
+        self.buckets.iter().flat_map(|b| b.iter())
     }
 }
 
@@ -578,6 +679,7 @@ pub(crate) fn add_dest(net: &Net, svc: &Service, u: &Checked<DestConfig>) -> Res
             d.info.last_weight.store(u.weight, Relaxed);
             set_thresholds(&d, u);
             d.conn_flags.store(u.dest_conn_flags(), Relaxed);
+            d.set_tunnel(u);
             d.info.flags.fetch_or(DEST_F_AVAILABLE, Relaxed);
             d
         }
@@ -620,6 +722,9 @@ fn new_dest(svc: &Service, u: &DestConfig, addr: InetAddr) -> Result<Arc<Dest>> 
             stats: Stats::new()?,
             svc_stats: svc.stats.clone(),
             route: RouteCache::new(),
+            tun_type: AtomicU8::new(u.tun_type),
+            tun_port: AtomicU16::new(u16::from_ne_bytes(u.tun_port)),
+            tun_flags: AtomicU16::new(u.tun_flags),
         },
         GFP_KERNEL,
     )?)
@@ -637,6 +742,7 @@ pub(crate) fn edit_dest(svc: &Service, u: &Checked<DestConfig>) -> Result {
     }
     set_thresholds(d, u);
     d.conn_flags.store(u.dest_conn_flags(), Relaxed);
+    d.set_tunnel(u);
     if let Some(s) = svc.sched.get(&g) {
         s.upd_dest(list.infos(), i);
     }

@@ -13,17 +13,19 @@ use crate::{
     conn::Conn,
     proto::{
         self, is_loopback, Ipv4, Quoted, ICMP_CSUM_OFF, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
-        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
+        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
         TCP_CSUM_OFF, UDP_CSUM_OFF,
     },
+    ctl_config::{tun_flags, tun_type},
     service::as_v4,
     uapi::conn_flags,
 };
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
     net::{
         namespace::Net,
         netfilter::{InetHook, Verdict},
-        skbuff::{Checksum, SkBuff},
+        skbuff::{Checksum, Encap, SkBuff},
     },
     prelude::*,
     sync::rcu,
@@ -224,12 +226,66 @@ pub(crate) fn dr_xmit<'a>(
 }
 
 const IPIP_HLEN: u32 = 20;
+/// The GUE header, and the private flags and remote checksum option after it.
+const GUE_HLEN: usize = 4;
+const GUE_PRIV_HLEN: usize = 4;
+const GUE_REMCSUM_HLEN: usize = 4;
+/// `GUE_FLAG_PRIV`, `GUE_PFLAG_REMCSUM` as they appear on the wire.
+const GUE_FLAG_PRIV: [u8; 2] = [0, 1];
+const GUE_PFLAG_REMCSUM: [u8; 4] = [0x80, 0, 0, 0];
+/// EtherType of the inner packet of a GRE tunnel.
+const ETH_P_IP: u16 = 0x0800;
 
-/// IP-in-IP tunnelling: wrap the packet in an IPv4 header to the real server
-/// (`ip_vs_tunnel_xmit`). With `pmtu_disc` the outer header copies the inner DF bit and
-/// packets too big for the tunnel are answered "fragmentation needed", so path MTU discovery
-/// works through the tunnel; without, the outer packet may be fragmented. The outer header
-/// copies the inner TOS and TTL. `icmp` for an ICMP error being forwarded.
+/// How the real server's tunnel wraps a packet: its type and flags (`tun_type`,
+/// `tun_flags` of the server), and whether the packet leaves its transport checksum to
+/// the hardware (`CHECKSUM_PARTIAL`), which GUE's remote checksum offload hands on.
+fn encap_of(cp: &Conn, skb: &SkBuff<'_>) -> Encap {
+    let d = cp.dest();
+    let flags = d.tun_flags.load(Relaxed);
+    match d.tun_type.load(Relaxed) {
+        tun_type::GUE => {
+            let remote_csum = flags & tun_flags::REMCSUM != 0 && skb.checksum() == Checksum::Partial;
+            let opt = if remote_csum { GUE_PRIV_HLEN + GUE_REMCSUM_HLEN } else { 0 };
+            Encap::Gue {
+                hdr_len: (GUE_HLEN + opt) as u32,
+                csum: flags & (tun_flags::CSUM | tun_flags::REMCSUM) != 0,
+                remote_csum,
+            }
+        }
+        tun_type::GRE => Encap::Gre { csum: flags & tun_flags::CSUM != 0 },
+        // Upstream takes every other type for IP in IP.
+        _ => Encap::Ipip,
+    }
+}
+
+/// The GUE header for an inner IPv4 packet, with the remote checksum option when
+/// `remote_csum` (`ipvs_gue_encap`): where the inner checksum's range starts and where
+/// the checksum goes, both from the start of the inner packet. `None` when the packet's
+/// checksum range starts before it.
+fn gue_header(skb: &SkBuff<'_>, remote_csum: bool) -> Option<([u8; 12], usize)> {
+    let mut h = [0u8; GUE_HLEN + GUE_PRIV_HLEN + GUE_REMCSUM_HLEN];
+    h[1] = IPPROTO_IPIP;
+    if !remote_csum {
+        return Some((h, GUE_HLEN));
+    }
+    let (start, off) = skb.partial_csum()?;
+    let start = u16::try_from(start).ok()?;
+    // hlen counts the option words after the 4-byte header.
+    h[0] = ((GUE_PRIV_HLEN + GUE_REMCSUM_HLEN) / 4) as u8;
+    h[2..4].copy_from_slice(&GUE_FLAG_PRIV);
+    h[4..8].copy_from_slice(&GUE_PFLAG_REMCSUM);
+    h[8..10].copy_from_slice(&start.to_be_bytes());
+    h[10..12].copy_from_slice(&start.wrapping_add(off).to_be_bytes());
+    Some((h, h.len()))
+}
+
+/// Tunnelling: wrap the packet in an IPv4 header to the real server (`ip_vs_tunnel_xmit`),
+/// after a GUE header in UDP to the server's tunnel port, or a GRE header, as the server's
+/// tunnel type says (IP in IP otherwise). With `pmtu_disc` the outer header copies the
+/// inner DF bit and packets too big for the tunnel are answered "fragmentation needed", so
+/// path MTU discovery works through the tunnel; without, the outer packet may be
+/// fragmented. The outer header copies the inner TOS and TTL. `icmp` for an ICMP error
+/// being forwarded.
 pub(crate) fn tunnel_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
@@ -240,14 +296,40 @@ pub(crate) fn tunnel_xmit<'a>(
     pmtu_disc: bool,
 ) -> Verdict<'a> {
     let daddr = as_v4(&cp.daddr);
-    let (mut skb, saddr) = match route_to(net, skb, ip, cp, g, IPIP_HLEN, icmp || !pmtu_disc) {
+    let encap = encap_of(cp, &skb);
+    let overhead = IPIP_HLEN.saturating_add(encap.headroom());
+    let (mut skb, saddr) = match route_to(net, skb, ip, cp, g, overhead, icmp || !pmtu_disc) {
         Ok((skb, Out::Local)) => return cont(skb),
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
     };
     // `route_to` sent TTLs of 1 and 0 back as "time exceeded"; saturating all the same.
     let ttl = ip.ttl.saturating_sub(1);
-    match skb.push_ipip_header() {
+    if skb.tunnel_prepare(encap).is_err() {
+        return Verdict::Drop(skb);
+    }
+    let outer_proto = match encap {
+        Encap::Ipip => IPPROTO_IPIP,
+        Encap::Gue { csum, remote_csum, .. } => {
+            let Some((h, len)) = gue_header(&skb, remote_csum) else {
+                return Verdict::Drop(skb);
+            };
+            let pushed = skb.push_gue_header(h.get(..len).unwrap_or(&[]), remote_csum).and_then(|()| {
+                skb.push_udp_header(net, cp.dest().tun_port(), !csum, saddr, daddr)
+            });
+            if pushed.is_err() {
+                return Verdict::Drop(skb);
+            }
+            IPPROTO_UDP
+        }
+        Encap::Gre { csum } => {
+            if skb.push_gre_header(csum, ETH_P_IP).is_err() {
+                return Verdict::Drop(skb);
+            }
+            IPPROTO_GRE
+        }
+    };
+    match skb.push_ip_header() {
         Ok(h) => {
             h[0] = 0x45;
             h[1] = ip.tos;
@@ -255,7 +337,7 @@ pub(crate) fn tunnel_xmit<'a>(
             h[6] = if ip.df && pmtu_disc { 0x40 } else { 0 };
             h[7] = 0;
             h[8] = ttl;
-            h[9] = IPPROTO_IPIP;
+            h[9] = outer_proto;
             h[10] = 0;
             h[11] = 0;
             h[12..16].copy_from_slice(&saddr);

@@ -244,6 +244,11 @@ static void valid_sequence(void)
 	do_set("persistent", IP_VS_SO_SET_ADD, &sd.s, sizeof(sd.s));
 	svc(&sd.s, IPPROTO_TCP, "0.0.0.0", 0, 7, "rr");
 	do_set("fwmark", IP_VS_SO_SET_ADD, &sd.s, sizeof(sd.s));
+	/* The mark is taken: EEXIST under another protocol too. */
+	svc(&sd.s, IPPROTO_UDP, "0.0.0.0", 0, 7, "rr");
+	do_set("fwmark-other-proto", IP_VS_SO_SET_ADD, &sd.s, sizeof(sd.s));
+	do_set("fwmark-other-proto", IP_VS_SO_SET_EDIT, &sd.s, sizeof(sd.s));
+	do_set("fwmark-other-proto", IP_VS_SO_SET_ZERO, &sd.s, sizeof(sd.s));
 	svc(&sd.s, IPPROTO_TCP, "10.9.0.3", 80, 0, "nosuchsched");
 	do_set("unknown-sched", IP_VS_SO_SET_ADD, &sd.s, sizeof(sd.s));
 	svc(&sd.s, IPPROTO_TCP, "10.9.0.3", 80, 0, "rr");
@@ -381,6 +386,8 @@ static void valid_sequence(void)
 	svc(&sd.s, IPPROTO_UDP, "10.9.0.1", 53, 0, "rr");
 	do_set("valid", IP_VS_SO_SET_DEL, &sd.s, sizeof(sd.s));
 	do_set("again", IP_VS_SO_SET_DEL, &sd.s, sizeof(sd.s));
+	svc(&sd.s, IPPROTO_UDP, "0.0.0.0", 0, 7, "rr");
+	do_set("fwmark-other-proto", IP_VS_SO_SET_DEL, &sd.s, sizeof(sd.s));
 	svc(&sd.s, IPPROTO_TCP, "0.0.0.0", 0, 7, "rr");
 	do_set("fwmark", IP_VS_SO_SET_DEL, &sd.s, sizeof(sd.s));
 	do_set("valid", IP_VS_SO_SET_FLUSH, NULL, 0);

@@ -26,6 +26,14 @@ int rust_helper_nla_parse_nested_deprecated(struct nlattr **tb, int maxtype,
 	return nla_parse_nested_deprecated(tb, maxtype, nla, policy, NULL);
 }
 
+int rust_helper_genl_parse_nested_reporting(struct nlattr **tb, int maxtype,
+					     const struct nlattr *nla,
+					     const struct nla_policy *policy,
+					     struct genl_info *info)
+{
+	return nla_parse_nested_deprecated(tb, maxtype, nla, policy, info->extack);
+}
+
 int rust_helper_genl_dump_parse(struct netlink_callback *cb, struct nlattr **tb,
 				int maxtype, const struct nla_policy *policy)
 {

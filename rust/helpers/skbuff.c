@@ -5,8 +5,10 @@
 #include <net/dst.h>
 #include <net/icmp.h>
 #include <net/ip.h>
+#include <net/gre.h>
 #include <net/ip_tunnels.h>
 #include <net/route.h>
+#include <net/udp.h>
 
 unsigned int rust_helper_dst_mtu(const struct dst_entry *dst)
 {
@@ -89,25 +91,102 @@ void rust_helper_skb_icmp_send(struct sk_buff *skb, int type, int code, __be32 i
  * the packet, which becomes the inner packet (for GSO too); the new network
  * header is left for the caller to fill in.
  */
-int rust_helper_skb_push_ipip_header(struct sk_buff *skb)
+/*
+ * Make the packet the inner packet of a tunnel whose headers take @extra
+ * bytes besides the outer IPv4 header: headroom for them, GSO set up with
+ * @gso_type, the inner headers marked (an IPv4 packet inside).
+ */
+int rust_helper_skb_tunnel_prepare(struct sk_buff *skb, unsigned int extra,
+				   int gso_type)
 {
 	struct dst_entry *dst = skb_dst(skb);
-	unsigned int headroom = sizeof(struct iphdr) +
+	unsigned int headroom = sizeof(struct iphdr) + extra +
 				(dst ? LL_RESERVED_SPACE(dst->dev) : LL_MAX_HEADER);
 	int err;
 
 	err = skb_cow_head(skb, headroom);
 	if (err)
 		return err;
-	err = iptunnel_handle_offloads(skb, SKB_GSO_IPXIP4);
+	err = iptunnel_handle_offloads(skb, gso_type);
 	if (err)
 		return err;
 	skb->transport_header = skb->network_header;
 	skb_set_inner_ipproto(skb, IPPROTO_IPIP);
 	skb_set_inner_mac_header(skb, skb_inner_network_offset(skb));
+	return 0;
+}
+
+/* skb_push of @len bytes the caller made room for; NULL if there is none. */
+void *rust_helper_skb_push_checked(struct sk_buff *skb, unsigned int len)
+{
+	if (skb_headroom(skb) < len)
+		return NULL;
+	return skb_push(skb, len);
+}
+
+void rust_helper_skb_reset_transport_header(struct sk_buff *skb)
+{
+	skb_reset_transport_header(skb);
+}
+
+/* The outer IPv4 header of a tunnel: pushed, made the network header. */
+int rust_helper_skb_push_ip_header(struct sk_buff *skb)
+{
+	if (skb_headroom(skb) < sizeof(struct iphdr))
+		return -ENOMEM;
 	skb_push(skb, sizeof(struct iphdr));
 	skb_reset_network_header(skb);
 	memset(&IPCB(skb)->opt, 0, sizeof(IPCB(skb)->opt));
+	return 0;
+}
+
+/*
+ * Whether the packet's checksum is left to the hardware; if so, where the
+ * checksummed range starts, from @data, and where in it the checksum goes.
+ */
+bool rust_helper_skb_partial_csum(const struct sk_buff *skb, int *start,
+				  u16 *offset)
+{
+	if (skb->ip_summed != CHECKSUM_PARTIAL)
+		return false;
+	*start = skb_checksum_start_offset(skb);
+	*offset = skb->csum_offset;
+	return true;
+}
+
+/* The checksum is the receiver's now (remote checksum offload). */
+void rust_helper_skb_csum_to_remote(struct sk_buff *skb)
+{
+	if (!skb_is_gso(skb)) {
+		skb->ip_summed = CHECKSUM_NONE;
+		skb->encapsulation = 0;
+	}
+}
+
+__be16 rust_helper_skb_udp_flow_src_port(struct net *net, struct sk_buff *skb)
+{
+	return udp_flow_src_port(net, skb, 0, 0, false);
+}
+
+/* The UDP checksum of the header at the transport header (none if @nocheck). */
+void rust_helper_skb_udp_set_csum(struct sk_buff *skb, bool nocheck,
+				  __be32 saddr, __be32 daddr)
+{
+	udp_set_csum(nocheck, skb, saddr, daddr, skb->len);
+}
+
+/* A GRE header (with a checksum if @csum) for an inner packet of @proto. */
+int rust_helper_skb_push_gre_header(struct sk_buff *skb, bool csum, __be16 proto)
+{
+	IP_TUNNEL_DECLARE_FLAGS(flags) = { };
+	int hlen;
+
+	if (csum)
+		__set_bit(IP_TUNNEL_CSUM_BIT, flags);
+	hlen = gre_calc_hlen(flags);
+	if (skb_headroom(skb) < hlen)
+		return -ENOMEM;
+	gre_build_header(skb, hlen, flags, proto, 0, 0);
 	return 0;
 }
 

@@ -203,6 +203,27 @@ impl<'a> Attr<'a> {
         })?;
         Ok(Attrs { tb, _p: PhantomData })
     }
+
+    /// As [`Attr::parse_nested`], reporting to the request's extended ACK (a policy failure,
+    /// bytes left over), as upstream does for the nests it parses with `info->extack`.
+    pub fn parse_nested_reporting<const N: usize>(
+        &self,
+        policy: &'static Policy<N>,
+        info: &Info<'_>,
+    ) -> Result<Attrs<'a, N>> {
+        let mut tb = [core::ptr::null_mut(); N];
+        // SAFETY: As in `parse_nested`; `info` is the request's, valid during the call.
+        to_result(unsafe {
+            bindings::genl_parse_nested_reporting(
+                tb.as_mut_ptr(),
+                policy.max_type() as i32,
+                self.nla.as_ptr(),
+                policy.as_ptr(),
+                info.info.as_ptr(),
+            )
+        })?;
+        Ok(Attrs { tb, _p: PhantomData })
+    }
 }
 
 /// Attributes parsed against a policy of `N` types, valid for `'a`.

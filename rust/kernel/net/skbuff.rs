@@ -179,6 +179,61 @@ impl RouteCache {
 /// The `headers` group of `struct sk_buff` (protocol header offsets, checksum state, flags).
 type Headers = bindings::sk_buff__bindgen_ty_4__bindgen_ty_2;
 
+/// The kinds of tunnel a packet can be sent through, for [`SkBuff::tunnel_prepare`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Encap {
+    /// IP-in-IP.
+    Ipip,
+    /// GUE (`hdr_len` bytes of GUE header and options) in UDP, the UDP checksum set if
+    /// `csum`, the inner checksum left to the receiver if `remote_csum`.
+    Gue {
+        /// Length of the GUE header with its options.
+        hdr_len: u32,
+        /// The outer UDP header carries a checksum.
+        csum: bool,
+        /// Remote checksum offload.
+        remote_csum: bool,
+    },
+    /// GRE, with a checksum if `csum`.
+    Gre {
+        /// The GRE header carries a checksum.
+        csum: bool,
+    },
+}
+
+impl Encap {
+    /// Bytes of headers besides the outer IPv4 header.
+    pub fn headroom(&self) -> u32 {
+        match *self {
+            Encap::Ipip => 0,
+            Encap::Gue { hdr_len, .. } => hdr_len.saturating_add(8),
+            Encap::Gre { csum } => if csum { 8 } else { 4 },
+        }
+    }
+
+    /// GSO type of the encapsulation (`__tun_gso_type_mask` and the tunnel's own bits).
+    fn gso_type(&self) -> u32 {
+        let mut t = bindings::SKB_GSO_IPXIP4;
+        match *self {
+            Encap::Ipip => {}
+            Encap::Gue { csum, remote_csum, .. } => {
+                t |= if csum || remote_csum {
+                    bindings::SKB_GSO_UDP_TUNNEL_CSUM
+                } else {
+                    bindings::SKB_GSO_UDP_TUNNEL
+                };
+                if remote_csum {
+                    t |= bindings::SKB_GSO_TUNNEL_REMCSUM;
+                }
+            }
+            Encap::Gre { csum } => {
+                t |= if csum { bindings::SKB_GSO_GRE_CSUM } else { bindings::SKB_GSO_GRE };
+            }
+        }
+        t
+    }
+}
+
 /// A packet owned by the current netfilter hook invocation.
 ///
 /// Offsets are relative to the network header.
@@ -402,8 +457,97 @@ impl<'a> SkBuff<'a> {
     /// GSO for the encapsulation and pushes a new 20-byte network header, returned to be
     /// filled in. Call [`Self::ip_select_ident`] once it is.
     pub fn push_ipip_header(&mut self) -> Result<&mut [u8]> {
+        self.tunnel_prepare(Encap::Ipip)?;
+        self.push_ip_header()
+    }
+
+    /// Turns the packet into the inner IPv4 packet of a tunnel of kind `encap`: headroom for
+    /// its headers and the outer IPv4 header, GSO set up for the encapsulation. The tunnel's
+    /// own headers follow ([`Self::push_gue_header`], [`Self::push_udp_header`],
+    /// [`Self::push_gre_header`]), then [`Self::push_ip_header`].
+    pub fn tunnel_prepare(&mut self, encap: Encap) -> Result {
         // SAFETY: Valid packet, exclusively owned.
-        to_result(unsafe { bindings::skb_push_ipip_header(self.raw()) })?;
+        to_result(unsafe {
+            bindings::skb_tunnel_prepare(self.raw(), encap.headroom(), encap.gso_type() as i32)
+        })
+    }
+
+    /// Pushes `len` bytes in front of the packet (room made by [`Self::tunnel_prepare`]) and
+    /// returns them to be filled in.
+    fn push(&mut self, len: usize) -> Result<&mut [u8]> {
+        let n = u32::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: Valid packet, exclusively owned; the helper checks the headroom.
+        let p = unsafe { bindings::skb_push_checked(self.raw(), n) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `skb_push` made the `len` bytes at `p` part of the linear area of this
+        // packet; `&mut self` is borrowed for the slice's lifetime.
+        Ok(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
+    }
+
+    /// The checksum the hardware is left to fill in, if any: where its range starts,
+    /// counted from the front of the packet (negative if before it), and where in that
+    /// range it goes (`skb_checksum_start_offset`, `csum_offset`).
+    pub fn partial_csum(&self) -> Option<(i32, u16)> {
+        let (mut start, mut off) = (0i32, 0u16);
+        // SAFETY: Valid packet; `start` and `off` are valid locations.
+        unsafe { bindings::skb_partial_csum(self.raw(), &mut start, &mut off) }.then_some((start, off))
+    }
+
+    /// Pushes a GUE header (`hdr`, with its options) in front of the packet. With
+    /// `remote_csum`, the packet's pending checksum is handed to the receiver (remote
+    /// checksum offload: the packet no longer asks the hardware for it unless it is GSO).
+    pub fn push_gue_header(&mut self, hdr: &[u8], remote_csum: bool) -> Result {
+        self.push(hdr.len())?.copy_from_slice(hdr);
+        if remote_csum {
+            // SAFETY: Valid packet, exclusively owned.
+            unsafe { bindings::skb_csum_to_remote(self.raw()) };
+        }
+        Ok(())
+    }
+
+    /// Pushes a UDP header to `dport` from the port that hashes the inner flow
+    /// (`udp_flow_src_port`), with its length, makes it the transport header and sets its
+    /// checksum for the outer addresses `saddr` and `daddr` (none if `nocheck`).
+    pub fn push_udp_header(&mut self, net: &Net, dport: [u8; 2], nocheck: bool, saddr: [u8; 4], daddr: [u8; 4]) -> Result {
+        // SAFETY: Valid packet and namespace.
+        let sport = unsafe { bindings::skb_udp_flow_src_port(net.as_ptr(), self.raw()) };
+        // SAFETY: Valid packet.
+        let len = unsafe { (*self.raw()).len }.checked_add(8).ok_or(EINVAL)?;
+        // 16 bits, as upstream stores it.
+        let len = len as u16;
+        let h = self.push(8)?;
+        h[0..2].copy_from_slice(&sport.to_ne_bytes());
+        h[2..4].copy_from_slice(&dport);
+        h[4..6].copy_from_slice(&len.to_be_bytes());
+        h[6..8].fill(0);
+        // SAFETY: Valid packet, exclusively owned; its first 8 bytes are the UDP header just
+        // pushed, which becomes the transport header the checksum helper reads.
+        unsafe {
+            bindings::skb_reset_transport_header(self.raw());
+            bindings::skb_udp_set_csum(
+                self.raw(),
+                nocheck,
+                u32::from_ne_bytes(saddr),
+                u32::from_ne_bytes(daddr),
+            );
+        }
+        Ok(())
+    }
+
+    /// Pushes a GRE header for an inner packet of EtherType `proto` (host order), with a
+    /// checksum if `csum` (`gre_build_header`).
+    pub fn push_gre_header(&mut self, csum: bool, proto: u16) -> Result {
+        // SAFETY: Valid packet, exclusively owned; the helper checks the headroom.
+        to_result(unsafe { bindings::skb_push_gre_header(self.raw(), csum, proto.to_be()) })
+    }
+
+    /// Pushes the outer 20-byte IPv4 header of a tunnel and makes it the network header;
+    /// returned to be filled in. Call [`Self::ip_select_ident`] once it is.
+    pub fn push_ip_header(&mut self) -> Result<&mut [u8]> {
+        // SAFETY: Valid packet, exclusively owned; the helper checks the headroom.
+        to_result(unsafe { bindings::skb_push_ip_header(self.raw()) })?;
         self.writable(20)
     }
 
