@@ -137,8 +137,18 @@ check() {
 	fi
 }
 
+# share IMPL STEP N WANT: N connections, answered as WANT ("rs1 rs2 errors").
+share() {
+	local out c ok=0
+	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 "$3" --timeout 5)
+	c=$(count_answers "$out" 2)
+	[ "$c" = "$4" ] && ok=1
+	[ $ok = 1 ] || ktap_diag "$1: answers $c"
+	check "$1" "$2" $ok
+}
+
 run_impl() {
-	local impl=$1 ok out c
+	local impl=$1 ok
 	mkdir -p "$work/$impl"
 	if ! ipvs_use "$impl" || ! topo_nat 2 || ! start_rs 1 || ! start_rs 2; then
 		for s in "${STEPS[@]}"; do ktap_fail "$impl $s: setup"; done
@@ -156,29 +166,17 @@ run_impl() {
 
 	ok=0; wait_table 2 && ok=1
 	check "$impl" start $ok
-	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 6 --timeout 5)
-	c=$(count_answers "$out" 2)
-	ok=0; [ "$c" = "3 3 0" ] && ok=1
-	[ $ok = 1 ] || ktap_diag "$impl: answers $c"
-	check "$impl" share $ok
+	share "$impl" share 6 "3 3 0"
 
 	kill "${RS_PID[2]}" 2>/dev/null
 	wait "${RS_PID[2]}" 2>/dev/null
 	ok=0; wait_table 1 && ok=1
 	check "$impl" fail $ok
-	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 4 --timeout 5)
-	c=$(count_answers "$out" 2)
-	ok=0; [ "$c" = "4 0 0" ] && ok=1
-	[ $ok = 1 ] || ktap_diag "$impl: answers $c"
-	check "$impl" failed-share $ok
+	share "$impl" failed-share 4 "4 0 0"
 
 	ok=0; start_rs 2 && wait_table 2 && ok=1
 	check "$impl" back $ok
-	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 6 --timeout 5)
-	c=$(count_answers "$out" 2)
-	ok=0; [ "$c" = "3 3 0" ] && ok=1
-	[ $ok = 1 ] || ktap_diag "$impl: answers $c"
-	check "$impl" back-share $ok
+	share "$impl" back-share 6 "3 3 0"
 
 	stop_keepalived
 	ok=0; wait_empty && ok=1
