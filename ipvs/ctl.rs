@@ -13,7 +13,7 @@
 //! `ip_vs_info_seq_show`, `vs_vars`)
 
 use crate::{
-    ctl_config::{self, ServiceKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    ctl_config::{self, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     service::{self, Service},
     uapi::{
         self, get, set, DaemonUser, DestEntry, DestUser, GetDests, ServiceEntry, ServiceUser,
@@ -298,7 +298,7 @@ impl SockoptOps for Ctl {
             }
             get::SERVICE => {
                 let key = ServiceUser::decode(&arg).key();
-                let svc = find_by_key(ipvs, &ctl, &key).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&key).ok_or(ESRCH)?;
                 let e = service_entry(&svc, ipvs.conns.hz(), &rcu::read_lock()).encode();
                 write(0, &e)
             }
@@ -307,7 +307,7 @@ impl SockoptOps for Ctl {
                 if *len as usize != req.full_len() {
                     return Err(EINVAL);
                 }
-                let svc = find_by_key(ipvs, &ctl, &req.key()).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&req.key()).ok_or(ESRCH)?;
                 let mut out = KVec::new();
                 {
                     let g = rcu::read_lock();
@@ -410,11 +410,6 @@ pub(crate) fn start_daemon(net: &Net, cfg: &ctl_config::DaemonConfig) -> Result 
 pub(crate) fn stop_daemon(state: i32) -> Result {
     ctl_config::DaemonState::from_raw(state)?;
     Err(ESRCH)
-}
-
-/// The service `key` names (of its family).
-pub(crate) fn find_by_key(_ipvs: &Ipvs, ctl: &crate::CtlState, key: &ServiceKey) -> Option<Arc<Service>> {
-    ctl.services.lookup(key)
 }
 
 /// A service as `IP_VS_SO_GET_SERVICE(S)` reports it; the timeout is upstream's stored

@@ -388,7 +388,7 @@ fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let Ok(attrs) = dump.parse_request(&CMD_POLICY) else {
         return Ok(());
     };
-    let Ok(Some(svc)) = find_service(ipvs, &ctl, attrs.get(cmd_attr::SERVICE)) else {
+    let Ok(Some(svc)) = find_service(&ctl, attrs.get(cmd_attr::SERVICE)) else {
         return Ok(());
     };
     let g = rcu::read_lock();
@@ -419,7 +419,6 @@ struct ParsedService {
 }
 
 fn parse_service(
-    ipvs: &Ipvs,
     ctl: &crate::CtlState,
     nla: Option<Attr<'_>>,
     full: bool,
@@ -449,7 +448,7 @@ fn parse_service(
         }
         _ => return Err(EINVAL),
     };
-    let svc = ctl::find_by_key(ipvs, ctl, &key);
+    let svc = ctl.services.lookup(&key);
     let config = if full {
         let (Some(sched), Some(flags), Some(timeout), Some(netmask)) = (
             attrs.get(svc_attr::SCHED_NAME),
@@ -483,8 +482,8 @@ fn parse_service(
 }
 
 /// The identifying part of a service attribute, then the service if it exists.
-fn find_service(ipvs: &Ipvs, ctl: &crate::CtlState, nla: Option<Attr<'_>>) -> Result<Option<Arc<Service>>> {
-    Ok(parse_service(ipvs, ctl, nla, false)?.svc)
+fn find_service(ctl: &crate::CtlState, nla: Option<Attr<'_>>) -> Result<Option<Arc<Service>>> {
+    Ok(parse_service(ctl, nla, false)?.svc)
 }
 
 /// A real server attribute decoded (`ip_vs_genl_parse_dest`): address, port and family
@@ -546,7 +545,7 @@ fn set_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     let c = info.cmd();
     let mut ctl = ipvs.ctl.lock();
     let full_svc = c == cmd::NEW_SERVICE || c == cmd::SET_SERVICE;
-    let p = parse_service(ipvs, &ctl, info.attr(cmd_attr::SERVICE), full_svc)?;
+    let p = parse_service(&ctl, info.attr(cmd_attr::SERVICE), full_svc)?;
     if c != cmd::NEW_SERVICE && p.svc.is_none() {
         return Err(ESRCH);
     }
@@ -579,7 +578,7 @@ fn get_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     let ctl = ipvs.ctl.lock();
     match info.cmd() {
         cmd::GET_SERVICE => {
-            let svc = find_service(ipvs, &ctl, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
+            let svc = find_service(&ctl, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
             let hz = ipvs.conns.hz();
             info.reply(cmd::NEW_SERVICE, |m| fill_service(m, &svc, hz, &rcu::read_lock()))
         }
