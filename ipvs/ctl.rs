@@ -13,7 +13,8 @@
 //! `ip_vs_info_seq_show`, `vs_vars`)
 
 use crate::{
-    ctl_config::{self, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    ctl_config::{self, AF_INET6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    proto::Ip6Full,
     service::{self, Service},
     uapi::{
         self, get, set, DaemonUser, DestEntry, DestUser, GetDests, ServiceEntry, ServiceUser,
@@ -357,8 +358,15 @@ pub(crate) fn run_service_op(
     let Some(s) = svc else {
         return match op {
             Op::Add(c) => {
-                ctl.services.add(&c.check()?, &ipvs.svc_table)?;
-                ctl.update_hooks(net)
+                let c = c.check()?;
+                ctl.services.add(&c, &ipvs.svc_table)?;
+                // Upstream turns reassembly on just before it adds an IPv6 service; that
+                // can fail only short of memory, and then the service stays, unused.
+                let hooked = ctl.update_hooks(net);
+                if c.key.af() == ctl_config::Af::Inet6 {
+                    ipvs.enable_defrag6(net)?;
+                }
+                hooked
             }
             _ => Err(ESRCH),
         };
@@ -374,7 +382,7 @@ pub(crate) fn run_service_op(
             zero_service(&s);
             Ok(())
         }
-        Op::AddDest(d) => service::add_dest(net, &s, &d.check()?),
+        Op::AddDest(d) => service::add_dest(net, &s, &d.check()?, || ipvs.enable_defrag6(net)),
         Op::EditDest(d) => service::edit_dest(&s, &d.check()?),
         Op::DelDest(d) => service::del_dest(&s, &d),
     }
@@ -497,6 +505,16 @@ impl NetSeqIter for ProcIpVs {
         let ops = if flags & uapi::svc_flags::ONEPACKET != 0 { "ops " } else { "" };
         if svc.fwmark != 0 {
             let _ = write!(m, "FWM  {:08X} {} {}", svc.fwmark, name, ops);
+        } else if svc.af == AF_INET6 {
+            // Upstream has no "ops" column for IPv6 services.
+            let _ = write!(
+                m,
+                "{}  [{}]:{:04X} {} ",
+                proto_name(svc.protocol),
+                Ip6Full(&svc.addr),
+                u16::from_be_bytes(svc.port),
+                name
+            );
         } else {
             let _ = write!(
                 m,
@@ -521,10 +539,14 @@ impl NetSeqIter for ProcIpVs {
         }
         if let Some(l) = svc.dests.get(&g) {
             for d in l.dests.iter() {
+                if d.info.af == AF_INET6 {
+                    let _ = write!(m, "  -> [{}]:", Ip6Full(&d.info.addr));
+                } else {
+                    let _ = write!(m, "  -> {:08X}:", u32::from_be_bytes(service::as_v4(&d.info.addr)));
+                }
                 let _ = writeln!(
                     m,
-                    "  -> {:08X}:{:04X}      {:<7} {:<6} {:<10} {:<10}",
-                    u32::from_be_bytes(service::as_v4(&d.info.addr)),
+                    "{:04X}      {:<7} {:<6} {:<10} {:<10}",
                     u16::from_be_bytes(d.info.port),
                     fwd_name(d.conn_flags.load(Relaxed)),
                     d.info.weight(),
@@ -566,18 +588,33 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
     let Some(c) = ipvs.conns.nth(cur.bucket, cur.index, &g) else {
         return;
     };
-    let _ = write!(
-        m,
-        "{:<3} {:08X} {:04X} {:08X} {:04X} {:08X} {:04X} {:<11} ",
-        proto_name(u16::from(c.protocol)),
-        u32::from_be_bytes(service::as_v4(&c.caddr)),
-        u16::from_be_bytes(c.cport),
-        u32::from_be_bytes(service::as_v4(&c.vaddr)),
-        u16::from_be_bytes(c.vport),
-        u32::from_be_bytes(service::as_v4(&c.daddr)),
-        u16::from_be_bytes(c.dport),
-        c.state_name(),
-    );
+    let _ = write!(m, "{:<3} ", proto_name(u16::from(c.protocol)));
+    if u16::from(c.af) == AF_INET6 {
+        let _ = write!(
+            m,
+            "{} {:04X} {} {:04X} ",
+            Ip6Full(&c.caddr),
+            u16::from_be_bytes(c.cport),
+            Ip6Full(&c.vaddr),
+            u16::from_be_bytes(c.vport)
+        );
+    } else {
+        let _ = write!(
+            m,
+            "{:08X} {:04X} {:08X} {:04X} ",
+            u32::from_be_bytes(service::as_v4(&c.caddr)),
+            u16::from_be_bytes(c.cport),
+            u32::from_be_bytes(service::as_v4(&c.vaddr)),
+            u16::from_be_bytes(c.vport)
+        );
+    }
+    // The real server's own family (`cp->daf`): it differs in mixed-family tunnels.
+    if c.dest().info.af == AF_INET6 {
+        let _ = write!(m, "{} ", Ip6Full(&c.daddr));
+    } else {
+        let _ = write!(m, "{:08X} ", u32::from_be_bytes(service::as_v4(&c.daddr)));
+    }
+    let _ = write!(m, "{:04X} {:<11} ", u16::from_be_bytes(c.dport), c.state_name());
     if with_origin {
         let _ = write!(m, "{:<6} ", "LOCAL");
     }

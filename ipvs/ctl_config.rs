@@ -65,6 +65,10 @@ pub const IPPROTO_UDP: u16 = 17;
 /// `IPPROTO_SCTP`.
 pub const IPPROTO_SCTP: u16 = 132;
 
+/// Whether the kernel has IPv6 enabled (`ipv6_mod_enabled`, false when booted with
+/// `ipv6.disable=1`): set once when the module loads.
+pub static IPV6_ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// An address family IPVS knows.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Af {
@@ -93,11 +97,17 @@ impl Af {
     }
 
     /// The family of `af` if services and real servers of it can be configured
-    /// (`ip_vs_is_af_valid`), `EAFNOSUPPORT` otherwise. IPv6 is refused as upstream refuses
-    /// it when built without IPv6 support: forwarding it is not implemented.
-    pub const fn supported(af: u16) -> Result<Self, Errno> {
+    /// (`ip_vs_is_af_valid`), `EAFNOSUPPORT` otherwise: IPv6 only while the kernel has it
+    /// enabled (see [`IPV6_ENABLED`]).
+    pub fn supported(af: u16) -> Result<Self, Errno> {
+        Self::supported_with(af, IPV6_ENABLED.load(core::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// [`Self::supported`] with IPv6 enabled or not.
+    pub const fn supported_with(af: u16, ipv6: bool) -> Result<Self, Errno> {
         match Self::from_raw(af) {
             Some(Self::Inet) => Ok(Self::Inet),
+            Some(Self::Inet6) if ipv6 => Ok(Self::Inet6),
             _ => Err(Errno::AfNoSupport),
         }
     }
@@ -613,15 +623,14 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// `ip_vs_genl_new_daemon`'s check of a multicast group given over netlink: an IPv4
-    /// group must be multicast (`EINVAL`); an IPv6 one is `EAFNOSUPPORT`, as upstream built
-    /// without IPv6 answers (the sync daemon does not exist yet).
+    /// `ip_vs_genl_new_daemon`'s check of a multicast group given over netlink: it must be
+    /// multicast (IPv4 224.0.0.0/4, IPv6 ff00::/8), else `EINVAL`.
     pub fn check_group(&self) -> Result<(), Errno> {
         match self.mcast_group {
             None => Ok(()),
             Some(InetAddr::V4(a)) if a[0] & 0xf0 == 0xe0 => Ok(()),
-            Some(InetAddr::V4(_)) => Err(Errno::Inval),
-            Some(InetAddr::V6(_)) => Err(Errno::AfNoSupport),
+            Some(InetAddr::V6(a)) if a[0] == 0xff => Ok(()),
+            Some(_) => Err(Errno::Inval),
         }
     }
 
@@ -708,10 +717,14 @@ mod tests {
 
     #[test]
     fn families() {
-        assert_eq!(Af::supported(AF_INET), Ok(Af::Inet));
-        for af in [0, 1, AF_INET6, 3, u16::MAX] {
-            assert_eq!(Af::supported(af), Err(Errno::AfNoSupport));
+        for ipv6 in [false, true] {
+            assert_eq!(Af::supported_with(AF_INET, ipv6), Ok(Af::Inet));
+            for af in [0, 1, 3, u16::MAX] {
+                assert_eq!(Af::supported_with(af, ipv6), Err(Errno::AfNoSupport));
+            }
         }
+        assert_eq!(Af::supported_with(AF_INET6, false), Err(Errno::AfNoSupport));
+        assert_eq!(Af::supported_with(AF_INET6, true), Ok(Af::Inet6));
         assert_eq!(Af::from_raw(AF_INET6), Some(Af::Inet6));
         assert_eq!(Af::from_raw(0), None);
         assert_eq!(Af::Inet6.raw(), 10);
@@ -1013,7 +1026,9 @@ mod tests {
             (InetAddr::V4([240, 0, 0, 0]), Err(Errno::Inval)),
             (InetAddr::V4([0; 4]), Err(Errno::Inval)),
             (InetAddr::V4([255; 4]), Err(Errno::Inval)),
-            (InetAddr::V6([0xff; 16]), Err(Errno::AfNoSupport)),
+            (InetAddr::V6([0xff; 16]), Ok(())),
+            (InetAddr::V6([0xfe; 16]), Err(Errno::Inval)),
+            (InetAddr::V6([0; 16]), Err(Errno::Inval)),
         ] {
             let c = DaemonConfig { mcast_group: Some(group), ..cfg(1) };
             assert_eq!(c.check_group(), res, "{group:?}");

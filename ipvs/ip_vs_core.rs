@@ -10,7 +10,7 @@
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_core.c`
 
-use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use kernel::{
     alloc::flags::GFP_KERNEL,
     error::code::*,
@@ -47,8 +47,9 @@ mod xmit;
 
 use conn::{Conn, ConnParam, ConnTable, Expiry};
 use proto::{
-    Icmp, Ipv4, Ports, Quoted, ICMP_DEST_UNREACH, ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP,
-    IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
+    Icmp, IpHdr, Ipv4, Ports, Quoted, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, ICMP_DEST_UNREACH,
+    ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP,
+    IPPROTO_UDP,
 };
 use service::{ServiceTable, ServiceView, Services, AF_INET};
 use stats::Stats;
@@ -98,6 +99,11 @@ const fn spec(hook: InetHook, priority: i32) -> HookSpec {
     }
 }
 
+/// The same hook point for IPv6 (`NF_IP6_PRI_*` have the IPv4 values).
+const fn spec6(s: HookSpec) -> HookSpec {
+    HookSpec { pf: pf::IPV6, ..s }
+}
+
 /// Where requests for virtual services are taken (`ip_vs_in_hook`): from remote clients
 /// after filtering, and from clients on the director itself.
 const IN_HOOKS: [HookSpec; 2] = [
@@ -117,6 +123,11 @@ const OUT_HOOKS: [HookSpec; 3] = [
 /// receives them (`ip_vs_forward_icmp`).
 const FWD_ICMP_HOOKS: [HookSpec; 1] = [spec(InetHook::Forward, 99)];
 
+/// The IPv6 hooks, at the same points and priorities (`ip_vs_ops6`).
+const IN_HOOKS6: [HookSpec; 2] = [spec6(IN_HOOKS[0]), spec6(IN_HOOKS[1])];
+const OUT_HOOKS6: [HookSpec; 3] = [spec6(OUT_HOOKS[0]), spec6(OUT_HOOKS[1]), spec6(OUT_HOOKS[2])];
+const FWD_ICMP_HOOKS6: [HookSpec; 1] = [spec6(FWD_ICMP_HOOKS[0])];
+
 /// Keys of the registrations in a namespace's [`NetScope`].
 mod reg {
     pub(crate) const SYSCTL: usize = 0;
@@ -128,6 +139,9 @@ mod reg {
     pub(crate) const HOOKS_IN: usize = 6;
     pub(crate) const HOOKS_OUT: usize = 7;
     pub(crate) const HOOKS_FWD_ICMP: usize = 8;
+    pub(crate) const HOOKS_IN6: usize = 9;
+    pub(crate) const HOOKS_OUT6: usize = 10;
+    pub(crate) const HOOKS_FWD_ICMP6: usize = 11;
 }
 
 /// Control-plane state of a namespace, under its mutex.
@@ -136,35 +150,40 @@ pub(crate) struct CtlState {
 }
 
 impl CtlState {
-    /// Registers the hooks when the namespace has services, unregisters them when not (in
-    /// the namespace's scope, which also removes them when the namespace goes).
+    /// Registers each family's hooks while the namespace has services of that family,
+    /// unregisters them when it has none (in the namespace's scope, which also removes them
+    /// when the namespace goes), as upstream's `ip_vs_register_hooks` per family.
     pub(crate) fn update_hooks(&mut self, net: &Net) -> Result {
         let scope = IPVS.scope(net).ok_or(ENODEV)?;
-        if self.services.len() == 0 {
-            scope.remove(reg::HOOKS_FWD_ICMP);
-            scope.remove(reg::HOOKS_OUT);
-            scope.remove(reg::HOOKS_IN);
-        } else if !scope.contains(reg::HOOKS_IN) {
-            let r = netfilter::Registration::register(scope, reg::HOOKS_IN, &IN_HOOKS, Arc::new(InHooks, GFP_KERNEL)?)
-                .and_then(|()| {
-                    netfilter::Registration::register(scope, reg::HOOKS_OUT, &OUT_HOOKS, Arc::new(OutHooks, GFP_KERNEL)?)
-                })
-                .and_then(|()| {
-                    netfilter::Registration::register(
-                        scope,
-                        reg::HOOKS_FWD_ICMP,
-                        &FWD_ICMP_HOOKS,
-                        Arc::new(FwdIcmpHooks, GFP_KERNEL)?,
-                    )
-                });
-            if r.is_err() {
-                scope.remove(reg::HOOKS_FWD_ICMP);
-                scope.remove(reg::HOOKS_OUT);
-                scope.remove(reg::HOOKS_IN);
+        let v4 = self.services.len_v4();
+        let v6 = self.services.len() - v4;
+        let r = Self::family_hooks(scope, v4 != 0, [reg::HOOKS_IN, reg::HOOKS_OUT, reg::HOOKS_FWD_ICMP], [&IN_HOOKS, &OUT_HOOKS, &FWD_ICMP_HOOKS]);
+        let r6 = Self::family_hooks(scope, v6 != 0, [reg::HOOKS_IN6, reg::HOOKS_OUT6, reg::HOOKS_FWD_ICMP6], [&IN_HOOKS6, &OUT_HOOKS6, &FWD_ICMP_HOOKS6]);
+        r.and(r6)
+    }
+
+    /// Registers one family's hook sets under `keys` if `want` and not yet there, or removes
+    /// them if not `want`.
+    fn family_hooks(scope: &NetScope, want: bool, keys: [usize; 3], specs: [&[HookSpec]; 3]) -> Result {
+        let remove = || {
+            for k in keys.iter().rev() {
+                scope.remove(*k);
             }
-            r?;
+        };
+        if !want {
+            remove();
+            return Ok(());
         }
-        Ok(())
+        if scope.contains(keys[0]) {
+            return Ok(());
+        }
+        let r = netfilter::Registration::register(scope, keys[0], specs[0], Arc::new(InHooks, GFP_KERNEL)?)
+            .and_then(|()| netfilter::Registration::register(scope, keys[1], specs[1], Arc::new(OutHooks, GFP_KERNEL)?))
+            .and_then(|()| netfilter::Registration::register(scope, keys[2], specs[2], Arc::new(FwdIcmpHooks, GFP_KERNEL)?));
+        if r.is_err() {
+            remove();
+        }
+        r
     }
 }
 
@@ -189,6 +208,9 @@ pub(crate) struct Ipvs {
     tcp_timeouts: [AtomicU32; proto_tcp::NR_STATES],
     udp_timeout: AtomicU32,
     hz: u32,
+    /// Whether IPv6 reassembly by netfilter was turned on for the namespace (on its first
+    /// IPv6 service or real server, as upstream; turned off when the namespace goes).
+    defrag6: AtomicBool,
 }
 
 const UDP_TIMEOUT_SECS: u32 = 5 * 60;
@@ -247,6 +269,7 @@ impl PernetData for Ipvs {
             tcp_timeouts: proto_tcp::default_timeouts(hz),
             udp_timeout: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
             hz,
+            defrag6: AtomicBool::new(false),
         })
     }
 
@@ -256,10 +279,13 @@ impl PernetData for Ipvs {
         self.est.schedule_after(self.est.data().period);
     }
 
-    fn exit(&self, _net: &Net) {
+    fn exit(&self, net: &Net) {
         // The scope has removed the hooks, sysctls and /proc files already.
         let mut ctl = self.ctl.lock();
         let _ = ctl.services.flush(&self.svc_table);
+        if self.defrag6.swap(false, Relaxed) {
+            net.nf_defrag_ipv6_disable();
+        }
     }
 
     fn pernet() -> &'static Pernet<Self> {
@@ -268,37 +294,46 @@ impl PernetData for Ipvs {
 }
 
 /// Which service a new connection is for (`ip_vs_service_find`): a firewall-mark service
-/// first, then <protocol, address, port>, then the port-zero service of the address.
+/// of the packet's family first, then <protocol, address, port>, then the port-zero service
+/// of the address.
 fn find_service<'a>(
     tab: ServiceView<'a>,
     mark: u32,
-    ip: &Ipv4,
+    ip: &IpHdr,
     ports: &Ports,
 ) -> Option<&'a Arc<service::Service>> {
     if mark != 0 {
-        if let Some(s) = tab.find_fwmark(AF_INET, mark) {
+        if let Some(s) = tab.find_fwmark(ip.af, mark) {
             return Some(s);
         }
     }
-    let vaddr = service::v4(ip.daddr);
-    tab.find(AF_INET, ip.protocol as u16, &vaddr, ports.dport)
+    tab.find(ip.af, ip.protocol as u16, &ip.daddr, ports.dport)
         // A port-zero service takes the ports no other service of its address has.
-        .or_else(|| tab.find(AF_INET, ip.protocol as u16, &vaddr, [0, 0]))
+        .or_else(|| tab.find(ip.af, ip.protocol as u16, &ip.daddr, [0, 0]))
 }
 
-/// The packet's IPv4 header.
-fn parse_ip(skb: &mut SkBuff<'_>) -> Option<Ipv4> {
-    Ipv4::parse(skb.pull(20).ok()?)
+/// The packet's network header (`ip_vs_fill_iph_skb`): IPv4, or with `v6` IPv6 with its
+/// extension headers walked to the transport header. `None` if it is truncated or bad: not
+/// IPVS's.
+fn parse_ip(skb: &mut SkBuff<'_>, v6: bool) -> Option<IpHdr> {
+    if !v6 {
+        return Some(IpHdr::from_v4(&Ipv4::parse(skb.pull(20).ok()?)?));
+    }
+    let mut h = [0u8; proto::IPV6_HLEN];
+    h.copy_from_slice(skb.pull(proto::IPV6_HLEN).ok()?);
+    let c = skb.ipv6_find_hdr(0).ok()?;
+    IpHdr::from_v6(&h, c.protocol, c.l4_off, c.fragoff, c.frag)
 }
 
-/// The transport ports and flags of a TCP or UDP packet that is not a fragment.
-fn parse_ports(skb: &mut SkBuff<'_>, ip: &Ipv4) -> Option<Ports> {
-    if ip.fragment {
+/// The transport ports and flags of a TCP or UDP packet that carries its transport header:
+/// not an IPv4 fragment (IPVS reassembles those first), not a non-first IPv6 fragment.
+fn parse_ports(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
+    if if ip.is_v6() { ip.frag_offset != 0 } else { ip.fragment } {
         return None;
     }
     let l4 = proto::l4_len(ip.protocol)?;
-    let h = skb.pull(ip.ihl + l4).ok()?;
-    Ports::parse(ip.protocol, h.get(ip.ihl..)?)
+    let h = skb.pull(ip.len + l4).ok()?;
+    Ports::parse(ip.protocol, h.get(ip.len..)?)
 }
 
 /// The ICMP header of an error IPVS may relate to a connection, and the packet it quotes,
@@ -319,22 +354,86 @@ fn parse_quoted(skb: &mut SkBuff<'_>, off: usize) -> Option<Quoted> {
     })
 }
 
+/// The IPv6 packet an ICMPv6 error quotes at `off` (`ip_vs_fill_iph_skb_icmp`): its
+/// header chain walked to the transport header, which must be TCP or UDP and present (not
+/// a non-first fragment). `None` otherwise.
+fn parse_quoted6(skb: &mut SkBuff<'_>, off: usize) -> Option<proto::Quoted6> {
+    let h = skb.pull(off + proto::IPV6_HLEN).ok()?.get(off..)?;
+    if h[0] >> 4 != 6 {
+        return None;
+    }
+    let mut saddr = [0u8; 16];
+    let mut daddr = [0u8; 16];
+    saddr.copy_from_slice(h.get(8..24)?);
+    daddr.copy_from_slice(h.get(24..40)?);
+    let c = skb.ipv6_find_hdr(off).ok()?;
+    if c.fragoff != 0 || proto::l4_len(c.protocol).is_none() {
+        return None;
+    }
+    let h = skb.pull(c.l4_off + 4).ok()?;
+    let (sport, dport) = proto::ports_of(h.get(c.l4_off..)?)?;
+    Some(proto::Quoted6 {
+        off,
+        l4_off: c.l4_off,
+        protocol: c.protocol,
+        saddr,
+        daddr,
+        sport,
+        dport,
+    })
+}
+
+/// The connection tuple of the IPv6 packet an ICMPv6 error quotes; `reversed` as for
+/// [`quoted_param`].
+fn quoted_param6(q: &proto::Quoted6, reversed: bool) -> ConnParam {
+    let (c, cport, v, vport) = if reversed {
+        (q.daddr, q.dport, q.saddr, q.sport)
+    } else {
+        (q.saddr, q.sport, q.daddr, q.dport)
+    };
+    ConnParam {
+        af: proto::AF_INET6,
+        protocol: q.protocol,
+        caddr: c,
+        cport,
+        vaddr: v,
+        vport,
+    }
+}
+
+/// Whether an ICMPv6 message's checksum is right (`ip_vs_checksum_common_check`): not
+/// checked when the device verified it or the packet is the director's own.
+fn icmp6_csum_ok(skb: &SkBuff<'_>, ip: &IpHdr, hook: InetHook) -> bool {
+    skb.checksum() == kernel::net::skbuff::Checksum::Unnecessary
+        || hook == InetHook::LocalOut
+        || skb.csum_ipv6(ip.len, &ip.saddr, &ip.daddr, IPPROTO_ICMPV6) == Ok(0)
+}
+
 /// The packet's tuple: for a client packet the client is the source; for a reply the real
 /// server is (see `ConnTable::out_get`).
-fn conn_param(ip: &Ipv4, ports: &Ports) -> ConnParam {
+fn conn_param(ip: &IpHdr, ports: &Ports) -> ConnParam {
     ConnParam {
-        af: AF_INET,
+        af: ip.af,
         protocol: ip.protocol,
-        caddr: service::v4(ip.saddr),
+        caddr: ip.saddr,
         cport: ports.sport,
-        vaddr: service::v4(ip.daddr),
+        vaddr: ip.daddr,
         vport: ports.dport,
+    }
+}
+
+/// Sends "port unreachable" about the packet back to its sender, in its family.
+fn port_unreach(net: &Net, skb: &mut SkBuff<'_>, ip: &IpHdr) {
+    if ip.is_v6() {
+        skb.icmpv6_send(net, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0, false);
+    } else {
+        skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
     }
 }
 
 impl Ipvs {
     /// Client-to-service packets (`ip_vs_in_hook`).
-    fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook) -> Verdict<'a> {
+    fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook, v6: bool) -> Verdict<'a> {
         // Packets IPVS already sent on, link-layer broadcasts and others not for this host
         // (local clients' packets have no link layer), and unrouted ones are not ours.
         if skb.ipvs_property()
@@ -343,14 +442,17 @@ impl Ipvs {
         {
             return Verdict::Accept(skb);
         }
-        let Some(ip) = parse_ip(&mut skb) else {
+        let Some(ip) = parse_ip(&mut skb, v6) else {
             return Verdict::Accept(skb);
         };
-        if ip.protocol == IPPROTO_ICMP {
+        if ip.protocol == IPPROTO_ICMPV6 && v6 {
+            return self.in_icmp_v6(net, skb, &ip, hook);
+        }
+        if ip.protocol == IPPROTO_ICMP && !v6 {
             // ICMP other than the errors IPVS relates to connections is, like the protocols
             // below, not IPVS's (upstream's `related` is 0 for it).
             if !ip.fragment && self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
-                let ihl = ip.ihl;
+                let ihl = ip.len;
                 let ic = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?));
                 if ic.is_some_and(|ic| !ic.is_related_error()) {
                     skb.set_ipvs_property();
@@ -427,7 +529,7 @@ impl Ipvs {
                     daddr: p.vaddr,
                     sport: p.cport,
                     dport: p.vport,
-                    af: AF_INET,
+                    af: ip.af,
                     protocol: ip.protocol,
                     _pad: [0; 3],
                     svc_flags: svc.flags.load(Relaxed),
@@ -462,7 +564,7 @@ impl Ipvs {
                     }
                     Err(SchedError::NoDest) => {
                         // No server: tell the client the port is unreachable (`ip_vs_leave`).
-                        skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+                        port_unreach(net, &mut skb, &ip);
                         return Verdict::Drop(skb);
                     }
                     Err(SchedError::Failed) => return Verdict::Drop(skb),
@@ -491,14 +593,17 @@ impl Ipvs {
 
     /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
     /// come from the virtual service.
-    fn ip_vs_out<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook) -> Verdict<'a> {
+    fn ip_vs_out<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook, v6: bool) -> Verdict<'a> {
         if skb.ipvs_property() || !skb.has_route() {
             return Verdict::Accept(skb);
         }
-        let Some(ip) = parse_ip(&mut skb) else {
+        let Some(ip) = parse_ip(&mut skb, v6) else {
             return Verdict::Accept(skb);
         };
-        if ip.protocol == IPPROTO_ICMP {
+        if ip.protocol == IPPROTO_ICMPV6 && v6 {
+            return self.out_icmp_v6(net, skb, &ip, hook);
+        }
+        if ip.protocol == IPPROTO_ICMP && !v6 {
             return self.out_icmp(net, skb, &ip, hook);
         }
         let Some(ports) = parse_ports(&mut skb, &ip) else {
@@ -511,16 +616,16 @@ impl Ipvs {
             // expired, say) hears "port unreachable", unless it is resetting anyway.
             if self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
                 && !(ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_RST != 0)
-                && self.has_real_service(ip.protocol, &ip.saddr, ports.sport, &g)
+                && self.has_real_service(ip.af, ip.protocol, &ip.saddr, ports.sport, &g)
             {
-                skb.icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+                port_unreach(net, &mut skb, &ip);
                 return Verdict::Drop(skb);
             }
             return Verdict::Accept(skb);
         };
         if cp.fwd_method() == conn_flags::MASQ
             && (xmit::snat_reply(&mut skb, &ip, cp).is_err()
-                || self.reroute(net, &mut skb, hook).is_err())
+                || self.reroute(net, &mut skb, hook, v6).is_err())
         {
             return Verdict::Drop(skb);
         }
@@ -541,12 +646,12 @@ impl Ipvs {
     /// forwarded to it; for DR and tunnel connections forwarded as they are. An error about
     /// a tunnelled packet, from the path between director and real server, goes back to the
     /// client instead (see [`Self::tunnel_icmp`]).
-    fn in_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, hook: InetHook) -> Verdict<'a> {
+    fn in_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
         // Fragmented errors are left to the stack (upstream reassembles them first).
         if ip.fragment {
             return Verdict::Accept(skb);
         }
-        let ihl = ip.ihl;
+        let ihl = ip.len;
         let Some(ic) = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?)) else {
             return Verdict::Drop(skb);
         };
@@ -562,7 +667,7 @@ impl Ipvs {
         // host, about a real server we tunnel to.
         let tunnel = cih.protocol == IPPROTO_IPIP;
         if tunnel {
-            if cih.frag_offset != 0 || !skb.route_is_local() || !self.is_tunnel_dest(&cih.daddr, &g) {
+            if cih.frag_offset != 0 || !skb.route_is_local() || !self.is_tunnel_dest(&service::v4(cih.daddr), &g) {
                 return Verdict::Accept(skb);
             }
             off += cih.ihl;
@@ -630,11 +735,11 @@ impl Ipvs {
     /// ICMP errors travelling from a real server's side towards a client
     /// (`ip_vs_out_icmp`, `handle_response_icmp`): for NAT connections they are made to come
     /// from, and quote a packet to, the virtual service.
-    fn out_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &Ipv4, hook: InetHook) -> Verdict<'a> {
+    fn out_icmp<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
         if ip.fragment {
             return Verdict::Accept(skb);
         }
-        let ihl = ip.ihl;
+        let ihl = ip.len;
         let Some(ic) = skb.pull(ihl + ICMP_HLEN).ok().and_then(|h| Icmp::parse(h.get(ihl..)?)) else {
             return Verdict::Drop(skb);
         };
@@ -652,7 +757,74 @@ impl Ipvs {
         if cp.fwd_method() == conn_flags::MASQ
             && (skb.csum_fold_from(ihl) != Ok(0)
                 || xmit::nat_icmp(&mut skb, ihl, &q, true, cp).is_err()
-                || self.reroute(net, &mut skb, hook).is_err())
+                || self.reroute(net, &mut skb, hook, false).is_err())
+        {
+            return Verdict::Drop(skb);
+        }
+        self.out_stats(cp, skb.len());
+        skb.set_ipvs_property();
+        skb.set_untracked();
+        Verdict::Accept(skb)
+    }
+
+    /// ICMPv6 errors travelling towards a real server (`ip_vs_in_icmp_v6`): about a packet a
+    /// NAT real server sent to a client through the director, they are translated and
+    /// forwarded to it; for DR and tunnel connections forwarded as they are.
+    /// Informational messages are not IPVS's; a fragmented error is dropped (errors are
+    /// never fragmented).
+    fn in_icmp_v6<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
+        let Some(t) = skb.pull(ip.len + ICMP_HLEN).ok().and_then(|h| h.get(ip.len).copied()) else {
+            return Verdict::Drop(skb);
+        };
+        if !proto::icmp6_is_error(t) {
+            if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+                skb.set_ipvs_property();
+            }
+            return Verdict::Accept(skb);
+        }
+        if ip.fragment {
+            return Verdict::Drop(skb);
+        }
+        let Some(q) = parse_quoted6(&mut skb, ip.len + ICMP_HLEN) else {
+            return Verdict::Accept(skb);
+        };
+        let g = rcu::read_lock();
+        // The quoted packet went from the service to the client.
+        let Some(cp) = self.conns.in_get(&quoted_param6(&q, true), &g) else {
+            return Verdict::Accept(skb);
+        };
+        if cp.fwd_method() == conn_flags::MASQ && !icmp6_csum_ok(&skb, ip, hook) {
+            return Verdict::Drop(skb);
+        }
+        self.in_stats(cp, skb.len());
+        xmit::icmp_xmit_v6(net, skb, ip, &q, cp, &g, hook)
+    }
+
+    /// ICMPv6 errors travelling from a real server's side towards a client
+    /// (`ip_vs_out_icmp_v6`, `handle_response_icmp`): for NAT connections they are made to
+    /// come from, and quote a packet to, the virtual service.
+    fn out_icmp_v6<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
+        let Some(t) = skb.pull(ip.len + ICMP_HLEN).ok().and_then(|h| h.get(ip.len).copied()) else {
+            return Verdict::Drop(skb);
+        };
+        if !proto::icmp6_is_error(t) {
+            return Verdict::Accept(skb);
+        }
+        if ip.fragment {
+            return Verdict::Drop(skb);
+        }
+        let Some(q) = parse_quoted6(&mut skb, ip.len + ICMP_HLEN) else {
+            return Verdict::Accept(skb);
+        };
+        let g = rcu::read_lock();
+        // The quoted packet went from the client to the real server.
+        let Some(cp) = self.conns.out_get(&quoted_param6(&q, true), &g) else {
+            return Verdict::Accept(skb);
+        };
+        if cp.fwd_method() == conn_flags::MASQ
+            && (!icmp6_csum_ok(&skb, ip, hook)
+                || xmit::nat_icmp_v6(&mut skb, ip, &q, true, cp).is_err()
+                || self.reroute(net, &mut skb, hook, true).is_err())
         {
             return Verdict::Drop(skb);
         }
@@ -665,16 +837,16 @@ impl Ipvs {
     /// Whether `addr` is a real server some service tunnels to (`ip_vs_find_tunnel`).
     /// Whether <`addr`, `port`> is a NAT real server of a service of `protocol` or of a
     /// firewall-mark service (`ip_vs_has_real_service`).
-    fn has_real_service(&self, protocol: u8, addr: &[u8; 4], port: [u8; 2], g: &rcu::Guard) -> bool {
+    fn has_real_service(&self, af: u16, protocol: u8, addr: &[u8; 16], port: [u8; 2], g: &rcu::Guard) -> bool {
         let Some(tab) = self.svc_table.get(g) else {
             return false;
         };
-        let addr = service::v4(*addr);
         tab.iter().any(|s| {
             (s.protocol == u16::from(protocol) || s.fwmark != 0)
                 && s.dests.get(g).is_some_and(|l| {
                     l.dests.iter().any(|d| {
-                        d.info.addr == addr
+                        d.info.af == af
+                            && d.info.addr == *addr
                             && d.info.port == port
                             && d.conn_flags.load(Relaxed) & conn_flags::FWD_MASK == conn_flags::MASQ
                     })
@@ -682,15 +854,15 @@ impl Ipvs {
         })
     }
 
-    fn is_tunnel_dest(&self, addr: &[u8; 4], g: &rcu::Guard) -> bool {
+    fn is_tunnel_dest(&self, addr: &[u8; 16], g: &rcu::Guard) -> bool {
         let Some(tab) = self.svc_table.get(g) else {
             return false;
         };
-        let addr = service::v4(*addr);
         tab.iter().any(|s| {
             s.dests.get(g).is_some_and(|l| {
                 l.dests.iter().any(|d| {
-                    d.info.addr == addr
+                    d.info.af == AF_INET
+                        && d.info.addr == *addr
                         && d.conn_flags.load(Relaxed) & conn_flags::FWD_MASK == conn_flags::TUNNEL
                 })
             })
@@ -726,9 +898,14 @@ impl Ipvs {
         g: &'a rcu::Guard,
     ) -> core::result::Result<&'a Conn, SchedError> {
         const FTPPORT: [u8; 2] = 21u16.to_be_bytes();
-        let mask = svc.netmask.load(Relaxed).to_ne_bytes();
-        let c = service::as_v4(&p.caddr);
-        let snet = [c[0] & mask[0], c[1] & mask[1], c[2] & mask[2], c[3] & mask[3]];
+        // The client's network: an IPv4 netmask, or an IPv6 prefix length.
+        let snet = if p.af == proto::AF_INET6 {
+            proto::ipv6_prefix(&p.caddr, svc.netmask.load(Relaxed))
+        } else {
+            let mask = svc.netmask.load(Relaxed).to_ne_bytes();
+            let c = service::as_v4(&p.caddr);
+            service::v4([c[0] & mask[0], c[1] & mask[1], c[2] & mask[2], c[3] & mask[3]])
+        };
         let to_svc_port = p.vport == svc.port;
         let (protocol, vaddr, vport) = if to_svc_port {
             let vport = if svc.port != FTPPORT { p.vport } else { [0, 0] };
@@ -739,9 +916,9 @@ impl Ipvs {
             (p.protocol, p.vaddr, [0, 0])
         };
         let tp = ConnParam {
-            af: AF_INET,
+            af: p.af,
             protocol,
-            caddr: service::v4(snet),
+            caddr: snet,
             cport: [0, 0],
             vaddr,
             vport,
@@ -787,14 +964,33 @@ impl Ipvs {
     /// Re-routes a NAT reply or ICMP error sent by this host after its source changed
     /// (`ip_vs_route_me_harder`, with `snat_reroute`): policy routing may send it elsewhere
     /// than what its real-server source was routed by.
-    fn reroute(&self, net: &Net, skb: &mut SkBuff<'_>, hook: InetHook) -> Result {
-        if self.sysctl_values.get(ctl::SYSCTL_SNAT_REROUTE) != 0
-            && (hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()))
-        {
+    fn reroute(&self, net: &Net, skb: &mut SkBuff<'_>, hook: InetHook, v6: bool) -> Result {
+        if self.sysctl_values.get(ctl::SYSCTL_SNAT_REROUTE) == 0 {
+            return Ok(());
+        }
+        if v6 {
+            // Replies to remote clients only, routed other than to this host.
+            if hook != InetHook::LocalIn && !skb.route6_is_local() {
+                return skb.route_me_harder6(net);
+            }
+            return Ok(());
+        }
+        if hook == InetHook::LocalOut || (hook != InetHook::LocalIn && skb.route_is_local()) {
             skb.route_me_harder(net)
         } else {
             Ok(())
         }
+    }
+
+    /// Turns on IPv6 reassembly before the hooks (`nf_defrag_ipv6_enable`), once per
+    /// namespace: IPVS sees whole IPv6 packets, which the stack fragments again on output.
+    /// Called under the control mutex.
+    pub(crate) fn enable_defrag6(&self, net: &Net) -> Result {
+        if !self.defrag6.load(Relaxed) {
+            net.nf_defrag_ipv6_enable()?;
+            self.defrag6.store(true, Relaxed);
+        }
+        Ok(())
     }
 
     /// Whether tunnelled packets keep the DF bit and are checked against the tunnel's path
@@ -926,7 +1122,7 @@ impl Hooks for InHooks {
             return Verdict::Accept(skb);
         }
         match IPVS.get(state.net) {
-            Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook),
+            Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook, state.pf == pf::IPV6),
             None => Verdict::Accept(skb),
         }
     }
@@ -941,7 +1137,7 @@ impl Hooks for OutHooks {
             return Verdict::Accept(skb);
         }
         match IPVS.get(state.net) {
-            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook),
+            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6),
             None => Verdict::Accept(skb),
         }
     }
@@ -955,9 +1151,13 @@ impl Hooks for FwdIcmpHooks {
         let Some(ipvs) = IPVS.get(state.net) else {
             return Verdict::Accept(skb);
         };
-        match parse_ip(&mut skb) {
-            Some(ip) if ip.protocol == IPPROTO_ICMP && !skb.ipvs_property() => {
+        let v6 = state.pf == pf::IPV6;
+        match parse_ip(&mut skb, v6) {
+            Some(ip) if ip.protocol == IPPROTO_ICMP && !v6 && !skb.ipvs_property() => {
                 ipvs.in_icmp(state.net, skb, &ip, state.hook)
+            }
+            Some(ip) if ip.protocol == IPPROTO_ICMPV6 && v6 && !skb.ipvs_property() => {
+                ipvs.in_icmp_v6(state.net, skb, &ip, state.hook)
             }
             _ => Verdict::Accept(skb),
         }
@@ -1003,6 +1203,7 @@ impl kernel::Module for IpVsModule {
             sched: None,
             cache: None,
         };
+        ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
         m.cache = Some(conn::ConnCache::new()?);
         m.sched = Some(sched::Registry::new()?);
         m.pernet = Some(IPVS.register()?);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Parsing and rewriting of IPv4, TCP and UDP headers in packet bytes.
+//! Parsing and rewriting of IPv4, IPv6, TCP and UDP headers in packet bytes.
 //!
 //! Kernel independent (`no_std`, host-tested).
 //!
@@ -19,6 +19,19 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 /// GRE.
 pub const IPPROTO_GRE: u8 = 47;
+/// IPv6 in IP (`IPPROTO_IPV6`).
+pub const IPPROTO_IPV6: u8 = 41;
+/// `IPPROTO_ICMPV6`.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
+/// Length of the fixed IPv6 header.
+pub const IPV6_HLEN: usize = 40;
+/// The smallest MTU of an IPv6 link (`IPV6_MIN_MTU`).
+pub const IPV6_MIN_MTU: u32 = 1280;
 
 /// Offset of the checksum within the TCP header.
 pub const TCP_CSUM_OFF: usize = 16;
@@ -83,6 +96,161 @@ impl Ipv4 {
             tot_len: u16::from_be_bytes([b[2], b[3]]),
         })
     }
+}
+
+/// What the director needs of a packet's network header, for both families (upstream's
+/// `struct ip_vs_iphdr`). Addresses are 16 bytes: an IPv4 address is the first 4, the rest
+/// zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpHdr {
+    /// `AF_INET` or `AF_INET6`.
+    pub af: u16,
+    /// Bytes of network headers before the transport header (IPv4: the header length; IPv6:
+    /// the fixed header and the extension headers).
+    pub len: usize,
+    /// Transport protocol (IPv6: the first header that is not an extension header).
+    pub protocol: u8,
+    /// Source address.
+    pub saddr: [u8; 16],
+    /// Destination address.
+    pub daddr: [u8; 16],
+    /// Time to live, or hop limit.
+    pub ttl: u8,
+    /// Type of service, or traffic class.
+    pub tos: u8,
+    /// IPv4 don't-fragment flag (false for IPv6, which routers never fragment).
+    pub df: bool,
+    /// A fragment: IPv4 offset or more-fragments set; IPv6 a fragment header present.
+    pub fragment: bool,
+    /// Fragment offset (IPv4 in 8-byte units, IPv6 in bytes); non-zero: a fragment without
+    /// transport header.
+    pub frag_offset: u16,
+}
+
+impl IpHdr {
+    /// The header of an IPv4 packet.
+    pub fn from_v4(ip: &Ipv4) -> Self {
+        let mut saddr = [0u8; 16];
+        let mut daddr = [0u8; 16];
+        saddr[..4].copy_from_slice(&ip.saddr);
+        daddr[..4].copy_from_slice(&ip.daddr);
+        Self {
+            af: AF_INET,
+            len: ip.ihl,
+            protocol: ip.protocol,
+            saddr,
+            daddr,
+            ttl: ip.ttl,
+            tos: ip.tos,
+            df: ip.df,
+            fragment: ip.fragment,
+            frag_offset: ip.frag_offset,
+        }
+    }
+
+    /// The header of an IPv6 packet from its fixed header `h` and what the walk through its
+    /// extension headers found: the transport protocol, its offset, the fragment offset and
+    /// whether a fragment header was seen. `None` if `h` is not an IPv6 header.
+    pub fn from_v6(h: &[u8], protocol: u8, len: usize, frag_offset: u16, fragment: bool) -> Option<Self> {
+        let b = h.get(..IPV6_HLEN)?;
+        if b[0] >> 4 != 6 {
+            return None;
+        }
+        let mut saddr = [0u8; 16];
+        let mut daddr = [0u8; 16];
+        saddr.copy_from_slice(&b[8..24]);
+        daddr.copy_from_slice(&b[24..40]);
+        Some(Self {
+            af: AF_INET6,
+            len,
+            protocol,
+            saddr,
+            daddr,
+            ttl: b[7],
+            tos: (b[0] << 4) | (b[1] >> 4),
+            df: false,
+            fragment,
+            frag_offset,
+        })
+    }
+
+    /// Whether this is an IPv6 header.
+    #[inline]
+    pub fn is_v6(&self) -> bool {
+        self.af == AF_INET6
+    }
+
+    /// The IPv4 source address (first 4 bytes).
+    pub fn saddr4(&self) -> [u8; 4] {
+        [self.saddr[0], self.saddr[1], self.saddr[2], self.saddr[3]]
+    }
+
+    /// The IPv4 destination address (first 4 bytes).
+    pub fn daddr4(&self) -> [u8; 4] {
+        [self.daddr[0], self.daddr[1], self.daddr[2], self.daddr[3]]
+    }
+
+    /// Whether the source is a loopback address (127.0.0.0/8 or ::1).
+    pub fn saddr_is_loopback(&self) -> bool {
+        if self.is_v6() {
+            is_loopback6(&self.saddr)
+        } else {
+            is_loopback(self.saddr4())
+        }
+    }
+}
+
+/// An IPv6 address written as the kernel's `%pI6` does: eight groups of four lowercase
+/// hex digits, not compressed.
+pub struct Ip6Full<'a>(pub &'a [u8; 16]);
+
+impl core::fmt::Display for Ip6Full<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, w) in self.0.chunks_exact(2).enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{:02x}{:02x}", w[0], w[1])?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an IPv6 address is the loopback address ::1.
+pub fn is_loopback6(a: &[u8; 16]) -> bool {
+    a[..15].iter().all(|&b| b == 0) && a[15] == 1
+}
+
+/// The IPv6 prefix of `a` of `plen` bits (0 to 128; more counts as 128), the rest zero
+/// (`ipv6_addr_prefix`).
+pub fn ipv6_prefix(a: &[u8; 16], plen: u32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let plen = plen.min(128) as usize;
+    let full = plen / 8;
+    out[..full].copy_from_slice(&a[..full]);
+    if plen % 8 != 0 {
+        if let (Some(o), Some(&b)) = (out.get_mut(full), a.get(full)) {
+            *o = b & (0xffu8 << (8 - plen % 8));
+        }
+    }
+    out
+}
+
+/// `ICMPV6_DEST_UNREACH`.
+pub const ICMPV6_DEST_UNREACH: u8 = 1;
+/// `ICMPV6_PKT_TOOBIG`.
+pub const ICMPV6_PKT_TOOBIG: u8 = 2;
+/// `ICMPV6_TIME_EXCEED`.
+pub const ICMPV6_TIME_EXCEED: u8 = 3;
+/// `ICMPV6_PORT_UNREACH`, a code of [`ICMPV6_DEST_UNREACH`].
+pub const ICMPV6_PORT_UNREACH: u8 = 4;
+/// `ICMPV6_EXC_HOPLIMIT`, a code of [`ICMPV6_TIME_EXCEED`].
+pub const ICMPV6_EXC_HOPLIMIT: u8 = 0;
+
+/// Whether an ICMPv6 message of type `t` is an error (informational messages have the
+/// high bit set): the ones IPVS relates to connections.
+pub fn icmp6_is_error(t: u8) -> bool {
+    t & 0x80 == 0
 }
 
 /// Ports and flags of a TCP or UDP header that starts at `h[0]`.
@@ -193,6 +361,36 @@ pub struct Quoted {
     pub sport: [u8; 2],
     /// Its destination port, network byte order.
     pub dport: [u8; 2],
+}
+
+/// The IPv6 packet an ICMPv6 error quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quoted6 {
+    /// Offset of its IPv6 header from the start of the error's.
+    pub off: usize,
+    /// Offset of its transport header from the start of the error's.
+    pub l4_off: usize,
+    /// Its transport protocol.
+    pub protocol: u8,
+    /// Its source address.
+    pub saddr: [u8; 16],
+    /// Its destination address.
+    pub daddr: [u8; 16],
+    /// Its source port, network byte order.
+    pub sport: [u8; 2],
+    /// Its destination port, network byte order.
+    pub dport: [u8; 2],
+}
+
+/// The TOS or traffic class of a tunnel's outer header for an inner packet's `tos`
+/// (`INET_ECN_encapsulate(tos, tos)`): the same, except that "congestion experienced"
+/// becomes ECT(0).
+pub fn ecn_encapsulate(tos: u8) -> u8 {
+    if tos & 3 == 3 {
+        (tos & !3) | 2
+    } else {
+        tos
+    }
 }
 
 /// Whether an IPv4 address is a loopback address (127.0.0.0/8).
@@ -346,5 +544,79 @@ mod tests {
         assert_eq!(ports_of(&[0x1f, 0x90, 0, 80]), Some(([0x1f, 0x90], [0, 80])));
         assert!(ports_of(&[1, 2, 3]).is_none());
         assert!(is_loopback([127, 0, 0, 1]) && !is_loopback([10, 0, 0, 1]));
+    }
+
+    #[test]
+    fn ipv6_header() {
+        let mut h = [0u8; 40];
+        h[0] = 0x6a;
+        h[1] = 0xb0;
+        h[6] = IPPROTO_TCP;
+        h[7] = 64;
+        h[8] = 0xfd;
+        h[23] = 1;
+        h[24] = 0xfd;
+        h[39] = 2;
+        let ip = IpHdr::from_v6(&h, IPPROTO_TCP, 40, 0, false).unwrap();
+        assert!(ip.is_v6());
+        assert_eq!(ip.tos, 0xab);
+        assert_eq!(ip.ttl, 64);
+        assert_eq!(ip.saddr[0], 0xfd);
+        assert_eq!(ip.saddr[15], 1);
+        assert_eq!(ip.daddr[15], 2);
+        assert!(!ip.saddr_is_loopback());
+        assert!(IpHdr::from_v6(&h[..39], IPPROTO_TCP, 40, 0, false).is_none());
+        h[0] = 0x45;
+        assert!(IpHdr::from_v6(&h, IPPROTO_TCP, 40, 0, false).is_none());
+        let v4 = IpHdr::from_v4(&Ipv4::parse(&HDR).unwrap());
+        assert_eq!(v4.saddr4(), [172, 16, 10, 99]);
+        assert_eq!(v4.saddr[4..], [0; 12]);
+        assert_eq!(v4.len, 20);
+        let mut lo = [0u8; 16];
+        lo[15] = 1;
+        assert!(is_loopback6(&lo));
+        lo[0] = 1;
+        assert!(!is_loopback6(&lo));
+        assert!(icmp6_is_error(1) && icmp6_is_error(4) && !icmp6_is_error(128) && !icmp6_is_error(135));
+    }
+
+    #[test]
+    fn ecn() {
+        assert_eq!(ecn_encapsulate(0), 0);
+        assert_eq!(ecn_encapsulate(0xb8), 0xb8);
+        assert_eq!(ecn_encapsulate(0xb9), 0xb9);
+        assert_eq!(ecn_encapsulate(0xba), 0xba);
+        assert_eq!(ecn_encapsulate(0xbb), 0xba);
+        assert_eq!(ecn_encapsulate(3), 2);
+    }
+
+    #[test]
+    fn ipv6_format() {
+        let mut a = [0u8; 16];
+        a[0] = 0xfd;
+        a[1] = 0x0a;
+        a[15] = 1;
+        assert_eq!(
+            format!("{}", Ip6Full(&a)),
+            "fd0a:0000:0000:0000:0000:0000:0000:0001"
+        );
+        assert_eq!(format!("{}", Ip6Full(&[0xff; 16])), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    }
+
+    #[test]
+    fn ipv6_prefixes() {
+        let a = [0xffu8; 16];
+        assert_eq!(ipv6_prefix(&a, 0), [0; 16]);
+        assert_eq!(ipv6_prefix(&a, 128), a);
+        assert_eq!(ipv6_prefix(&a, 200), a);
+        let p = ipv6_prefix(&a, 64);
+        assert_eq!(p[..8], [0xff; 8]);
+        assert_eq!(p[8..], [0; 8]);
+        let p = ipv6_prefix(&a, 61);
+        assert_eq!(p[7], 0xf8);
+        assert_eq!(p[8], 0);
+        let p = ipv6_prefix(&a, 1);
+        assert_eq!(p[0], 0x80);
+        assert_eq!(p[1..], [0; 15]);
     }
 }

@@ -658,19 +658,36 @@ fn trash_update(
 
 /// `ip_vs_add_dest`, after [`DestConfig::check`]: an existing server (`EEXIST`), then one
 /// back from the trash or a new one, whose address must be local or unicast (`EINVAL`).
-pub(crate) fn add_dest(net: &Net, svc: &Service, u: &Checked<DestConfig>) -> Result {
+/// An IPv6 server turns on IPv6 reassembly in the namespace first (`defrag6`).
+pub(crate) fn add_dest(
+    net: &Net,
+    svc: &Service,
+    u: &Checked<DestConfig>,
+    defrag6: impl FnOnce() -> Result,
+) -> Result {
     let addr = u.addr;
     let old = snapshot(svc)?;
     if old.iter().any(|d| d.matches(&addr, u.port)) {
         return Err(EEXIST);
     }
-    // Checked: only IPv4 gets here.
-    let InetAddr::V4(addr4) = addr else {
-        return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
-    };
-    let atype = net.inet_addr_type(addr4);
-    if atype != kernel::net::namespace::RTN_LOCAL && atype != kernel::net::namespace::RTN_UNICAST {
-        return Err(EINVAL);
+    match addr {
+        InetAddr::V4(addr4) => {
+            let atype = net.inet_addr_type(addr4);
+            if atype != kernel::net::namespace::RTN_LOCAL && atype != kernel::net::namespace::RTN_UNICAST {
+                return Err(EINVAL);
+            }
+        }
+        InetAddr::V6(a) => {
+            // Unicast and not link-local, unless it is one of this host's addresses.
+            use kernel::bindings::{IPV6_ADDR_LINKLOCAL, IPV6_ADDR_UNICAST};
+            let atype = kernel::net::namespace::ipv6_addr_type(&a);
+            if (atype & IPV6_ADDR_UNICAST == 0 || atype & IPV6_ADDR_LINKLOCAL != 0)
+                && !kernel::net::skbuff::Route::output_v6(net, &a).is_ok_and(|(rt, _)| rt.is_local())
+            {
+                return Err(EINVAL);
+            }
+            defrag6()?;
+        }
     }
     let dest = match trash_update(svc, None, Some((&addr, u.port)))? {
         Some(d) => {

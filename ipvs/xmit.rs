@@ -12,9 +12,10 @@
 use crate::{
     conn::Conn,
     proto::{
-        self, is_loopback, Ipv4, Quoted, ICMP_CSUM_OFF, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
-        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP,
-        TCP_CSUM_OFF, UDP_CSUM_OFF,
+        self, is_loopback, is_loopback6, IpHdr, Quoted, Quoted6, AF_INET6, ICMPV6_EXC_HOPLIMIT,
+        ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED, ICMP_CSUM_OFF, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_TCP,
+        IPPROTO_UDP, IPV6_MIN_MTU, TCP_CSUM_OFF, UDP_CSUM_OFF,
     },
     ctl_config::{tun_flags, tun_type},
     service::as_v4,
@@ -40,67 +41,93 @@ fn csum_off(protocol: u8) -> usize {
 }
 
 /// Rewrites one address and port of the packet, with incremental checksum updates.
-/// `src` selects the source (SNAT of replies) or destination (DNAT) fields.
-fn mangle(skb: &mut SkBuff<'_>, ip: &Ipv4, src: bool, addr: [u8; 4], port: [u8; 2]) -> Result {
+/// `src` selects the source (SNAT of replies) or destination (DNAT) fields; `addr` is of the
+/// packet's family (IPv4 in its first 4 bytes).
+fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u8; 2]) -> Result {
     let l4 = proto::l4_len(ip.protocol).ok_or(EINVAL)?;
-    let (a_off, p_off) = if src { (12, 0) } else { (16, 2) };
-    let cs = ip.ihl + csum_off(ip.protocol);
-    let po = ip.ihl + p_off;
+    let v6 = ip.is_v6();
+    let alen = if v6 { 16 } else { 4 };
+    let a_off = match (v6, src) {
+        (false, true) => 12,
+        (false, false) => 16,
+        (true, true) => 8,
+        (true, false) => 24,
+    };
+    let p_off = if src { 0 } else { 2 };
+    let cs = ip.len + csum_off(ip.protocol);
+    let po = ip.len + p_off;
+    let new_addr = addr.get(..alen).ok_or(EINVAL)?;
     let state = skb.checksum();
     if matches!(state, Checksum::Partial | Checksum::Complete) {
         // The stack's helpers also keep the packet's own checksum state right.
         return mangle_with_state(skb, ip, l4, (a_off, po, cs), addr, port, state);
     }
-    let h = skb.writable(ip.ihl + l4)?;
-    let old = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3], h[po], h[po + 1]];
-    let new = [addr[0], addr[1], addr[2], addr[3], port[0], port[1]];
+    let h = skb.writable(ip.len + l4)?;
+    // Old and new address and port, as one run of bytes for the checksum update.
+    let (mut old, mut new) = ([0u8; 18], [0u8; 18]);
+    old[..alen].copy_from_slice(h.get(a_off..a_off + alen).ok_or(EINVAL)?);
+    old[alen..alen + 2].copy_from_slice(&[h[po], h[po + 1]]);
+    new[..alen].copy_from_slice(new_addr);
+    new[alen..alen + 2].copy_from_slice(&port);
     // A UDP checksum of zero means "none" and stays so.
     if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
-        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old, &new);
+        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old[..alen + 2], &new[..alen + 2]);
         if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
             // A computed UDP checksum of zero is sent as all ones.
             sum = [0xff, 0xff];
         }
         h[cs..cs + 2].copy_from_slice(&sum);
     }
-    // The IP header checksum too: only the address changed (the stack verified the rest).
-    let ip_sum = proto::csum_replace([h[10], h[11]], &old[..4], &addr);
-    h[10..12].copy_from_slice(&ip_sum);
-    h[a_off..a_off + 4].copy_from_slice(&addr);
+    if !v6 {
+        // The IP header checksum too: only the address changed (the stack verified the rest).
+        let ip_sum = proto::csum_replace([h[10], h[11]], &old[..4], new_addr);
+        h[10..12].copy_from_slice(&ip_sum);
+    }
+    h[a_off..a_off + alen].copy_from_slice(new_addr);
     h[po..po + 2].copy_from_slice(&port);
     Ok(())
 }
 
 /// [`mangle`] for a packet whose checksum the stack completes on output (`Partial`) or
 /// whose received sum it carries (`Complete`): the updates go through
-/// `inet_proto_csum_replace4`, which adjusts that state too. `at`: offsets of the address,
-/// port and transport checksum.
+/// `inet_proto_csum_replace4`/`16`, which adjust that state too. `at`: offsets of the
+/// address, port and transport checksum.
 fn mangle_with_state(
     skb: &mut SkBuff<'_>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     l4: usize,
     (a_off, po, cs): (usize, usize, usize),
-    addr: [u8; 4],
+    addr: &[u8; 16],
     port: [u8; 2],
     state: Checksum,
 ) -> Result {
+    let v6 = ip.is_v6();
+    let alen = if v6 { 16 } else { 4 };
     let (old_addr, old_port, udp_nocsum) = {
-        let h = skb.writable(ip.ihl + l4)?;
-        let old_addr = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3]];
+        let h = skb.writable(ip.len + l4)?;
+        let mut old_addr = [0u8; 16];
+        old_addr[..alen].copy_from_slice(h.get(a_off..a_off + alen).ok_or(EINVAL)?);
         (old_addr, [h[po], h[po + 1]], ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
     };
     if !udp_nocsum {
-        skb.csum_replace4(cs, old_addr, addr, true)?;
+        if v6 {
+            skb.csum_replace16(cs, &old_addr, addr)?;
+        } else {
+            let o = [old_addr[0], old_addr[1], old_addr[2], old_addr[3]];
+            skb.csum_replace4(cs, o, [addr[0], addr[1], addr[2], addr[3]], true)?;
+        }
         skb.csum_replace2(cs, old_port, port, false)?;
     }
-    let h = skb.writable(ip.ihl + l4)?;
+    let h = skb.writable(ip.len + l4)?;
     if ip.protocol == IPPROTO_UDP && !udp_nocsum && state != Checksum::Partial && h[cs] == 0 && h[cs + 1] == 0 {
         h[cs] = 0xff;
         h[cs + 1] = 0xff;
     }
-    h[a_off..a_off + 4].copy_from_slice(&addr);
+    h[a_off..a_off + alen].copy_from_slice(addr.get(..alen).ok_or(EINVAL)?);
     h[po..po + 2].copy_from_slice(&port);
-    proto::ip_send_check(h, ip.ihl);
+    if !v6 {
+        proto::ip_send_check(h, ip.len);
+    }
     Ok(())
 }
 
@@ -109,30 +136,46 @@ enum Out {
     /// The real server is this host: the packet continues to local delivery unchanged in
     /// route.
     Local,
-    /// Another host; the packet carries the route to it, from `saddr`.
-    Remote { saddr: [u8; 4] },
+    /// Another host; the packet carries the route to it, from `saddr` (of the real server's
+    /// family; IPv4 in the first 4 bytes).
+    Remote { saddr: [u8; 16] },
 }
 
-/// Routes the packet to the real server of `cp` (`__ip_vs_get_out_rt`), by the route the
-/// server caches (looked up afresh when stale). A local server leaves the packet as it is. For another host: the TTL is decremented (time exceeded
-/// sent when it runs out) and the path MTU less `overhead` bytes of encapsulation is
-/// checked, answering "fragmentation needed" for a DF packet that does not fit, unless the
-/// packet is itself an ICMP error, or DF does not matter (`icmp`). The route is attached only once all checks
-/// passed, so that ICMP errors about the packet come from the address the client used.
+/// Whether the real server of `cp` is an IPv6 address (upstream's `cp->daf`): the family
+/// of the route to it and of a tunnel's outer header.
+fn dest_v6(cp: &Conn) -> bool {
+    cp.dest().info.af == AF_INET6
+}
+
+/// Routes the packet to the real server of `cp` (`__ip_vs_get_out_rt`,
+/// `__ip_vs_get_out_rt_v6`), by the route the server caches (looked up afresh when stale).
+/// A local server leaves the packet as it is. For another host: the TTL or hop limit is
+/// decremented ("time exceeded" sent when it runs out) and the path MTU less `overhead`
+/// bytes of encapsulation is checked. An IPv4 packet with DF that does not fit is answered
+/// "fragmentation needed", unless it is itself an ICMP error or DF does not matter
+/// (`icmp`); an IPv6 packet that does not fit (by its largest fragment, if reassembled) is
+/// dropped, answered "packet too big" unless it is an ICMP error or a non-first fragment.
+/// The route is attached only once all checks passed, so that ICMP errors about the packet
+/// come from the address the client used.
 fn route_to<'a>(
     net: &Net,
     mut skb: SkBuff<'a>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     cp: &Conn,
     g: &rcu::Guard,
     overhead: u32,
     icmp: bool,
 ) -> Result<(SkBuff<'a>, Out), Verdict<'a>> {
+    let outer_v6 = dest_v6(cp);
     // The real server's cached route (upstream's `dest_dst`): no lookup per packet.
-    let (rt, saddr) = match cp.dest().route.output_v4(net, as_v4(&cp.daddr), g) {
+    let (rt, saddr) = match cp.dest().route.output(net, outer_v6, &cp.daddr, g) {
         Ok(r) => r,
         Err(_) => {
-            skb.icmp_send(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+            if ip.is_v6() {
+                skb.link_failure();
+            } else {
+                skb.icmp_send(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+            }
             return Err(Verdict::Drop(skb));
         }
     };
@@ -140,36 +183,60 @@ fn route_to<'a>(
         return Ok((skb, Out::Local));
     }
     // Loopback sources never leave the host.
-    if is_loopback(ip.saddr) {
+    if ip.saddr_is_loopback() {
         return Err(Verdict::Drop(skb));
     }
     if ip.ttl <= 1 {
-        skb.icmp_send(ICMP_TIME_EXCEEDED, 0, 0);
+        if ip.is_v6() {
+            skb.icmpv6_send(net, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0, true);
+        } else {
+            skb.icmp_send(ICMP_TIME_EXCEEDED, 0, 0);
+        }
         return Err(Verdict::Drop(skb));
     }
     let mtu = rt.mtu().saturating_sub(overhead);
-    if overhead != 0 && mtu < 68 {
+    if overhead != 0 && mtu < if outer_v6 { IPV6_MIN_MTU } else { 68 } {
         return Err(Verdict::Drop(skb));
     }
-    if !icmp && ip.df && skb.len() > mtu && !skb.is_gso() {
-        skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
-        return Err(Verdict::Drop(skb));
-    }
-    match skb.writable(ip.ihl) {
-        Ok(h) => proto::decrease_ttl(h),
-        Err(_) => return Err(Verdict::Drop(skb)),
+    if ip.is_v6() {
+        let fms = u32::from(skb.frag_max_size6());
+        let too_big = if fms != 0 { fms > mtu } else { !skb.fits_mtu(mtu) };
+        if too_big {
+            if !icmp && ip.frag_offset == 0 {
+                skb.icmpv6_send(net, ICMPV6_PKT_TOOBIG, 0, mtu, false);
+            }
+            return Err(Verdict::Drop(skb));
+        }
+        match skb.writable(proto::IPV6_HLEN) {
+            Ok(h) => h[7] = h[7].saturating_sub(1),
+            Err(_) => return Err(Verdict::Drop(skb)),
+        }
+    } else {
+        if !icmp && ip.df && skb.len() > mtu && !skb.is_gso() {
+            skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
+            return Err(Verdict::Drop(skb));
+        }
+        match skb.writable(ip.len) {
+            Ok(h) => proto::decrease_ttl(h),
+            Err(_) => return Err(Verdict::Drop(skb)),
+        }
     }
     skb.set_route_ref(rt);
     Ok((skb, Out::Remote { saddr }))
 }
 
 /// Sends a packet on its new route (`ip_vs_send_or_cont` for another host): untracked and
-/// marked as handled, so that no IPVS hook takes it again on its way out.
-fn send<'a>(net: &Net, mut skb: SkBuff<'a>) -> Verdict<'a> {
+/// marked as handled, so that no IPVS hook takes it again on its way out. `v6`: the
+/// packet's (outer) family.
+fn send<'a>(net: &Net, mut skb: SkBuff<'a>, v6: bool) -> Verdict<'a> {
     skb.set_ipvs_property();
     skb.set_untracked();
     skb.prepare_resend();
-    Verdict::Stolen(skb.ip_local_out(net))
+    if v6 {
+        Verdict::Stolen(skb.ip6_local_out(net))
+    } else {
+        Verdict::Stolen(skb.ip_local_out(net))
+    }
 }
 
 /// Lets a packet for a real server on this host continue to local delivery.
@@ -179,53 +246,66 @@ fn cont<'a>(mut skb: SkBuff<'a>) -> Verdict<'a> {
     Verdict::Accept(skb)
 }
 
-/// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`).
-/// A real server at a local address gets the rewritten packet by local delivery.
+/// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`,
+/// `ip_vs_nat_xmit_v6`). A real server at a local address gets the rewritten packet by
+/// local delivery.
 pub(crate) fn nat_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     cp: &Conn,
     g: &rcu::Guard,
     hook: InetHook,
 ) -> Verdict<'a> {
-    let daddr = as_v4(&cp.daddr);
     let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, false) {
         Ok(r) => r,
         Err(v) => return v,
     };
     // From the world, but translated to a loopback address: refused, as upstream.
-    if matches!(out, Out::Local) && is_loopback(daddr) && hook != InetHook::LocalOut {
-        return Verdict::Drop(skb);
+    if matches!(out, Out::Local) {
+        let to_loopback = if ip.is_v6() {
+            skb.from_remote_dev() && is_loopback6(&cp.daddr)
+        } else {
+            is_loopback(as_v4(&cp.daddr)) && hook != InetHook::LocalOut
+        };
+        if to_loopback {
+            return Verdict::Drop(skb);
+        }
     }
-    if mangle(&mut skb, ip, false, daddr, cp.dport).is_err() {
+    if mangle(&mut skb, ip, false, &cp.daddr, cp.dport).is_err() {
         return Verdict::Drop(skb);
     }
     skb.set_ignore_df();
     match out {
         Out::Local => cont(skb),
-        Out::Remote { .. } => send(net, skb),
+        Out::Remote { .. } => send(net, skb, ip.is_v6()),
     }
 }
 
 /// Direct routing: send the packet unchanged to the real server's address
-/// (`ip_vs_dr_xmit`); `icmp` for an ICMP error being forwarded.
+/// (`ip_vs_dr_xmit`, `ip_vs_dr_xmit_v6`); `icmp` for an ICMP error being forwarded.
 pub(crate) fn dr_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     cp: &Conn,
     g: &rcu::Guard,
     icmp: bool,
 ) -> Verdict<'a> {
     match route_to(net, skb, ip, cp, g, 0, icmp) {
         Ok((skb, Out::Local)) => cont(skb),
-        Ok((skb, Out::Remote { .. })) => send(net, skb),
+        Ok((mut skb, Out::Remote { .. })) => {
+            if ip.is_v6() {
+                skb.set_ignore_df();
+            }
+            send(net, skb, ip.is_v6())
+        }
         Err(v) => v,
     }
 }
 
 const IPIP_HLEN: u32 = 20;
+const IPV6_HLEN: u32 = 40;
 /// The GUE header, and the private flags and remote checksum option after it.
 const GUE_HLEN: usize = 4;
 const GUE_PRIV_HLEN: usize = 4;
@@ -233,8 +313,9 @@ const GUE_REMCSUM_HLEN: usize = 4;
 /// `GUE_FLAG_PRIV`, `GUE_PFLAG_REMCSUM` as they appear on the wire.
 const GUE_FLAG_PRIV: [u8; 2] = [0, 1];
 const GUE_PFLAG_REMCSUM: [u8; 4] = [0x80, 0, 0, 0];
-/// EtherType of the inner packet of a GRE tunnel.
+/// EtherTypes of the inner packet of a GRE tunnel.
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 
 /// How the real server's tunnel wraps a packet: its type and flags (`tun_type`,
 /// `tun_flags` of the server), and whether the packet leaves its transport checksum to
@@ -258,13 +339,13 @@ fn encap_of(cp: &Conn, skb: &SkBuff<'_>) -> Encap {
     }
 }
 
-/// The GUE header for an inner IPv4 packet, with the remote checksum option when
-/// `remote_csum` (`ipvs_gue_encap`): where the inner checksum's range starts and where
-/// the checksum goes, both from the start of the inner packet. `None` when the packet's
-/// checksum range starts before it.
-fn gue_header(skb: &SkBuff<'_>, remote_csum: bool) -> Option<([u8; 12], usize)> {
+/// The GUE header for an inner packet of protocol `inner_proto`, with the remote checksum
+/// option when `remote_csum` (`ipvs_gue_encap`): where the inner checksum's range starts
+/// and where the checksum goes, both from the start of the inner packet. `None` when the
+/// packet's checksum range starts before it.
+fn gue_header(skb: &SkBuff<'_>, remote_csum: bool, inner_proto: u8) -> Option<([u8; 12], usize)> {
     let mut h = [0u8; GUE_HLEN + GUE_PRIV_HLEN + GUE_REMCSUM_HLEN];
-    h[1] = IPPROTO_IPIP;
+    h[1] = inner_proto;
     if !remote_csum {
         return Some((h, GUE_HLEN));
     }
@@ -279,43 +360,48 @@ fn gue_header(skb: &SkBuff<'_>, remote_csum: bool) -> Option<([u8; 12], usize)> 
     Some((h, h.len()))
 }
 
-/// Tunnelling: wrap the packet in an IPv4 header to the real server (`ip_vs_tunnel_xmit`),
-/// after a GUE header in UDP to the server's tunnel port, or a GRE header, as the server's
-/// tunnel type says (IP in IP otherwise). With `pmtu_disc` the outer header copies the
-/// inner DF bit and packets too big for the tunnel are answered "fragmentation needed", so
-/// path MTU discovery works through the tunnel; without, the outer packet may be
-/// fragmented. The outer header copies the inner TOS and TTL. `icmp` for an ICMP error
-/// being forwarded.
+/// Tunnelling: wrap the packet in an IP header to the real server (`ip_vs_tunnel_xmit`,
+/// `ip_vs_tunnel_xmit_v6`): IPv4 or IPv6 by the server's family, whatever the packet's
+/// (mixed-family tunnels), after a GUE header in UDP to the server's tunnel port, or a GRE
+/// header, as the server's tunnel type says (IP in IP otherwise). The outer header copies
+/// the inner TOS or traffic class (congestion experienced becoming ECT(0),
+/// `INET_ECN_encapsulate`) and the decremented TTL or hop limit. For an IPv4 packet, with
+/// `pmtu_disc` the outer IPv4 header copies its DF bit and packets too big for the tunnel
+/// are answered "fragmentation needed", so path MTU discovery works through the tunnel;
+/// without, the outer packet may be fragmented. An IPv6 packet is always held to the
+/// tunnel's MTU. `icmp` for an ICMP error being forwarded.
 pub(crate) fn tunnel_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     cp: &Conn,
     g: &rcu::Guard,
     icmp: bool,
     pmtu_disc: bool,
 ) -> Verdict<'a> {
-    let daddr = as_v4(&cp.daddr);
+    let outer_v6 = dest_v6(cp);
     let encap = encap_of(cp, &skb);
-    let overhead = IPIP_HLEN.saturating_add(encap.headroom());
-    let (mut skb, saddr) = match route_to(net, skb, ip, cp, g, overhead, icmp || !pmtu_disc) {
+    let overhead = if outer_v6 { IPV6_HLEN } else { IPIP_HLEN }.saturating_add(encap.headroom());
+    let no_df_check = icmp || (!ip.is_v6() && !pmtu_disc);
+    let (mut skb, saddr) = match route_to(net, skb, ip, cp, g, overhead, no_df_check) {
         Ok((skb, Out::Local)) => return cont(skb),
         Ok((skb, Out::Remote { saddr })) => (skb, saddr),
         Err(v) => return v,
     };
     // `route_to` sent TTLs of 1 and 0 back as "time exceeded"; saturating all the same.
     let ttl = ip.ttl.saturating_sub(1);
-    if skb.tunnel_prepare(encap).is_err() {
+    let inner_proto = if ip.is_v6() { proto::IPPROTO_IPV6 } else { IPPROTO_IPIP };
+    if skb.tunnel_prepare(encap, outer_v6, inner_proto).is_err() {
         return Verdict::Drop(skb);
     }
     let outer_proto = match encap {
-        Encap::Ipip => IPPROTO_IPIP,
+        Encap::Ipip => inner_proto,
         Encap::Gue { csum, remote_csum, .. } => {
-            let Some((h, len)) = gue_header(&skb, remote_csum) else {
+            let Some((h, len)) = gue_header(&skb, remote_csum, inner_proto) else {
                 return Verdict::Drop(skb);
             };
             let pushed = skb.push_gue_header(h.get(..len).unwrap_or(&[]), remote_csum).and_then(|()| {
-                skb.push_udp_header(net, cp.dest().tun_port(), !csum, saddr, daddr)
+                skb.push_udp_header(net, cp.dest().tun_port(), !csum, &saddr, &cp.daddr, outer_v6)
             });
             if pushed.is_err() {
                 return Verdict::Drop(skb);
@@ -323,16 +409,35 @@ pub(crate) fn tunnel_xmit<'a>(
             IPPROTO_UDP
         }
         Encap::Gre { csum } => {
-            if skb.push_gre_header(csum, ETH_P_IP).is_err() {
+            let ethertype = if ip.is_v6() { ETH_P_IPV6 } else { ETH_P_IP };
+            if skb.push_gre_header(csum, ethertype).is_err() {
                 return Verdict::Drop(skb);
             }
             IPPROTO_GRE
         }
     };
+    let ds = proto::ecn_encapsulate(ip.tos);
+    if outer_v6 {
+        match skb.push_ipv6_header() {
+            Ok(h) => {
+                h[0] = 0x60 | (ds >> 4);
+                h[1] = ds << 4;
+                // Flow label 0; the payload length is set on output.
+                h[2..6].fill(0);
+                h[6] = outer_proto;
+                h[7] = ttl;
+                h[8..24].copy_from_slice(&saddr);
+                h[24..40].copy_from_slice(&cp.daddr);
+            }
+            Err(_) => return Verdict::Drop(skb),
+        }
+        skb.set_ignore_df();
+        return send(net, skb, true);
+    }
     match skb.push_ip_header() {
         Ok(h) => {
             h[0] = 0x45;
-            h[1] = ip.tos;
+            h[1] = ds;
             h[2..6].fill(0);
             h[6] = if ip.df && pmtu_disc { 0x40 } else { 0 };
             h[7] = 0;
@@ -340,19 +445,19 @@ pub(crate) fn tunnel_xmit<'a>(
             h[9] = outer_proto;
             h[10] = 0;
             h[11] = 0;
-            h[12..16].copy_from_slice(&saddr);
-            h[16..20].copy_from_slice(&daddr);
+            h[12..16].copy_from_slice(&saddr[..4]);
+            h[16..20].copy_from_slice(&cp.daddr[..4]);
         }
         Err(_) => return Verdict::Drop(skb),
     }
     skb.ip_select_ident(net);
-    send(net, skb)
+    send(net, skb, false)
 }
 
 /// Rewrites a real server's reply so that it comes from the virtual service
 /// (`handle_response`, `*_snat_handler`).
-pub(crate) fn snat_reply(skb: &mut SkBuff<'_>, ip: &Ipv4, cp: &Conn) -> Result {
-    mangle(skb, ip, true, as_v4(&cp.vaddr), cp.vport)
+pub(crate) fn snat_reply(skb: &mut SkBuff<'_>, ip: &IpHdr, cp: &Conn) -> Result {
+    mangle(skb, ip, true, &cp.vaddr, cp.vport)
 }
 
 /// Rewrites an ICMP error about NAT connection `cp` (`ip_vs_nat_icmp`). Towards the client
@@ -392,7 +497,7 @@ pub(crate) fn nat_icmp(skb: &mut SkBuff<'_>, ihl: usize, q: &Quoted, out: bool, 
 pub(crate) fn icmp_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
-    ip: &Ipv4,
+    ip: &IpHdr,
     q: &Quoted,
     cp: &Conn,
     g: &rcu::Guard,
@@ -415,12 +520,76 @@ pub(crate) fn icmp_xmit<'a>(
     {
         return Verdict::Drop(skb);
     }
-    if nat_icmp(&mut skb, ip.ihl, q, false, cp).is_err() {
+    if nat_icmp(&mut skb, ip.len, q, false, cp).is_err() {
         return Verdict::Drop(skb);
     }
     skb.set_ignore_df();
     match out {
         Out::Local => cont(skb),
-        Out::Remote { .. } => send(net, skb),
+        Out::Remote { .. } => send(net, skb, false),
+    }
+}
+
+/// Rewrites an ICMPv6 error about NAT connection `cp` (`ip_vs_nat_icmp_v6`), as
+/// [`nat_icmp`] does for IPv4: the outer source and quoted destination become the virtual
+/// service's towards the client (`out`), the outer destination and quoted source the real
+/// server's towards it; the quoted port likewise. The ICMPv6 checksum (with its pseudo
+/// header) is computed afresh.
+pub(crate) fn nat_icmp_v6(skb: &mut SkBuff<'_>, ip: &IpHdr, q: &Quoted6, out: bool, cp: &Conn) -> Result {
+    let (outer_at, quoted_at, port_at, addr, port) = if out {
+        (8, q.off + 24, q.l4_off + 2, &cp.vaddr, cp.vport)
+    } else {
+        (24, q.off + 8, q.l4_off, &cp.daddr, cp.dport)
+    };
+    let h = skb.writable(q.l4_off.max(q.off + proto::IPV6_HLEN) + 4)?;
+    h.get_mut(outer_at..outer_at + 16).ok_or(EINVAL)?.copy_from_slice(addr);
+    h.get_mut(quoted_at..quoted_at + 16).ok_or(EINVAL)?.copy_from_slice(addr);
+    h.get_mut(port_at..port_at + 2).ok_or(EINVAL)?.copy_from_slice(&port);
+    let cs = ip.len + ICMP_CSUM_OFF;
+    h.get_mut(cs..cs + 2).ok_or(EINVAL)?.fill(0);
+    let mut saddr = [0u8; 16];
+    let mut daddr = [0u8; 16];
+    saddr.copy_from_slice(h.get(8..24).ok_or(EINVAL)?);
+    daddr.copy_from_slice(h.get(24..40).ok_or(EINVAL)?);
+    let sum = skb.csum_ipv6(ip.len, &saddr, &daddr, proto::IPPROTO_ICMPV6)?;
+    let h = skb.writable(ip.len + ICMP_HLEN)?;
+    h[cs..cs + 2].copy_from_slice(&sum.to_ne_bytes());
+    skb.set_csum_unnecessary();
+    Ok(())
+}
+
+/// Forwards an ICMPv6 error about connection `cp` to its real server
+/// (`ip_vs_icmp_xmit_v6`): as is for DR and tunnel connections, translated for NAT ones.
+pub(crate) fn icmp_xmit_v6<'a>(
+    net: &Net,
+    skb: SkBuff<'a>,
+    ip: &IpHdr,
+    q: &Quoted6,
+    cp: &Conn,
+    g: &rcu::Guard,
+    hook: InetHook,
+) -> Verdict<'a> {
+    match cp.fwd_method() {
+        conn_flags::MASQ => {}
+        conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, g, true),
+        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, g, true, false),
+        _ => return Verdict::Accept(skb),
+    }
+    let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, true) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
+    if matches!(out, Out::Local)
+        && (hook == InetHook::Forward || (skb.from_remote_dev() && is_loopback6(&cp.daddr)))
+    {
+        return Verdict::Drop(skb);
+    }
+    if nat_icmp_v6(&mut skb, ip, q, false, cp).is_err() {
+        return Verdict::Drop(skb);
+    }
+    skb.set_ignore_df();
+    match out {
+        Out::Local => cont(skb),
+        Out::Remote { .. } => send(net, skb, true),
     }
 }

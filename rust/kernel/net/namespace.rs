@@ -88,6 +88,22 @@ impl Net {
         unsafe { bindings::inet_addr_type(self.as_ptr(), u32::from_ne_bytes(addr)) }
     }
 
+    /// Turns on IPv6 reassembly by netfilter in this namespace (`nf_defrag_ipv6_enable`);
+    /// each success is undone by one [`Self::nf_defrag_ipv6_disable`]. Inline: the function
+    /// is in the `nf_defrag_ipv6` module, which the caller's module then depends on.
+    #[inline]
+    pub fn nf_defrag_ipv6_enable(&self) -> crate::error::Result {
+        // SAFETY: `self` is a live namespace by the type invariants.
+        crate::error::to_result(unsafe { bindings::nf_defrag_ipv6_enable(self.as_ptr()) })
+    }
+
+    /// Undoes one successful [`Self::nf_defrag_ipv6_enable`].
+    #[inline]
+    pub fn nf_defrag_ipv6_disable(&self) {
+        // SAFETY: `self` is a live namespace by the type invariants.
+        unsafe { bindings::nf_defrag_ipv6_disable(self.as_ptr()) }
+    }
+
     /// Whether a network device called `name` exists in this namespace.
     pub fn has_device(&self, name: &crate::str::CStr) -> bool {
         // SAFETY: `self` is a live namespace; `name` is NUL-terminated.
@@ -99,6 +115,19 @@ impl Net {
         // SAFETY: `self` is a live namespace by the type invariants.
         unsafe { bindings::net_proc_dir(self.as_ptr()) }
     }
+}
+
+/// The kind of IPv6 address `addr` is (`__ipv6_addr_type`): a mask of `IPV6_ADDR_*` bits
+/// (unicast, multicast, loopback, link-local, ...).
+pub fn ipv6_addr_type(addr: &[u8; 16]) -> u32 {
+    // SAFETY: `addr` is 16 readable bytes, the layout of `struct in6_addr`.
+    unsafe { bindings::__ipv6_addr_type(addr.as_ptr().cast()) as u32 }
+}
+
+/// Whether IPv6 is enabled (not disabled with `ipv6.disable=1`).
+pub fn ipv6_mod_enabled() -> bool {
+    // SAFETY: Reads a global flag.
+    unsafe { bindings::ipv6_mod_enabled() }
 }
 
 /// Per-namespace state of a subsystem, created when a namespace appears and dropped when it goes.

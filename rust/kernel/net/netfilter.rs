@@ -80,6 +80,8 @@ pub struct HookState<'a> {
     pub net: &'a Net,
     /// Input device index, or 0.
     pub in_ifindex: i32,
+    /// Protocol family of the hook ([`pf::IPV4`], [`pf::IPV6`]).
+    pub pf: u8,
 }
 
 /// A set of netfilter hook functions sharing one private data object.
@@ -181,6 +183,7 @@ impl<T: Hooks> Registration<T> {
                 // SAFETY: `in_` is a valid device while the hook runs.
                 unsafe { (*st.in_).ifindex }
             },
+            pf: st.pf,
         };
         // SAFETY: Netfilter hands the hook ownership of `skb` until it returns a verdict.
         let skb = unsafe { SkBuff::from_raw(skb) };

@@ -26,21 +26,26 @@ pub enum Checksum {
     Partial,
 }
 
-/// A reference to an IPv4 route (`struct rtable`).
+/// A reference to an output route of either family (`struct dst_entry`: an IPv4 `rtable`
+/// or an IPv6 `rt6_info`).
 ///
 /// # Invariants
 ///
-/// `ptr` is a valid route on which this object holds a reference.
-pub struct Rtable {
-    ptr: NonNull<bindings::rtable>,
+/// `ptr` is a valid route on which this object holds a reference. `cookie` is the IPv6
+/// route's validity cookie (`rt6_get_cookie`), 0 for IPv4; `local` says whether it delivers
+/// to this host, a property a route keeps for its life.
+pub struct Route {
+    ptr: NonNull<bindings::dst_entry>,
+    cookie: u32,
+    local: bool,
 }
 
 // SAFETY: A route reference may be used and released from any context.
-unsafe impl Send for Rtable {}
+unsafe impl Send for Route {}
 // SAFETY: The `&self` methods only read the route.
-unsafe impl Sync for Rtable {}
+unsafe impl Sync for Route {}
 
-impl Rtable {
+impl Route {
     /// Looks up the output route to IPv4 `daddr` (from `saddr`, or any if zero), taking
     /// `daddr` as the next hop. Returns it and the source address it selects.
     pub fn output_v4(net: &Net, daddr: [u8; 4], saddr: [u8; 4], tos: u8) -> Result<(Self, [u8; 4])> {
@@ -51,36 +56,75 @@ impl Rtable {
         };
         let rt = crate::error::from_err_ptr(rt)?;
         let ptr = NonNull::new(rt).ok_or(EINVAL)?;
-        // INVARIANT: A successful lookup returns a referenced route.
-        Ok((Self { ptr }, src.to_ne_bytes()))
+        // SAFETY: A successful lookup returns a referenced, valid route; its flags do not
+        // change once published.
+        let local = unsafe { (*ptr.as_ptr()).rt_flags } & bindings::RTCF_LOCAL != 0;
+        // INVARIANT: A successful lookup returns a referenced route; the `dst` is the first
+        // member of `struct rtable`.
+        Ok((Self { ptr: ptr.cast(), cookie: 0, local }, src.to_ne_bytes()))
     }
 
-    /// Whether the route delivers to this host.
+    /// Looks up the output route to IPv6 `daddr` (`ip6_route_output`), taking `daddr` as the
+    /// next hop. Returns it and the source address the stack selects for it.
+    pub fn output_v6(net: &Net, daddr: &[u8; 16]) -> Result<(Self, [u8; 16])> {
+        let mut saddr = [0u8; 16];
+        let (mut cookie, mut local) = (0u32, false);
+        // SAFETY: Valid namespace; the address buffers are 16 bytes (`struct in6_addr`) and,
+        // like `cookie` and `local`, valid for the call.
+        let dst = unsafe {
+            bindings::ip6_route_output_ipvs(
+                net.as_ptr(),
+                daddr.as_ptr().cast(),
+                saddr.as_mut_ptr().cast(),
+                &mut cookie,
+                &mut local,
+            )
+        };
+        let dst = crate::error::from_err_ptr(dst)?;
+        let ptr = NonNull::new(dst).ok_or(EINVAL)?;
+        // INVARIANT: A successful lookup returns a referenced route and its cookie.
+        Ok((Self { ptr, cookie, local }, saddr))
+    }
+
+    /// Looks up the output route to `daddr`, an IPv6 address if `v6`, else IPv4 in its
+    /// first 4 bytes; returns it and the source address it selects (IPv4: 4 bytes, zeroes
+    /// after).
+    pub fn output(net: &Net, v6: bool, daddr: &[u8; 16]) -> Result<(Self, [u8; 16])> {
+        if v6 {
+            return Self::output_v6(net, daddr);
+        }
+        let (rt, s) = Self::output_v4(net, [daddr[0], daddr[1], daddr[2], daddr[3]], [0; 4], 0)?;
+        let mut saddr = [0u8; 16];
+        saddr[..4].copy_from_slice(&s);
+        Ok((rt, saddr))
+    }
+
+    /// Whether the route delivers to this host (IPv4 `RTCF_LOCAL`, IPv6 a route through the
+    /// loopback device).
     #[inline]
     pub fn is_local(&self) -> bool {
-        // SAFETY: Valid route by the type invariants; its flags do not change once published.
-        unsafe { (*self.ptr.as_ptr()).rt_flags & bindings::RTCF_LOCAL != 0 }
+        self.local
     }
 
     /// The route's MTU.
     #[inline]
     pub fn mtu(&self) -> u32 {
         // SAFETY: Valid route by the type invariants.
-        unsafe { bindings::rt_mtu(self.ptr.as_ptr()) }
+        unsafe { bindings::dst_mtu(self.ptr.as_ptr()) }
     }
 
-    /// Whether the route is still valid (`dst_check`).
+    /// Whether the route is still valid (`dst_check` with its cookie).
     #[inline]
     pub fn check(&self) -> bool {
         // SAFETY: Valid route by the type invariants.
-        unsafe { bindings::rt_dst_check(self.ptr.as_ptr()) }
+        unsafe { bindings::dst_check_cookie(self.ptr.as_ptr(), self.cookie) }
     }
 }
 
-impl Drop for Rtable {
+impl Drop for Route {
     fn drop(&mut self) {
         // SAFETY: By the type invariants we hold a reference, released once here.
-        unsafe { bindings::ip_rt_put(self.ptr.as_ptr()) };
+        unsafe { bindings::dst_release(self.ptr.as_ptr()) };
     }
 }
 
@@ -95,21 +139,21 @@ pub struct RouteCache {
 }
 
 struct CachedRoute {
-    rt: Rtable,
-    saddr: [u8; 4],
+    rt: Route,
+    saddr: [u8; 16],
 }
 
 /// A route for one packet: borrowed from a [`RouteCache`] for the read-side critical section,
 /// or owned (when there was no memory to cache it).
 pub enum RouteRef<'g> {
     /// From the cache, valid while the RCU guard it was obtained under is held.
-    Cached(&'g Rtable),
+    Cached(&'g Route),
     /// A referenced route of its own.
-    Owned(Rtable),
+    Owned(Route),
 }
 
 impl RouteRef<'_> {
-    fn rt(&self) -> &Rtable {
+    fn rt(&self) -> &Route {
         match self {
             RouteRef::Cached(r) => r,
             RouteRef::Owned(r) => r,
@@ -141,24 +185,30 @@ impl RouteCache {
         Self { cur: RcuBox::new(None) }
     }
 
-    /// The output route to `daddr` (as the next hop) and its source address: the cached one
-    /// if still valid, else a new lookup, which is cached.
+    /// The output route to `daddr` (IPv6 if `v6`, else IPv4 in its first 4 bytes, as the
+    /// next hop) and its source address: the cached one if still valid, else a new lookup,
+    /// which is cached unless its device is going down.
     #[inline]
-    pub fn output_v4<'g>(
+    pub fn output<'g>(
         &'g self,
         net: &Net,
-        daddr: [u8; 4],
+        v6: bool,
+        daddr: &[u8; 16],
         g: &'g rcu::Guard,
-    ) -> Result<(RouteRef<'g>, [u8; 4])> {
+    ) -> Result<(RouteRef<'g>, [u8; 16])> {
         if let Some(c) = self.cur.get(g) {
             if c.rt.check() {
                 return Ok((RouteRef::Cached(&c.rt), c.saddr));
             }
         }
-        let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
+        let (rt, saddr) = Route::output(net, v6, daddr)?;
+        // SAFETY: Valid route by the type invariants of `Route`.
+        if unsafe { bindings::dst_dev_is_down(rt.ptr.as_ptr()) } {
+            return Ok((RouteRef::Owned(rt), saddr));
+        }
         let Ok(new) = RcuNode::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
             // The lookup's route was dropped with the failed box: look up once more.
-            let (rt, saddr) = Rtable::output_v4(net, daddr, [0; 4], 0)?;
+            let (rt, saddr) = Route::output(net, v6, daddr)?;
             return Ok((RouteRef::Owned(rt), saddr));
         };
         self.cur.replace_deferred(Some(new));
@@ -202,7 +252,7 @@ pub enum Encap {
 }
 
 impl Encap {
-    /// Bytes of headers besides the outer IPv4 header.
+    /// Bytes of headers besides the outer IP header.
     pub fn headroom(&self) -> u32 {
         match *self {
             Encap::Ipip => 0,
@@ -211,9 +261,10 @@ impl Encap {
         }
     }
 
-    /// GSO type of the encapsulation (`__tun_gso_type_mask` and the tunnel's own bits).
-    fn gso_type(&self) -> u32 {
-        let mut t = bindings::SKB_GSO_IPXIP4;
+    /// GSO type of the encapsulation (`__tun_gso_type_mask` of the outer family, and the
+    /// tunnel's own bits).
+    fn gso_type(&self, outer_v6: bool) -> u32 {
+        let mut t = if outer_v6 { bindings::SKB_GSO_IPXIP6 } else { bindings::SKB_GSO_IPXIP4 };
         match *self {
             Encap::Ipip => {}
             Encap::Gue { csum, remote_csum, .. } => {
@@ -232,6 +283,20 @@ impl Encap {
         }
         t
     }
+}
+
+/// What [`SkBuff::ipv6_find_hdr`] found at the end of an IPv6 header chain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Ipv6Chain {
+    /// The first header that is not an extension header (the transport protocol).
+    pub protocol: u8,
+    /// Its offset after the network header (for a non-first fragment, the IPv6 header's
+    /// end: its transport header is elsewhere).
+    pub l4_off: usize,
+    /// Fragment offset of a non-first fragment, 0 otherwise.
+    pub fragoff: u16,
+    /// Whether the chain has a fragment header.
+    pub frag: bool,
 }
 
 /// A packet owned by the current netfilter hook invocation.
@@ -440,35 +505,35 @@ impl<'a> SkBuff<'a> {
                 // route, the stack takes a reference (`skb_dst_force`) before the packet
                 // outlives the critical section. The C helper keeps `skb_dst_set_noref`'s
                 // own check that the read lock is held.
-                unsafe { bindings::skb_set_rtable_noref(self.raw(), rt.ptr.as_ptr()) };
+                unsafe { bindings::skb_set_dst_noref(self.raw(), rt.ptr.as_ptr()) };
             }
         }
     }
 
     /// Attaches `rt` as the packet's route, replacing the current one.
     #[inline]
-    pub fn set_route(&mut self, rt: Rtable) {
+    pub fn set_route(&mut self, rt: Route) {
         let rt = core::mem::ManuallyDrop::new(rt);
         // SAFETY: Valid packet; the route reference `rt` holds passes to the packet.
-        unsafe { bindings::skb_set_rtable(self.raw(), rt.ptr.as_ptr()) };
+        unsafe { bindings::skb_set_dst(self.raw(), rt.ptr.as_ptr()) };
     }
 
-    /// Turns the packet into the inner packet of an IP-in-IP tunnel: makes headroom, sets up
-    /// GSO for the encapsulation and pushes a new 20-byte network header, returned to be
-    /// filled in. Call [`Self::ip_select_ident`] once it is.
-    pub fn push_ipip_header(&mut self) -> Result<&mut [u8]> {
-        self.tunnel_prepare(Encap::Ipip)?;
-        self.push_ip_header()
-    }
-
-    /// Turns the packet into the inner IPv4 packet of a tunnel of kind `encap`: headroom for
-    /// its headers and the outer IPv4 header, GSO set up for the encapsulation. The tunnel's
-    /// own headers follow ([`Self::push_gue_header`], [`Self::push_udp_header`],
-    /// [`Self::push_gre_header`]), then [`Self::push_ip_header`].
-    pub fn tunnel_prepare(&mut self, encap: Encap) -> Result {
+    /// Turns the packet into the inner packet (of transport protocol `inner_proto`:
+    /// `IPPROTO_IPIP` or `IPPROTO_IPV6`) of a tunnel of kind `encap`: headroom for its
+    /// headers and the outer IPv4 header (IPv6 if `outer_v6`), GSO set up for the
+    /// encapsulation. The tunnel's own headers follow ([`Self::push_gue_header`],
+    /// [`Self::push_udp_header`], [`Self::push_gre_header`]), then
+    /// [`Self::push_ip_header`] or [`Self::push_ipv6_header`].
+    pub fn tunnel_prepare(&mut self, encap: Encap, outer_v6: bool, inner_proto: u8) -> Result {
         // SAFETY: Valid packet, exclusively owned.
         to_result(unsafe {
-            bindings::skb_tunnel_prepare(self.raw(), encap.headroom(), encap.gso_type() as i32)
+            bindings::skb_tunnel_prepare(
+                self.raw(),
+                encap.headroom(),
+                encap.gso_type(outer_v6) as i32,
+                outer_v6,
+                inner_proto,
+            )
         })
     }
 
@@ -509,8 +574,18 @@ impl<'a> SkBuff<'a> {
 
     /// Pushes a UDP header to `dport` from the port that hashes the inner flow
     /// (`udp_flow_src_port`), with its length, makes it the transport header and sets its
-    /// checksum for the outer addresses `saddr` and `daddr` (none if `nocheck`).
-    pub fn push_udp_header(&mut self, net: &Net, dport: [u8; 2], nocheck: bool, saddr: [u8; 4], daddr: [u8; 4]) -> Result {
+    /// checksum for the outer addresses `saddr` and `daddr` (IPv6 if `v6`, else IPv4 in
+    /// their first 4 bytes; no checksum if `nocheck`, which IPv6 honours only as upstream's
+    /// `udp6_set_csum` does).
+    pub fn push_udp_header(
+        &mut self,
+        net: &Net,
+        dport: [u8; 2],
+        nocheck: bool,
+        saddr: &[u8; 16],
+        daddr: &[u8; 16],
+        v6: bool,
+    ) -> Result {
         // SAFETY: Valid packet and namespace.
         let sport = unsafe { bindings::skb_udp_flow_src_port(net.as_ptr(), self.raw()) };
         // SAFETY: Valid packet.
@@ -526,12 +601,16 @@ impl<'a> SkBuff<'a> {
         // pushed, which becomes the transport header the checksum helper reads.
         unsafe {
             bindings::skb_reset_transport_header(self.raw());
-            bindings::skb_udp_set_csum(
-                self.raw(),
-                nocheck,
-                u32::from_ne_bytes(saddr),
-                u32::from_ne_bytes(daddr),
-            );
+            if v6 {
+                bindings::skb_udp6_set_csum(self.raw(), nocheck, saddr.as_ptr().cast(), daddr.as_ptr().cast());
+            } else {
+                bindings::skb_udp_set_csum(
+                    self.raw(),
+                    nocheck,
+                    u32::from_ne_bytes([saddr[0], saddr[1], saddr[2], saddr[3]]),
+                    u32::from_ne_bytes([daddr[0], daddr[1], daddr[2], daddr[3]]),
+                );
+            }
         }
         Ok(())
     }
@@ -551,11 +630,132 @@ impl<'a> SkBuff<'a> {
         self.writable(20)
     }
 
+    /// Pushes the outer 40-byte IPv6 header of a tunnel and makes it the network header;
+    /// returned to be filled in.
+    pub fn push_ipv6_header(&mut self) -> Result<&mut [u8]> {
+        // SAFETY: Valid packet, exclusively owned; the helper checks the headroom.
+        to_result(unsafe { bindings::skb_push_ipv6_header(self.raw()) })?;
+        self.writable(40)
+    }
+
     /// Chooses the IP ID of the (filled in) IPv4 header and lets the stack fragment the
     /// packet regardless of DF, as a tunnel endpoint must (`ip_select_ident`).
     pub fn ip_select_ident(&mut self, net: &Net) {
         // SAFETY: Valid packet with a complete IPv4 header; valid namespace.
         unsafe { bindings::skb_ip_select_ident(net.as_ptr(), self.raw()) };
+    }
+
+    /// The IPv6 header chain of the packet (`off` 0), or of the IPv6 packet quoted at `off`
+    /// bytes after the network header, walked through its extension headers
+    /// (`ipv6_find_hdr`). `EINVAL` (or the walk's error) for a truncated or bad chain.
+    pub fn ipv6_find_hdr(&self, off: usize) -> Result<Ipv6Chain> {
+        let off = u32::try_from(off).map_err(|_| EINVAL)?;
+        let (mut l4, mut fragoff, mut frag) = (0u32, 0u16, false);
+        // SAFETY: Valid packet; the helper only reads it (through `skb_header_pointer`);
+        // the out-parameters are valid locations.
+        let proto = unsafe {
+            bindings::skb_ipv6_find_hdr(self.raw(), off, &mut l4, &mut fragoff, &mut frag)
+        };
+        to_result(proto.min(0))?;
+        Ok(Ipv6Chain {
+            protocol: proto as u8,
+            l4_off: l4 as usize,
+            fragoff,
+            frag,
+        })
+    }
+
+    /// Sends an ICMPv6 error about this packet back to its source (`icmpv6_send`); a
+    /// locally sent packet counts as received on loopback, or on its route's device with
+    /// `from_route` (the rule for "hop limit exceeded").
+    pub fn icmpv6_send(&mut self, net: &Net, icmp_type: u8, code: u8, info: u32, from_route: bool) {
+        // SAFETY: Valid packet, exclusively owned (the helper may set its device); valid
+        // namespace.
+        unsafe { bindings::skb_icmpv6_send(self.raw(), net.as_ptr(), icmp_type, code, info, from_route) };
+    }
+
+    /// Tells the packet's sender that its destination cannot be reached
+    /// (`dst_link_failure`: ICMP host unreachable, ICMPv6 address unreachable).
+    pub fn link_failure(&mut self) {
+        // SAFETY: Valid packet, exclusively owned (the helper may set its device).
+        unsafe { bindings::skb_link_failure(self.raw()) };
+    }
+
+    /// Whether the packet arrived on a device other than loopback.
+    #[inline]
+    pub fn from_remote_dev(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_from_remote_dev(self.raw()) }
+    }
+
+    /// Whether the packet fits in `mtu` bytes: by its length, or a GSO packet by the length
+    /// of its segments.
+    #[inline]
+    pub fn fits_mtu(&self, mtu: u32) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_fits_mtu(self.raw(), mtu) }
+    }
+
+    /// The largest fragment of an IPv6 packet reassembled by netfilter, 0 if none.
+    #[inline]
+    pub fn frag_max_size6(&self) -> u16 {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_frag_max_size6(self.raw()) }
+    }
+
+    /// As [`Self::csum_replace4`] for a 16-byte field (an IPv6 address in the pseudo header).
+    pub fn csum_replace16(&mut self, at: usize, from: &[u8; 16], to: &[u8; 16]) -> Result {
+        if at + 2 > self.linear_len() {
+            return Err(EINVAL);
+        }
+        let (mut f, mut t) = ([0u32; 4], [0u32; 4]);
+        for i in 0..4 {
+            f[i] = u32::from_ne_bytes([from[4 * i], from[4 * i + 1], from[4 * i + 2], from[4 * i + 3]]);
+            t[i] = u32::from_ne_bytes([to[4 * i], to[4 * i + 1], to[4 * i + 2], to[4 * i + 3]]);
+        }
+        // SAFETY: Valid packet; `at + 2` is inside the linear area checked above; the
+        // arrays are 4 words each.
+        unsafe {
+            let sum = self.network_header().add(at).cast::<u16>();
+            bindings::inet_proto_csum_replace16(sum, self.raw(), f.as_ptr(), t.as_ptr(), true);
+        }
+        Ok(())
+    }
+
+    /// The transport checksum of an IPv6 packet over the bytes from `off` to its end, with
+    /// the pseudo header of `saddr`, `daddr` and `proto`: the value to store in a zeroed
+    /// checksum field, or 0 when a checksum present among them is right.
+    pub fn csum_ipv6(&self, off: usize, saddr: &[u8; 16], daddr: &[u8; 16], proto: u8) -> Result<u16> {
+        if off > self.len() as usize {
+            return Err(EINVAL);
+        }
+        // SAFETY: Valid packet; `off` is within it, checked above; the addresses are 16
+        // bytes.
+        Ok(unsafe {
+            bindings::skb_csum_ipv6(self.raw(), off as u32, saddr.as_ptr().cast(), daddr.as_ptr().cast(), proto)
+        })
+    }
+
+    /// Re-routes a locally modified IPv6 packet by its new addresses (`ip6_route_me_harder`).
+    pub fn route_me_harder6(&mut self, net: &Net) -> Result {
+        // SAFETY: Valid packet, exclusively owned; valid namespace.
+        to_result(unsafe { bindings::skb_ip6_route_me_harder(net.as_ptr(), self.raw()) })
+    }
+
+    /// Sends an IPv6 packet on its attached route, through the LOCAL_OUT hooks
+    /// (`ip6_local_out`). The payload length is recomputed.
+    #[inline]
+    pub fn ip6_local_out(self, net: &Net) -> Stolen {
+        // SAFETY: Ownership of the valid packet passes to the stack; `self` is consumed.
+        unsafe { bindings::skb_ip6_local_out(net.as_ptr(), self.raw()) };
+        Stolen(())
+    }
+
+    /// Whether the attached IPv6 route delivers locally (through the loopback device).
+    #[inline]
+    pub fn route6_is_local(&self) -> bool {
+        // SAFETY: Valid packet by the type invariants.
+        unsafe { bindings::skb_route6_is_local(self.raw()) }
     }
 
     /// Whether the attached route delivers locally.
