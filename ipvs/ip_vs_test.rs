@@ -182,6 +182,30 @@ unsafe extern "C" fn conn_insert_lookup(test: *mut bindings::kunit) {
     });
 }
 
+/// IPv6 entries are found by their tuples, and an IPv4 and an IPv6 tuple whose addresses
+/// start with the same bytes (1.2.3.4 and 102:304::) never find each other's entry.
+unsafe extern "C" fn conn_families(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "families", |t| {
+        let table = ConnTable::new(8, hz())?;
+        let rs = dest([10, 0, 1, 2], 80, 1, 1)?;
+        let mut a6 = [0u8; 16];
+        a6[..4].copy_from_slice(&[1, 2, 3, 4]);
+        let v4p = ConnParam { af: AF_INET, protocol: 6, caddr: v4([1, 2, 3, 4]), cport: [0, 9], vaddr: v4([10, 0, 100, 1]), vport: [0, 80] };
+        let v6p = ConnParam { af: crate::proto::AF_INET6, caddr: a6, vaddr: { let mut v = a6; v[15] = 1; v }, ..v4p };
+        let g = rcu::read_lock();
+        table.new_conn(&v4p, rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        t.expect(table.in_get(&v6p, &g).is_none(), "an IPv6 tuple does not find the IPv4 entry");
+        table.new_conn(&v6p, rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        t.expect(table.in_get(&v6p, &g).is_some_and(|c| u16::from(c.af) == crate::proto::AF_INET6), "the IPv6 entry is found");
+        t.expect(table.in_get(&v4p, &g).is_some_and(|c| u16::from(c.af) == AF_INET), "the IPv4 entry is still found");
+        let reply6 = ConnParam { af: crate::proto::AF_INET6, protocol: 6, caddr: rs.info.addr, cport: rs.info.port, vaddr: a6, vport: [0, 9] };
+        t.expect(table.out_get(&reply6, &g).is_some_and(|c| u16::from(c.af) == crate::proto::AF_INET6), "an IPv6 reply finds the IPv6 entry");
+        drop(g);
+        table.flush();
+        Ok(())
+    });
+}
+
 unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
     with_cache(&Test(test), "slow timer expiry", |t| {
         let table = Arc::new(ConnTable::new(8, hz())?, GFP_KERNEL)?;
@@ -490,8 +514,9 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 8] = [
+static mut CASES: [bindings::kunit_case; 9] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
+    case(c_str!("conn_families"), conn_families),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),
