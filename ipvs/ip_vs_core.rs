@@ -383,6 +383,32 @@ fn parse_quoted6(skb: &mut SkBuff<'_>, off: usize) -> Option<proto::Quoted6> {
     })
 }
 
+/// What an ICMPv6 message is to IPVS.
+enum Icmp6 {
+    /// An error quoting a TCP or UDP packet, which may belong to a connection.
+    Error(proto::Quoted6),
+    /// An informational message (echo, neighbour discovery, ...).
+    Informational,
+    /// An error quoting something else (or nothing usable): not IPVS's.
+    NotOurs,
+    /// Truncated, or a fragment (errors are never fragmented): dropped.
+    Bad,
+}
+
+/// Classifies the ICMPv6 message of the packet (`ip_vs_in_icmp_v6`, `ip_vs_out_icmp_v6`).
+fn icmp6_error(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Icmp6 {
+    let Some(t) = skb.pull(ip.len + ICMP_HLEN).ok().and_then(|h| h.get(ip.len).copied()) else {
+        return Icmp6::Bad;
+    };
+    if !proto::icmp6_is_error(t) {
+        return Icmp6::Informational;
+    }
+    if ip.fragment {
+        return Icmp6::Bad;
+    }
+    parse_quoted6(skb, ip.len + ICMP_HLEN).map_or(Icmp6::NotOurs, Icmp6::Error)
+}
+
 /// The connection tuple of the IPv6 packet an ICMPv6 error quotes; `reversed` as for
 /// [`quoted_param`].
 fn quoted_param6(q: &proto::Quoted6, reversed: bool) -> ConnParam {
@@ -688,7 +714,10 @@ impl Ipvs {
             return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp);
         }
         self.in_stats(cp, skb.len());
-        xmit::icmp_xmit(net, skb, ip, &q, cp, &g, hook, self.pmtu_disc())
+        let ihl = ip.len;
+        xmit::icmp_xmit(net, skb, ip, cp, &g, hook, self.pmtu_disc(), |skb| {
+            xmit::nat_icmp(skb, ihl, &q, false, cp)
+        })
     }
 
     /// An ICMP error about a packet tunnelled to a real server, from the path to it: the
@@ -773,20 +802,16 @@ impl Ipvs {
     /// Informational messages are not IPVS's; a fragmented error is dropped (errors are
     /// never fragmented).
     fn in_icmp_v6<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
-        let Some(t) = skb.pull(ip.len + ICMP_HLEN).ok().and_then(|h| h.get(ip.len).copied()) else {
-            return Verdict::Drop(skb);
-        };
-        if !proto::icmp6_is_error(t) {
-            if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
-                skb.set_ipvs_property();
+        let q = match icmp6_error(&mut skb, ip) {
+            Icmp6::Error(q) => q,
+            Icmp6::Informational => {
+                if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
+                    skb.set_ipvs_property();
+                }
+                return Verdict::Accept(skb);
             }
-            return Verdict::Accept(skb);
-        }
-        if ip.fragment {
-            return Verdict::Drop(skb);
-        }
-        let Some(q) = parse_quoted6(&mut skb, ip.len + ICMP_HLEN) else {
-            return Verdict::Accept(skb);
+            Icmp6::NotOurs => return Verdict::Accept(skb),
+            Icmp6::Bad => return Verdict::Drop(skb),
         };
         let g = rcu::read_lock();
         // The quoted packet went from the service to the client.
@@ -797,24 +822,17 @@ impl Ipvs {
             return Verdict::Drop(skb);
         }
         self.in_stats(cp, skb.len());
-        xmit::icmp_xmit_v6(net, skb, ip, &q, cp, &g, hook)
+        xmit::icmp_xmit(net, skb, ip, cp, &g, hook, false, |skb| xmit::nat_icmp_v6(skb, ip, &q, false, cp))
     }
 
     /// ICMPv6 errors travelling from a real server's side towards a client
     /// (`ip_vs_out_icmp_v6`, `handle_response_icmp`): for NAT connections they are made to
     /// come from, and quote a packet to, the virtual service.
     fn out_icmp_v6<'a>(&self, net: &Net, mut skb: SkBuff<'a>, ip: &IpHdr, hook: InetHook) -> Verdict<'a> {
-        let Some(t) = skb.pull(ip.len + ICMP_HLEN).ok().and_then(|h| h.get(ip.len).copied()) else {
-            return Verdict::Drop(skb);
-        };
-        if !proto::icmp6_is_error(t) {
-            return Verdict::Accept(skb);
-        }
-        if ip.fragment {
-            return Verdict::Drop(skb);
-        }
-        let Some(q) = parse_quoted6(&mut skb, ip.len + ICMP_HLEN) else {
-            return Verdict::Accept(skb);
+        let q = match icmp6_error(&mut skb, ip) {
+            Icmp6::Error(q) => q,
+            Icmp6::Informational | Icmp6::NotOurs => return Verdict::Accept(skb),
+            Icmp6::Bad => return Verdict::Drop(skb),
         };
         let g = rcu::read_lock();
         // The quoted packet went from the client to the real server.

@@ -246,6 +246,17 @@ fn cont<'a>(mut skb: SkBuff<'a>) -> Verdict<'a> {
     Verdict::Accept(skb)
 }
 
+/// Whether NAT would turn a packet from the world into one to a loopback address, which
+/// upstream refuses: IPv4 unless sent by this host (`LOCAL_OUT`), IPv6 when it came in on a
+/// device other than loopback.
+fn nat_to_loopback(skb: &SkBuff<'_>, ip: &IpHdr, cp: &Conn, hook: InetHook) -> bool {
+    if ip.is_v6() {
+        skb.from_remote_dev() && is_loopback6(&cp.daddr)
+    } else {
+        is_loopback(as_v4(&cp.daddr)) && hook != InetHook::LocalOut
+    }
+}
+
 /// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`,
 /// `ip_vs_nat_xmit_v6`). A real server at a local address gets the rewritten packet by
 /// local delivery.
@@ -261,16 +272,8 @@ pub(crate) fn nat_xmit<'a>(
         Ok(r) => r,
         Err(v) => return v,
     };
-    // From the world, but translated to a loopback address: refused, as upstream.
-    if matches!(out, Out::Local) {
-        let to_loopback = if ip.is_v6() {
-            skb.from_remote_dev() && is_loopback6(&cp.daddr)
-        } else {
-            is_loopback(as_v4(&cp.daddr)) && hook != InetHook::LocalOut
-        };
-        if to_loopback {
-            return Verdict::Drop(skb);
-        }
+    if matches!(out, Out::Local) && nat_to_loopback(&skb, ip, cp, hook) {
+        return Verdict::Drop(skb);
     }
     if mangle(&mut skb, ip, false, &cp.daddr, cp.dport).is_err() {
         return Verdict::Drop(skb);
@@ -491,18 +494,19 @@ pub(crate) fn nat_icmp(skb: &mut SkBuff<'_>, ihl: usize, q: &Quoted, out: bool, 
     Ok(())
 }
 
-/// Forwards an ICMP error about connection `cp` to its real server (`ip_vs_icmp_xmit`): as
-/// is by the connection's method for DR and tunnel connections, translated for NAT ones.
-/// `ip` is the error's own header, `q` the packet it quotes.
+/// Forwards an ICMP or ICMPv6 error about connection `cp` to its real server
+/// (`ip_vs_icmp_xmit`, `ip_vs_icmp_xmit_v6`): as is by the connection's method for DR and
+/// tunnel connections, translated by `nat` ([`nat_icmp`], [`nat_icmp_v6`]) for NAT ones.
+/// `ip` is the error's own header.
 pub(crate) fn icmp_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
     ip: &IpHdr,
-    q: &Quoted,
     cp: &Conn,
     g: &rcu::Guard,
     hook: InetHook,
     pmtu_disc: bool,
+    nat: impl FnOnce(&mut SkBuff<'a>) -> Result,
 ) -> Verdict<'a> {
     match cp.fwd_method() {
         conn_flags::MASQ => {}
@@ -510,23 +514,20 @@ pub(crate) fn icmp_xmit<'a>(
         conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, g, true, pmtu_disc),
         _ => return Verdict::Accept(skb),
     }
-    let daddr = as_v4(&cp.daddr);
     let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, true) {
         Ok(r) => r,
         Err(v) => return v,
     };
-    if matches!(out, Out::Local)
-        && (hook == InetHook::Forward || (is_loopback(daddr) && hook != InetHook::LocalOut))
-    {
+    if matches!(out, Out::Local) && (hook == InetHook::Forward || nat_to_loopback(&skb, ip, cp, hook)) {
         return Verdict::Drop(skb);
     }
-    if nat_icmp(&mut skb, ip.len, q, false, cp).is_err() {
+    if nat(&mut skb).is_err() {
         return Verdict::Drop(skb);
     }
     skb.set_ignore_df();
     match out {
         Out::Local => cont(skb),
-        Out::Remote { .. } => send(net, skb, false),
+        Out::Remote { .. } => send(net, skb, ip.is_v6()),
     }
 }
 
@@ -556,40 +557,4 @@ pub(crate) fn nat_icmp_v6(skb: &mut SkBuff<'_>, ip: &IpHdr, q: &Quoted6, out: bo
     h[cs..cs + 2].copy_from_slice(&sum.to_ne_bytes());
     skb.set_csum_unnecessary();
     Ok(())
-}
-
-/// Forwards an ICMPv6 error about connection `cp` to its real server
-/// (`ip_vs_icmp_xmit_v6`): as is for DR and tunnel connections, translated for NAT ones.
-pub(crate) fn icmp_xmit_v6<'a>(
-    net: &Net,
-    skb: SkBuff<'a>,
-    ip: &IpHdr,
-    q: &Quoted6,
-    cp: &Conn,
-    g: &rcu::Guard,
-    hook: InetHook,
-) -> Verdict<'a> {
-    match cp.fwd_method() {
-        conn_flags::MASQ => {}
-        conn_flags::DROUTE => return dr_xmit(net, skb, ip, cp, g, true),
-        conn_flags::TUNNEL => return tunnel_xmit(net, skb, ip, cp, g, true, false),
-        _ => return Verdict::Accept(skb),
-    }
-    let (mut skb, out) = match route_to(net, skb, ip, cp, g, 0, true) {
-        Ok(r) => r,
-        Err(v) => return v,
-    };
-    if matches!(out, Out::Local)
-        && (hook == InetHook::Forward || (skb.from_remote_dev() && is_loopback6(&cp.daddr)))
-    {
-        return Verdict::Drop(skb);
-    }
-    if nat_icmp_v6(&mut skb, ip, q, false, cp).is_err() {
-        return Verdict::Drop(skb);
-    }
-    skb.set_ignore_df();
-    match out {
-        Out::Local => cont(skb),
-        Out::Remote { .. } => send(net, skb, true),
-    }
 }
