@@ -5,20 +5,24 @@
 # Debian's keepalived (2.2.7) driving IPVS over generic netlink, the C IPVS
 # and ours side by side in one boot.
 #
-#   client -> director (VIP 10.0.100.1; keepalived, health checker only)
-#          -> rs1, rs2 (NAT, tools/lib/ipvs-server on TCP :80)
+#   client -> director (VIP 10.0.100.1, VIP6 fd00:100::1; keepalived,
+#             health checker only)
+#          -> rs1, rs2 (NAT, tools/lib/ipvs-server on TCP :80, both families)
 #
-# keepalived's configuration: a TCP virtual server VIP:80 (rr, NAT) and a
+# keepalived's configuration: a TCP virtual server VIP:80 (rr, NAT), the
+# same for IPv6 at [VIP6]:80 with the real servers' IPv6 addresses, and a
 # firewall-mark virtual server (wlc, persistent 300 s), each with both real
 # servers and a TCP_CHECK health check every second. For each
 # implementation:
 #
-#  1. keepalived starts and adds both virtual servers with the real servers
-#     its checks find alive: the table must come to both real servers;
-#  2. 6 connections are shared 3/3 between rs1 and rs2;
-#  3. rs2's server stops: keepalived must take rs2 out; 4 connections all
-#     go to rs1;
-#  4. rs2's server is back: keepalived puts it back; 6 connections 3/3;
+#  1. keepalived starts and adds the virtual servers with the real servers
+#     its checks find alive: the table must come to both real servers in
+#     each;
+#  2. 6 connections to each VIP are shared 3/3 between rs1 and rs2;
+#  3. rs2's server stops: keepalived must take rs2 out of both; 4
+#     connections to each VIP all go to rs1;
+#  4. rs2's server is back: keepalived puts it back; 6 connections to each
+#     VIP 3/3;
 #  5. keepalived stops (SIGTERM) and removes what it added: the table is
 #     empty.
 #
@@ -69,6 +73,22 @@ write_conf() {
 			echo "    }"
 		done
 		echo "}"
+		echo "virtual_server $VIP6 80 {"
+		echo "    delay_loop 1"
+		echo "    lb_algo rr"
+		echo "    lb_kind NAT"
+		echo "    protocol TCP"
+		for rs in "${RIP6[1]}" "${RIP6[2]}"; do
+			echo "    real_server $rs 80 {"
+			echo "        weight 1"
+			echo "        TCP_CHECK {"
+			echo "            connect_timeout 1"
+			echo "            retry 1"
+			echo "            delay_before_retry 1"
+			echo "        }"
+			echo "    }"
+		done
+		echo "}"
 		echo "virtual_server fwmark 5 {"
 		echo "    delay_loop 1"
 		echo "    lb_algo wlc"
@@ -92,12 +112,14 @@ table() {
 	nsx "$NS_D" ipvsadm -Ln | awk '$1 == "->" { print $1, $2, $3, $4; next } { print }'
 }
 
-# wait_table N: until the VIP:80 service has N real servers (60 s).
+# wait_table N: until the VIP:80 and [VIP6]:80 services have N real
+# servers each (60 s).
 wait_table() {
-	local end=$((SECONDS + 60)) n
+	local end=$((SECONDS + 60)) n n6
 	while [ $SECONDS -lt $end ]; do
 		n=$(nsx "$NS_D" ipvsadm -Ln -t "$VIP:80" 2>/dev/null | grep -c -- '-> 10\.')
-		[ "$n" = "$1" ] && return 0
+		n6=$(nsx "$NS_D" ipvsadm -Ln -t "[$VIP6]:80" 2>/dev/null | grep -c -- '-> \[fd00:')
+		[ "$n" = "$1" ] && [ "$n6" = "$1" ] && return 0
 		sleep 0.2
 	done
 	return 1
@@ -116,7 +138,7 @@ RS_PID=()
 start_rs() { # I
 	local i=$1 ready=$work/ready.$1 j
 	rm -f "$ready"
-	bg "${NS_RS[i]}" "$SERVER" "rs$i" --port 80 --ready-file "$ready"
+	bg "${NS_RS[i]}" "$SERVER" "rs$i" --port 80 --ipv6 --ready-file "$ready"
 	RS_PID[i]=${BG_PIDS[-1]}
 	for ((j = 0; j < 300; j++)); do
 		[ -e "$ready" ] && return 0
@@ -137,13 +159,16 @@ check() {
 	fi
 }
 
-# share IMPL STEP N WANT: N connections, answered as WANT ("rs1 rs2 errors").
+# share IMPL STEP N WANT: N connections to each VIP, answered as WANT
+# ("rs1 rs2 errors") for each.
 share() {
-	local out c ok=0
+	local out c c6 ok=0
 	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 "$3" --timeout 5)
 	c=$(count_answers "$out" 2)
-	[ "$c" = "$4" ] && ok=1
-	[ $ok = 1 ] || ktap_diag "$1: answers $c"
+	out=$(nsx "$NS_C" "$CLIENT" tcp "$VIP6" 80 "$3" --timeout 5)
+	c6=$(count_answers "$out" 2)
+	[ "$c" = "$4" ] && [ "$c6" = "$4" ] && ok=1
+	[ $ok = 1 ] || ktap_diag "$1: answers $c, IPv6 $c6"
 	check "$1" "$2" $ok
 }
 
