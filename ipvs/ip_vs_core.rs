@@ -1204,7 +1204,26 @@ pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
     sched::unregister(ops);
 }
 
+/// Device events: real servers' cached routes through a device going down or away are
+/// dropped (`ip_vs_dst_event`).
+struct DevEvents;
+
+impl kernel::net::namespace::NetdevEvents for DevEvents {
+    fn device_going(net: &Net) {
+        let Some(ipvs) = IPVS.get(net) else {
+            return;
+        };
+        let g = rcu::read_lock();
+        if let Some(tab) = ipvs.svc_table.get(&g) {
+            for s in tab.iter() {
+                service::forget_routes(s, &g);
+            }
+        }
+    }
+}
+
 struct IpVsModule {
+    netdev: Option<kernel::net::namespace::NetdevNotifier>,
     genl: Option<kernel::net::genetlink::Registration<genl::IpvsFamily>>,
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
@@ -1215,6 +1234,7 @@ struct IpVsModule {
 impl kernel::Module for IpVsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let mut m = Self {
+            netdev: None,
             genl: None,
             sockopt: None,
             pernet: None,
@@ -1232,6 +1252,7 @@ impl kernel::Module for IpVsModule {
             (uapi::BASE_CTL, uapi::get::MAX + 1),
         )?);
         m.genl = Some(genl::register(module)?);
+        m.netdev = Some(kernel::net::namespace::NetdevNotifier::register::<DevEvents>()?);
         pr_info!(
             "ipvs: Connection hash table configured (size={}, memory={}Kbytes)\n",
             1u32 << conn_tab_bits(),
@@ -1257,6 +1278,7 @@ impl Drop for IpVsModule {
     fn drop(&mut self) {
         // No new requests, then every namespace's state goes (hooks, services, connections),
         // then the RCU callbacks that free them run before their code and cache go away.
+        self.netdev = None;
         self.genl = None;
         self.sockopt = None;
         self.pernet = None;

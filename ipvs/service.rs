@@ -81,6 +81,13 @@ pub(crate) struct Dest {
 
 impl Dest {
     /// Takes the tunnel settings of `u` (`__ip_vs_update_dest`).
+    /// Marks a server removed from its service: no new connections, no packets for old
+    /// ones, and no cached route (which would hold its device; see [`forget_routes`]).
+    fn retire(&self) {
+        self.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
+        self.route.reset();
+    }
+
     fn set_tunnel(&self, u: &DestConfig) {
         self.tun_type.store(u.tun_type, Relaxed);
         self.tun_port.store(u16::from_ne_bytes(u.tun_port), Relaxed);
@@ -518,7 +525,7 @@ impl Services {
         let g = rcu::read_lock();
         if let Some(l) = svc.dests.get(&g) {
             for d in l.dests.iter() {
-                d.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
+                d.retire();
             }
         }
     }
@@ -567,6 +574,17 @@ impl Services {
     /// Iterates the services (in bucket order).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
         self.buckets.iter().flat_map(|b| b.iter())
+    }
+}
+
+/// Drops the routes the real servers of `svc` cache (`ip_vs_forget_dev`, for all devices):
+/// a device going down or away must not be held by them. The next packet looks its route
+/// up again. Only servers in the service cache routes: removed ones are retired.
+pub(crate) fn forget_routes(svc: &Service, g: &rcu::Guard) {
+    if let Some(l) = svc.dests.get(g) {
+        for d in l.dests.iter() {
+            d.route.reset();
+        }
     }
 }
 
@@ -780,7 +798,7 @@ pub(crate) fn del_dest(svc: &Service, u: &DestConfig) -> Result {
         if j != i {
             kept.push(d.clone(), GFP_ATOMIC)?;
         } else {
-            d.info.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
+            d.retire();
         }
     }
     let removed = list.dests[i].clone();

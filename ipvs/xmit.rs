@@ -26,7 +26,7 @@ use kernel::{
     net::{
         namespace::Net,
         netfilter::{InetHook, Verdict},
-        skbuff::{Checksum, Encap, SkBuff},
+        skbuff::{Checksum, Encap, Route, RouteRef, SkBuff},
     },
     prelude::*,
     sync::rcu,
@@ -167,8 +167,15 @@ fn route_to<'a>(
     icmp: bool,
 ) -> Result<(SkBuff<'a>, Out), Verdict<'a>> {
     let outer_v6 = dest_v6(cp);
-    // The real server's cached route (upstream's `dest_dst`): no lookup per packet.
-    let (rt, saddr) = match cp.dest().route.output(net, outer_v6, &cp.daddr, g) {
+    // The real server's cached route (upstream's `dest_dst`): no lookup per packet. A
+    // server removed from its service (an ICMP error about one of its connections) caches
+    // none, so that nothing holds a device for it.
+    let route = if cp.dest().is_available() {
+        cp.dest().route.output(net, outer_v6, &cp.daddr, g)
+    } else {
+        Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| (RouteRef::Owned(r), s))
+    };
+    let (rt, saddr) = match route {
         Ok(r) => r,
         Err(_) => {
             if ip.is_v6() {

@@ -49,3 +49,9 @@ void *rust_helper_net_generic(const struct net *net, unsigned int id)
 {
 	return net_generic(net, id);
 }
+
+/* The namespace of the device a netdevice notifier is told about. */
+struct net *rust_helper_netdev_notifier_net(void *ptr)
+{
+	return dev_net(netdev_notifier_info_to_dev(ptr));
+}

@@ -130,6 +130,66 @@ pub fn ipv6_mod_enabled() -> bool {
     unsafe { bindings::ipv6_mod_enabled() }
 }
 
+/// What a [`NetdevNotifier`] tells its user.
+pub trait NetdevEvents: 'static {
+    /// A network device of `net` went down (`NETDEV_DOWN`) or is being unregistered
+    /// (`NETDEV_UNREGISTER`): whatever holds routes through it must let them go, or the
+    /// device cannot go away. Called in process context with the RTNL held.
+    fn device_going(net: &Net);
+}
+
+/// A registered netdevice notifier (`register_netdevice_notifier`) calling
+/// [`NetdevEvents::device_going`] of `T`; dropping it unregisters it (which replays the
+/// down and unregister events of every existing device, so `T` must still work then).
+pub struct NetdevNotifier {
+    nb: crate::alloc::KBox<bindings::notifier_block>,
+}
+
+// SAFETY: The notifier block is only touched by the notifier chain, under its own locking.
+unsafe impl Send for NetdevNotifier {}
+// SAFETY: No `&self` method.
+unsafe impl Sync for NetdevNotifier {}
+
+impl NetdevNotifier {
+    /// Registers the notifier of `T`.
+    pub fn register<T: NetdevEvents>() -> crate::error::Result<Self> {
+        // SAFETY: All-zeroes is a valid, unlinked `notifier_block`.
+        let mut nb: crate::alloc::KBox<bindings::notifier_block> =
+            crate::alloc::KBox::new(unsafe { core::mem::zeroed() }, crate::alloc::flags::GFP_KERNEL)?;
+        nb.notifier_call = Some(Self::call::<T>);
+        // SAFETY: `nb` is a valid block at a stable (boxed) address until it is unregistered
+        // in `drop`.
+        crate::error::to_result(unsafe { bindings::register_netdevice_notifier(&mut *nb) })?;
+        Ok(Self { nb })
+    }
+
+    unsafe extern "C" fn call<T: NetdevEvents>(
+        _nb: *mut bindings::notifier_block,
+        event: ::ffi::c_ulong,
+        ptr: *mut ::ffi::c_void,
+    ) -> ::ffi::c_int {
+        if event == bindings::netdev_cmd_NETDEV_DOWN as ::ffi::c_ulong
+            || event == bindings::netdev_cmd_NETDEV_UNREGISTER as ::ffi::c_ulong
+        {
+            // SAFETY: For netdevice events `ptr` is a `netdev_notifier_info` of a live device.
+            let net = unsafe { bindings::netdev_notifier_net(ptr) };
+            if !net.is_null() {
+                // SAFETY: The device's namespace is alive while the device is in it, which it
+                // is for the whole call.
+                T::device_going(unsafe { Net::from_raw(net) });
+            }
+        }
+        bindings::NOTIFY_DONE as ::ffi::c_int
+    }
+}
+
+impl Drop for NetdevNotifier {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `register`; unregistering waits for running callbacks.
+        unsafe { bindings::unregister_netdevice_notifier(&mut *self.nb) };
+    }
+}
+
 /// Per-namespace state of a subsystem, created when a namespace appears and dropped when it goes.
 pub trait PernetData: Sized + Send + Sync + 'static {
     /// Builds the state of `net`. Registrations in the namespace that reach the state (hooks,
