@@ -176,44 +176,70 @@ cleanup() {
 }
 
 # ---------------------------------------------------------------------------
-# Topology: client -- director -- rs1..rsN (NAT).
+# Topology: client -- director -- rs1..rsN (NAT), dual-stack.
 #
 #   client  c0 10.0.0.2/24, default via 10.0.0.1
-#   director d0 10.0.0.1/24, VIP 10.0.100.1/32 on lo, ip_forward=1
-#            r<i> 10.1.<i>.1/24
+#              fd00::2/64, default via fd00::1
+#   director d0 10.0.0.1/24, fd00::1/64
+#            VIP 10.0.100.1/32 and VIP6 fd00:100::1/128 on lo,
+#            ip_forward=1, IPv6 forwarding=1
+#            r<i> 10.1.<i>.1/24, fd00:1:<i>::1/64
 #   rs<i>   eth0 10.1.<i>.2/24, default via 10.1.<i>.1
+#                fd00:1:<i>::2/64, default via fd00:1:<i>::1
 #
-# Sets NS_C, NS_D, NS_RS[1..N], CIP, DIP, VIP, RIP[1..N].
+# The IPv6 addresses skip duplicate address detection (nodad): they are
+# usable at once. Sets NS_C, NS_D, NS_RS[1..N], CIP, DIP, VIP, RIP[1..N]
+# and their IPv6 counterparts CIP6, DIP6, VIP6, RIP6[1..N].
 
 VIP=10.0.100.1
 CIP=10.0.0.2
 DIP=10.0.0.1
+VIP6=fd00:100::1
+CIP6=fd00::2
+DIP6=fd00::1
 NS_C=
 NS_D=
 NS_RS=()
 RIP=()
+RIP6=()
 
 topo_nat() {
-	local n=$1 i rs_ns
+	local n=$1 i rs_ns dcmds
 	ns_add NS_C client || return 1
 	ns_add NS_D director || return 1
 	veth_add "$NS_C" c0 "$NS_D" d0 || return 1
-	ip -n "$NS_C" addr add "$CIP/24" dev c0
-	ip -n "$NS_C" route add default via "$DIP"
-	ip -n "$NS_D" addr add "$DIP/24" dev d0
-	ip -n "$NS_D" addr add "$VIP/32" dev lo
-	nsx "$NS_D" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$NS_C" -b - <<-EOF || return 1
+		addr add $CIP/24 dev c0
+		route add default via $DIP
+		addr add $CIP6/64 dev c0 nodad
+		route add default via $DIP6
+	EOF
+	dcmds="addr add $DIP/24 dev d0
+addr add $VIP/32 dev lo
+addr add $DIP6/64 dev d0 nodad
+addr add $VIP6/128 dev lo
+"
+	nsx "$NS_D" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	NS_RS=("")
 	RIP=("")
+	RIP6=("")
 	for ((i = 1; i <= n; i++)); do
 		ns_add rs_ns "rs$i" || return 1
 		NS_RS[i]=$rs_ns
 		RIP[i]=10.1.$i.2
+		RIP6[i]=fd00:1:$i::2
 		veth_add "$NS_D" "r$i" "$rs_ns" eth0 || return 1
-		ip -n "$NS_D" addr add "10.1.$i.1/24" dev "r$i"
-		ip -n "$rs_ns" addr add "${RIP[i]}/24" dev eth0
-		ip -n "$rs_ns" route add default via "10.1.$i.1"
+		dcmds+="addr add 10.1.$i.1/24 dev r$i
+addr add fd00:1:$i::1/64 dev r$i nodad
+"
+		ip -n "$rs_ns" -b - <<-EOF || return 1
+			addr add ${RIP[i]}/24 dev eth0
+			route add default via 10.1.$i.1
+			addr add ${RIP6[i]}/64 dev eth0 nodad
+			route add default via fd00:1:$i::1
+		EOF
 	done
+	ip -n "$NS_D" -b - <<< "$dcmds" || return 1
 }
 
 # wait_listen NS PROTO(t|u) PORT: wait until something listens.
@@ -259,11 +285,14 @@ start_servers() {
 # IP-in-IP tunnel (-i), as in the kernel's net/netfilter/ipvs.sh.
 #
 #   client x<i> 10.2.<i>.1/24 -- rs<i> ret0 10.2.<i>.2/24, route to CIP
+#          fd00:2:<i>::1/64          fd00:2:<i>::2/64, route to CIP6
 #
 # The replies leave rs<i> from the virtual address and must not pass the
 # director (whose IPVS would see half a connection), so they take this
 # link back; the client accepts them there (rp_filter off: its route to
-# the VIP points at the director).
+# the VIP points at the director; IPv6 has no reverse path filter). Only
+# CIP and CIP6 are routed back this way: the client's other addresses get
+# their answers through the director, as NAT needs.
 
 # rs_return_path I: the link above for rs<I> of topo_nat (one batch of ip
 # commands per namespace: every process counts under emulation).
@@ -273,28 +302,35 @@ rs_return_path() {
 	ip -n "$NS_C" -b - <<-EOF || return 1
 		link set x$i up
 		addr add 10.2.$i.1/24 dev x$i
+		addr add fd00:2:$i::1/64 dev x$i nodad
 	EOF
 	ip -n "$ns" -b - <<-EOF || return 1
 		link set ret0 up
 		addr add 10.2.$i.2/24 dev ret0
 		route add $CIP/32 via 10.2.$i.1 dev ret0
+		addr add fd00:2:$i::2/64 dev ret0 nodad
+		route add $CIP6/128 via fd00:2:$i::1 dev ret0
 	EOF
 	nsx "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 		"net.ipv4.conf.x$i.rp_filter=0"
 }
 
 # rs_direct I dr|tun VIP...: make rs<I> of topo_nat a direct routing or
-# tunnel real server for the virtual addresses VIP... (on its lo, never
-# answered by ARP: arp_ignore=1, arp_announce=2), with rs_return_path; for
-# tun, the ipip module and its fallback device tunl0 decapsulate. Reverse
-# path filtering is off, since the client's packets come in on another
-# link than the replies leave by.
+# tunnel real server for the virtual addresses VIP... (IPv4 or IPv6, on its
+# lo, never answered by ARP: arp_ignore=1, arp_announce=2; neighbour
+# discovery only answers for addresses of the link it came in on), with
+# rs_return_path; for tun, the ipip module and its fallback device tunl0
+# decapsulate. Reverse path filtering is off, since the client's packets
+# come in on another link than the replies leave by.
 rs_direct() {
 	local i=$1 mode=$2 ns=${NS_RS[$1]} v sysctls cmds=""
 	shift 2
 	rs_return_path "$i" || return 1
 	for v in "$@"; do
-		cmds+="addr add $v/32 dev lo"$'\n'
+		case $v in
+		*:*) cmds+="addr add $v/128 dev lo"$'\n' ;;
+		*) cmds+="addr add $v/32 dev lo"$'\n' ;;
+		esac
 	done
 	sysctls=(net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
