@@ -35,11 +35,11 @@ V4=10.0.100.1
 # name port vip real-server options outer-protocol(hex, v4 protocol or v6
 # next header) and what follows the outer header (hex regular expression)
 CASES=(
-	"ip6ip6 80 [$V6] fd01:1::2 --tun-type=ipip 6 29:"
-	"gue6 81 [$V6] fd01:1::2 --tun-type=gue,--tun-port=6080,--tun-nocsum 6 11:....17c0....000000290000"
-	"gue6-csum 82 [$V6] fd01:1::2 --tun-type=gue,--tun-port=6081,--tun-csum 6 11:....17c1........00290000"
-	"gre6 83 [$V6] fd01:1::2 --tun-type=gre,--tun-nocsum 6 2f:000086dd"
-	"gre6-csum 84 [$V6] fd01:1::2 --tun-type=gre,--tun-csum 6 2f:800086dd"
+	"ip6ip6 80 [$V6] [fd01:1::2] --tun-type=ipip 6 29:"
+	"gue6 81 [$V6] [fd01:1::2] --tun-type=gue,--tun-port=6080,--tun-nocsum 6 11:....17c0....000000290000"
+	"gue6-csum 82 [$V6] [fd01:1::2] --tun-type=gue,--tun-port=6081,--tun-csum 6 11:....17c1........00290000"
+	"gre6 83 [$V6] [fd01:1::2] --tun-type=gre,--tun-nocsum 6 2f:000086dd"
+	"gre6-csum 84 [$V6] [fd01:1::2] --tun-type=gre,--tun-csum 6 2f:800086dd"
 	"ipip6 85 $V4 [fd01:1::3] --tun-type=ipip 6 04:"
 	"6in4 86 [$V6] 10.1.1.2 --tun-type=ipip 4 29:"
 )
