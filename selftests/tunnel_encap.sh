@@ -20,9 +20,9 @@
 # port, which hashes the inner flow, is the same in both as they run in one
 # boot. Sanity checks on the oracle's packets make sure each type is what
 # it says (outer protocol, GUE header and port, GRE header, the datagram
-# inside). The real server does not decapsulate GUE and GRE (the test
-# kernel has no FOU or GRE devices), so nothing answers: the comparison is
-# of the encapsulation.
+# inside). The real server does not decapsulate GUE and GRE here, so
+# nothing answers: the comparison is of the encapsulation (tunnel6.sh goes
+# end to end, IPv6 and mixed families).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
