@@ -13,7 +13,8 @@
 #   [VIP6]:81 -> fd01:1::2   gue, port 6080   IPv6 in GUE in IPv6 (fou)
 #   [VIP6]:82 -> fd01:1::2   gue --tun-csum   the same, UDP checksum (6081)
 #   [VIP6]:83 -> fd01:1::2   gre              IPv6 in GRE in IPv6 (ip6gre0)
-#   [VIP6]:84 -> fd01:1::2   gre --tun-csum   the same, GRE checksum
+#   [VIP6]:84 -> fd01:1::4   gre --tun-csum   the same, GRE checksum (an
+#                                             ip6gre device that wants it)
 #   VIP4:85   -> fd01:1::3   ipip             IPv4 in IPv6 (ip6tnl mode ipip6)
 #   [VIP6]:86 -> 10.1.1.2    ipip             IPv6 in IPv4 (sit0)
 #
@@ -39,7 +40,7 @@ CASES=(
 	"gue6 81 [$V6] [fd01:1::2] --tun-type=gue,--tun-port=6080,--tun-nocsum 6 11:....17c0....000000290000"
 	"gue6-csum 82 [$V6] [fd01:1::2] --tun-type=gue,--tun-port=6081,--tun-csum 6 11:....17c1........00290000"
 	"gre6 83 [$V6] [fd01:1::2] --tun-type=gre,--tun-nocsum 6 2f:000086dd"
-	"gre6-csum 84 [$V6] [fd01:1::2] --tun-type=gre,--tun-csum 6 2f:800086dd"
+	"gre6-csum 84 [$V6] [fd01:1::4] --tun-type=gre,--tun-csum 6 2f:800086dd"
 	"ipip6 85 $V4 [fd01:1::3] --tun-type=ipip 6 04:"
 	"6in4 86 [$V6] 10.1.1.2 --tun-type=ipip 4 29:"
 )
@@ -77,6 +78,7 @@ setup() {
 	ip -n "$R" -b - <<-EOF || return 1
 		addr add fd01:1::2/64 dev eth0 nodad
 		addr add fd01:1::3/64 dev eth0 nodad
+		addr add fd01:1::4/64 dev eth0 nodad
 		addr add 10.1.1.2/24 dev eth0
 		addr add $V6/128 dev lo
 		addr add $V4/32 dev lo
@@ -90,6 +92,8 @@ setup() {
 		link set ip6gre0 up
 		link add t46 type ip6tnl mode ipip6 local fd01:1::3 remote any
 		link set t46 up
+		link add g6c type ip6gre local fd01:1::4 remote fd01:1::1 icsum
+		link set g6c up
 	EOF
 	ip netns exec "$R" ip fou add port 6080 gue -6 || return 1
 	ip netns exec "$R" ip fou add port 6081 gue -6 || return 1
@@ -158,7 +162,7 @@ run_impl() {
 	ipvs_use "$impl" || return 1
 	setup || return 1
 	ready=$work/$impl/ready
-	nsx "$R" "$CAPTURE" eth0 fd01:1::2 fd01:1::3 10.1.1.2 --count $(( ${#CASES[@]} * 2 )) \
+	nsx "$R" "$CAPTURE" eth0 fd01:1::2 fd01:1::3 fd01:1::4 10.1.1.2 --count $(( ${#CASES[@]} * 2 )) \
 		--ready-file "$ready" > "$work/$impl/pkts" 2> "$work/$impl/capture.err" &
 	cpid=$!
 	for ((i = 0; i < 100; i++)); do
