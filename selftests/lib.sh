@@ -337,7 +337,7 @@ rs_direct() {
 		net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.ret0.rp_filter=0)
 	if [ "$mode" = tun ]; then
 		[ -d /sys/module/ipip ] || modprobe -q ipip || return 1
-		cmds+="link set tunl0 up"$'\n'
+		cmds+="link set tunl0 up"$'\n'"link set ip6tnl0 up"$'\n'
 		sysctls+=(net.ipv4.conf.tunl0.rp_filter=0)
 	fi
 	if [ -n "$cmds" ]; then
