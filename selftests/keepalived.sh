@@ -51,44 +51,37 @@ stop_keepalived() {
 }
 CLEANUP_HOOKS+=(stop_keepalived)
 
+# rr_server VIP RS...: a TCP virtual server VIP:80 (rr, NAT) with the real
+# servers RS on port 80, each health-checked by TCP_CHECK.
+rr_server() {
+	local vip=$1 rs
+	shift
+	echo "virtual_server $vip 80 {"
+	echo "    delay_loop 1"
+	echo "    lb_algo rr"
+	echo "    lb_kind NAT"
+	echo "    protocol TCP"
+	for rs in "$@"; do
+		echo "    real_server $rs 80 {"
+		echo "        weight 1"
+		echo "        TCP_CHECK {"
+		echo "            connect_timeout 1"
+		echo "            retry 1"
+		echo "            delay_before_retry 1"
+		echo "        }"
+		echo "    }"
+	done
+	echo "}"
+}
+
 write_conf() {
 	local rs
 	{
 		echo "global_defs {"
 		echo "    router_id ipvs_selftest"
 		echo "}"
-		echo "virtual_server $VIP 80 {"
-		echo "    delay_loop 1"
-		echo "    lb_algo rr"
-		echo "    lb_kind NAT"
-		echo "    protocol TCP"
-		for rs in "${RIP[1]}" "${RIP[2]}"; do
-			echo "    real_server $rs 80 {"
-			echo "        weight 1"
-			echo "        TCP_CHECK {"
-			echo "            connect_timeout 1"
-			echo "            retry 1"
-			echo "            delay_before_retry 1"
-			echo "        }"
-			echo "    }"
-		done
-		echo "}"
-		echo "virtual_server $VIP6 80 {"
-		echo "    delay_loop 1"
-		echo "    lb_algo rr"
-		echo "    lb_kind NAT"
-		echo "    protocol TCP"
-		for rs in "${RIP6[1]}" "${RIP6[2]}"; do
-			echo "    real_server $rs 80 {"
-			echo "        weight 1"
-			echo "        TCP_CHECK {"
-			echo "            connect_timeout 1"
-			echo "            retry 1"
-			echo "            delay_before_retry 1"
-			echo "        }"
-			echo "    }"
-		done
-		echo "}"
+		rr_server "$VIP" "${RIP[1]}" "${RIP[2]}"
+		rr_server "$VIP6" "${RIP6[1]}" "${RIP6[2]}"
 		echo "virtual_server fwmark 5 {"
 		echo "    delay_loop 1"
 		echo "    lb_algo wlc"
