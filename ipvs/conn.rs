@@ -75,8 +75,9 @@ pub(crate) struct Conn {
     pub(crate) flags: AtomicU32,
     /// Protocol state (`TcpState` for TCP).
     state: AtomicU16,
-    /// Reserved for connection synchronisation (sync state, protocol extras).
-    _sync: u16,
+    /// The state last synchronised to backups, or seen by the last client packet
+    /// (`old_state`): a change forces a sync message.
+    pub(crate) old_state: AtomicU16,
     /// Timeout of the current state, in jiffies.
     timeout: AtomicU32,
     /// Packets seen from the client (sync threshold).
@@ -93,7 +94,9 @@ pub(crate) struct Conn {
     /// controls. Whoever brings it to 0 frees the template, so a template outlives its
     /// connections however the two are removed (expiry, flush).
     ctl: AtomicU32,
-    bucket: u32,
+    /// Low 32 bits of the jiffies at which backups would expire their copy, with the sync
+    /// retries in the two low bits (`sync_endtime`); see [`crate::sync`].
+    pub(crate) sync_endtime: AtomicU32,
     /// Only used to free the entry after a grace period.
     rcu: bindings::callback_head,
 }
@@ -213,7 +216,7 @@ impl Conn {
         // An exchange rather than a store: of two CPUs refreshing the entry at once (the
         // two directions of a NAT connection), the one that lowers the expiry knows it.
         if new < self.expires.swap(new, Relaxed) {
-            tab.lower_due(self.bucket, new, now);
+            tab.lower_due(tab.bucket_of(self), new, now);
         }
     }
 
@@ -290,6 +293,40 @@ impl Conn {
         self.touch(tab, jiffies_64());
     }
 
+    /// The timeout of the current state, in jiffies.
+    pub(crate) fn timeout(&self) -> u32 {
+        self.timeout.load(Relaxed)
+    }
+
+    /// The persistence template controlling this connection.
+    pub(crate) fn control(&self) -> Option<&Conn> {
+        // SAFETY: A controlled connection holds a control reference on its template, which
+        // keeps it allocated while `self` is.
+        unsafe { self.control.as_ref() }
+    }
+
+    /// Takes what a master's sync message says of an entry this backup has already
+    /// (`ip_vs_proc_conn`): the activity and sequence flags (the activity counted on the
+    /// server), the state and the timeout, restarted from now.
+    pub(crate) fn sync_update(&self, tab: &ConnTable, flags: u32, state: u16, timeout: u32) {
+        let upd = conn_flags::INACTIVE | crate::sync_msg::conn_flags::SEQ_MASK;
+        let old = self
+            .flags
+            .fetch_update(Relaxed, Relaxed, |f| Some((f & !upd) | (flags & upd)))
+            .unwrap_or_else(|f| f);
+        if (old ^ flags) & conn_flags::INACTIVE != 0 && !self.is_template() {
+            if flags & conn_flags::INACTIVE != 0 {
+                self.dest().info.activeconns.fetch_sub(1, Relaxed);
+            } else {
+                self.dest().info.activeconns.fetch_add(1, Relaxed);
+            }
+        }
+        self.state.store(state, Relaxed);
+        self.old_state.store(state, Relaxed);
+        self.timeout.store(timeout, Relaxed);
+        self.touch(tab, jiffies_64());
+    }
+
     fn matches_in(&self, p: &ConnParam) -> bool {
         // The most telling fields first; all in the entry's first cache line.
         self.cport == p.cport
@@ -321,12 +358,23 @@ impl Drop for Conn {
     }
 }
 
+/// How an entry comes to be.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A connection scheduled here.
+    Conn,
+    /// A persistence template made here.
+    Template,
+    /// Learned from a master (a connection or a template, as `flags` say).
+    Sync { flags: u32, state: u16 },
+}
+
 /// Template state bit: a connection it controls was answered (`IP_VS_CTPL_S_ASSURED`).
 const CTPL_S_ASSURED: u16 = 1;
 
 /// Internal flag of a template that may no longer be used (upstream rehashes such a template
 /// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
-const F_INVALID: u32 = 1 << 31;
+pub(crate) const F_INVALID: u32 = 1 << 31;
 
 /// The slab cache of connection entries, shared by all namespaces.
 static CACHE: AtomicPtr<KmemCache<Conn>> = AtomicPtr::new(ptr::null_mut());
@@ -473,6 +521,11 @@ impl ConnTable {
         ) & self.mask
     }
 
+    /// The bucket entry `c` is linked in.
+    fn bucket_of(&self, c: &Conn) -> u32 {
+        self.hashkey(c.af as u16, c.protocol, &c.caddr, c.cport)
+    }
+
     fn lock(&self, bucket: u32) -> kernel::sync::lock::Guard<'_, (), kernel::sync::lock::spinlock_bh::SpinLockBhBackend> {
         let n = self.locks.len();
         self.locks[bucket as usize & (n - 1)].lock()
@@ -538,7 +591,7 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, true, g)
+        self.insert(p, daddr, dport, dest, timeout, None, Origin::Template, g)
     }
 
     /// Creates and links a connection to `dest` (`ip_vs_conn_new`), counting it as inactive
@@ -552,7 +605,7 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, false, g)
+        self.insert(p, daddr, dport, dest, timeout, None, Origin::Conn, g)
     }
 
     /// As [`Self::new_conn`], for a connection controlled by the persistence template
@@ -567,7 +620,26 @@ impl ConnTable {
         control: &'a Conn,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, Some(control), false, g)
+        self.insert(p, daddr, dport, dest, timeout, Some(control), Origin::Conn, g)
+    }
+
+    /// Creates and links an entry learned from a master's sync message (`ip_vs_conn_new`
+    /// with `IP_VS_CONN_F_SYNC` and `ip_vs_bind_dest`): the forwarding method comes from
+    /// `dest` (this director's configuration); a connection keeps the activity the master
+    /// saw, counted on `dest` at once. `flags` must include `IP_VS_CONN_F_SYNC`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_synced<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        flags: u32,
+        state: u16,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, dest, timeout, None, Origin::Sync { flags, state }, g)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -579,14 +651,28 @@ impl ConnTable {
         dest: &Arc<Dest>,
         timeout: u32,
         control: Option<&'a Conn>,
-        template: bool,
+        origin: Origin,
         _g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
         let cache = cache().ok_or(ENOMEM)?;
-        let mut flags = dest.conn_flags.load(Relaxed) | conn_flags::HASHED;
-        if template {
-            flags |= conn_flags::TEMPLATE;
-        }
+        let dest_flags = dest.conn_flags.load(Relaxed);
+        let (flags, state) = match origin {
+            Origin::Conn => (dest_flags | conn_flags::INACTIVE, 0),
+            Origin::Template => (dest_flags | conn_flags::INACTIVE | conn_flags::TEMPLATE, 0),
+            Origin::Sync { flags, state } => {
+                let mut df = dest_flags;
+                if p.protocol != crate::proto::IPPROTO_UDP {
+                    df &= !conn_flags::ONE_PACKET;
+                }
+                if flags & conn_flags::TEMPLATE == 0 {
+                    df &= !conn_flags::INACTIVE;
+                }
+                ((flags & !(conn_flags::FWD_MASK | conn_flags::NOOUTPUT)) | df, state)
+            }
+        };
+        let flags = flags | conn_flags::HASHED;
+        let template = flags & conn_flags::TEMPLATE != 0;
+        let synced = matches!(origin, Origin::Sync { .. });
         if let Some(t) = control {
             if !t.get_control() {
                 return Err(EAGAIN);
@@ -606,16 +692,16 @@ impl ConnTable {
             dport,
             af: p.af as u8,
             protocol: p.protocol,
-            flags: AtomicU32::new(flags | conn_flags::INACTIVE),
-            state: AtomicU16::new(0),
-            _sync: 0,
+            flags: AtomicU32::new(flags),
+            state: AtomicU16::new(state),
+            old_state: AtomicU16::new(state),
             timeout: AtomicU32::new(timeout),
             in_pkts: AtomicU32::new(0),
             expires: AtomicU64::new(now + timeout as u64),
             dest: Arc::into_raw(dest.clone()),
             control: control.map_or(ptr::null(), |t| t as *const Conn),
             ctl: AtomicU32::new(u32::from(template)),
-            bucket,
+            sync_endtime: AtomicU32::new(0),
         };
         // On allocation failure `conn` is dropped here, releasing its `dest` reference.
         let c = match cache.alloc(conn, GFP_ATOMIC) {
@@ -631,8 +717,13 @@ impl ConnTable {
             dest.info.persistconns.fetch_add(1, Relaxed);
         } else {
             dest.info.conn_bound();
-            dest.stats.count_conn();
-            dest.svc_stats.count_conn();
+            if flags & conn_flags::INACTIVE == 0 {
+                dest.info.activeconns.fetch_add(1, Relaxed);
+            }
+            if !synced {
+                dest.stats.count_conn();
+                dest.svc_stats.count_conn();
+            }
         }
         {
             let _l = self.lock(bucket);
@@ -886,8 +977,9 @@ impl ConnTable {
 
     /// Expires `cp` now (`ip_vs_conn_expire_now`).
     pub(crate) fn expire_now(&self, cp: &Conn) {
-        let _l = self.lock(cp.bucket);
-        self.unlink_locked(cp.bucket, (cp as *const Conn).cast_mut());
+        let bucket = self.bucket_of(cp);
+        let _l = self.lock(bucket);
+        self.unlink_locked(bucket, (cp as *const Conn).cast_mut());
     }
 
     /// The configured tick rate.

@@ -138,8 +138,24 @@ pub(crate) const SYSCTL_DROP_PACKET: usize = 3;
 pub(crate) const SYSCTL_SECURE_TCP: usize = 5;
 /// Index of `snat_reroute` in [`SYSCTLS`].
 pub(crate) const SYSCTL_SNAT_REROUTE: usize = 6;
+/// Index of `sync_version` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_VERSION: usize = 7;
+/// Index of `sync_ports` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_PORTS: usize = 8;
+/// Index of `sync_persist_mode` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_PERSIST_MODE: usize = 9;
 /// Index of `sync_qlen_max` in [`SYSCTLS`].
 pub(crate) const SYSCTL_SYNC_QLEN_MAX: usize = 10;
+/// Index of `sync_sock_size` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_SOCK_SIZE: usize = 11;
+/// Index of `sync_threshold` (threshold and period) in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_THRESHOLD: usize = 17;
+/// Index of `sync_refresh_period` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_REFRESH_PERIOD: usize = 18;
+/// Index of `sync_retries` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SYNC_RETRIES: usize = 19;
+/// Index of `backup_only` in [`SYSCTLS`].
+pub(crate) const SYSCTL_BACKUP_ONLY: usize = 22;
 /// Index of `expire_nodest_conn` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 13;
 /// Index of `sloppy_tcp` in [`SYSCTLS`].
@@ -260,7 +276,20 @@ impl SockoptOps for Ctl {
         };
 
         if cmd == get::DAEMON {
-            return write(0, &[0u8; 2 * uapi::DAEMON_USER_LEN]);
+            // The master, then the backup, zeroed when not running.
+            let mut out = [0u8; 2 * uapi::DAEMON_USER_LEN];
+            let states = [crate::sync::STATE_MASTER, crate::sync::STATE_BACKUP];
+            for ((c, state), o) in ipvs.sync.configs().iter().zip(states).zip(out.chunks_mut(uapi::DAEMON_USER_LEN)) {
+                if let Some(c) = c {
+                    let mut ifn = [0u8; uapi::IFNAME_MAXLEN];
+                    for (d, s) in ifn.iter_mut().zip(c.mcast_ifn.as_bytes()) {
+                        *d = *s;
+                    }
+                    let u = DaemonUser { state: state as i32, mcast_ifn: ifn, syncid: i32::from(c.syncid) };
+                    o.copy_from_slice(&u.encode());
+                }
+            }
+            return write(0, &out);
         }
         let ctl = ipvs.ctl.lock();
         match cmd {
@@ -388,21 +417,19 @@ pub(crate) fn run_service_op(
     }
 }
 
-/// `IP_VS_SO_SET_STARTDAEMON`/`STOPDAEMON`. There is no sync daemon yet: requests are
-/// validated as upstream validates them (interface name, device, state) and a valid start
-/// is refused with `EOPNOTSUPP`; stopping finds no daemon (`ESRCH`).
+/// `IP_VS_SO_SET_STARTDAEMON`/`STOPDAEMON`.
 fn sync_daemon(net: &Net, cmd: i32, arg: &[u8]) -> Result {
     let dm = DaemonUser::decode(arg);
     if cmd == set::STOPDAEMON {
-        return stop_daemon(dm.state);
+        return stop_daemon(net, dm.state);
     }
     start_daemon(net, &dm.config()?)
 }
 
 /// `start_sync_thread` for both transports: its checks in its order (the interface, then
-/// the state), then a refusal: connection synchronisation does not exist yet.
+/// the state), then the daemon's start (`EEXIST` if that role runs already).
 pub(crate) fn start_daemon(net: &Net, cfg: &ctl_config::DaemonConfig) -> Result {
-    cfg.check_start(|ifn| {
+    let role = cfg.check_start(|ifn| {
         let name = kernel::str::CStr::from_bytes_with_nul(ifn.as_bytes_with_nul()).map_err(|_| EINVAL)?;
         if net.has_device(name) {
             Ok(())
@@ -410,14 +437,14 @@ pub(crate) fn start_daemon(net: &Net, cfg: &ctl_config::DaemonConfig) -> Result 
             Err(ENODEV)
         }
     })?;
-    Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+    ipvs_of(net)?.sync.start(net, cfg, role)
 }
 
-/// `stop_sync_thread` for both transports: `EINVAL` for an unknown state, else `ESRCH`, as
-/// no daemon runs.
-pub(crate) fn stop_daemon(state: i32) -> Result {
-    ctl_config::DaemonState::from_raw(state)?;
-    Err(ESRCH)
+/// `stop_sync_thread` for both transports: `EINVAL` for an unknown state, `ESRCH` if that
+/// daemon does not run.
+pub(crate) fn stop_daemon(net: &Net, state: i32) -> Result {
+    let role = ctl_config::DaemonState::from_raw(state)?;
+    ipvs_of(net)?.sync.stop(role)
 }
 
 /// A service as `IP_VS_SO_GET_SERVICE(S)` reports it; the timeout is upstream's stored

@@ -260,8 +260,7 @@ impl Family for IpvsFamily {
         match dump.cmd() {
             cmd::GET_SERVICE => dump_services(ipvs, dump),
             cmd::GET_DEST => dump_dests(ipvs, dump),
-            // No sync daemon runs: the dump is empty.
-            cmd::GET_DAEMON => Ok(()),
+            cmd::GET_DAEMON => dump_daemons(ipvs, dump),
             _ => Err(EINVAL),
         }
     }
@@ -552,8 +551,8 @@ fn set_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     let dest = if c == cmd::NEW_DEST || c == cmd::SET_DEST || c == cmd::DEL_DEST {
         let (mut d, raw_af, addr_nf) = parse_dest(info.attr(cmd_attr::DEST), c != cmd::DEL_DEST)?;
         let svc_af = p.key.af();
-        // No sync daemon runs yet.
-        let af = ctl_config::dest_af(svc_af, raw_af, d.conn_flags, c == cmd::DEL_DEST, false)?;
+        let sync_running = ipvs.sync.state() != 0;
+        let af = ctl_config::dest_af(svc_af, raw_af, d.conn_flags, c == cmd::DEL_DEST, sync_running)?;
         d.addr = ctl_config::InetAddr::from_nf(af, &addr_nf);
         Some(d)
     } else {
@@ -614,10 +613,33 @@ fn set_config(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     ipvs.set_timeouts(&t)
 }
 
+/// `ip_vs_genl_dump_daemons`: the running master, then the running backup, each with its
+/// whole configuration (`ip_vs_genl_fill_daemon`).
+fn dump_daemons(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
+    let [m, b] = ipvs.sync.configs();
+    let running = [(crate::sync::STATE_MASTER, m), (crate::sync::STATE_BACKUP, b)];
+    let items = running.iter().filter_map(|(s, c)| c.map(|c| (*s, c)));
+    dump_from(dump, items, cmd::NEW_DAEMON, |m, (state, c)| {
+        m.nest(cmd_attr::DAEMON, |m| {
+            let ifn = kernel::str::CStr::from_bytes_with_nul(c.mcast_ifn.as_bytes_with_nul()).map_err(|_| EINVAL)?;
+            m.put_u32(daemon_attr::STATE, state)?;
+            m.put_str(daemon_attr::MCAST_IFN, ifn)?;
+            m.put_u32(daemon_attr::SYNC_ID, u32::from(c.syncid))?;
+            m.put_u16(daemon_attr::SYNC_MAXLEN, c.sync_maxlen)?;
+            m.put_u16(daemon_attr::MCAST_PORT, c.port)?;
+            m.put_u8(daemon_attr::MCAST_TTL, c.ttl)?;
+            if c.v6 {
+                m.put(daemon_attr::MCAST_GROUP6, &c.group)
+            } else {
+                m.put(daemon_attr::MCAST_GROUP, &[c.group[0], c.group[1], c.group[2], c.group[3]])
+            }
+        })
+    })
+}
+
 /// `ip_vs_genl_set_daemon`, `ip_vs_genl_new_daemon`, `ip_vs_genl_del_daemon`: the nest and
 /// the attributes checked in upstream's order, then the start or stop as the socket options
-/// do it (until connection synchronisation exists, a valid start is refused and a stop
-/// finds no daemon).
+/// do it.
 fn set_daemon(info: &Info<'_>) -> Result {
     let Some(nla) = info.attr(cmd_attr::DAEMON) else {
         return Err(EINVAL);
@@ -626,7 +648,7 @@ fn set_daemon(info: &Info<'_>) -> Result {
     let attrs = nla.parse_nested_reporting(&DAEMON_POLICY, info).map_err(|_| EINVAL)?;
     if info.cmd() == cmd::DEL_DAEMON {
         let state = attrs.get(daemon_attr::STATE).ok_or(EINVAL)?.get_u32().ok_or(EINVAL)?;
-        return ctl::stop_daemon(state as i32);
+        return ctl::stop_daemon(info.net(), state as i32);
     }
     let (Some(state), Some(ifn), Some(syncid)) = (
         attrs.get(daemon_attr::STATE),

@@ -42,6 +42,8 @@ mod proto_tcp;
 mod sched;
 mod service;
 mod stats;
+mod sync;
+mod sync_msg;
 mod uapi;
 mod xmit;
 
@@ -205,12 +207,21 @@ pub(crate) struct Ipvs {
     pub(crate) stats: Arc<Stats>,
     #[pin]
     est: Timer<EstTimer>,
-    tcp_timeouts: [AtomicU32; proto_tcp::NR_STATES],
-    udp_timeout: AtomicU32,
+    pub(crate) timeouts: Arc<Timeouts>,
     hz: u32,
+    /// Connection synchronisation daemons.
+    #[pin]
+    pub(crate) sync: sync::SyncState,
     /// Whether IPv6 reassembly by netfilter was turned on for the namespace (on its first
     /// IPv6 service or real server, as upstream; turned off when the namespace goes).
     defrag6: AtomicBool,
+}
+
+/// Protocol timeouts of a namespace, in jiffies (`ipvsadm --set` changes three of them).
+pub(crate) struct Timeouts {
+    /// Per TCP state.
+    pub(crate) tcp: [AtomicU32; proto_tcp::NR_STATES],
+    pub(crate) udp: AtomicU32,
 }
 
 const UDP_TIMEOUT_SECS: u32 = 5 * 60;
@@ -222,6 +233,7 @@ const IPIP_HLEN: u32 = 20;
 impl PernetData for Ipvs {
     fn init<'a>(_net: &'a Net, scope: &'a NetScope) -> impl PinInit<Self, Error> + 'a {
         let hz = msecs_to_jiffies(1000) as u32;
+        let sync_hz = hz;
         try_pin_init!(Self {
             sysctl_values: {
                 let v = NetSysctlTable::register(scope, reg::SYSCTL, c_str!("net/ipv4/vs"), ctl::SYSCTLS)?;
@@ -266,9 +278,26 @@ impl PernetData for Ipvs {
                 table: svc_table.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
             }),
-            tcp_timeouts: proto_tcp::default_timeouts(hz),
-            udp_timeout: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
+            timeouts: Arc::new(
+                Timeouts {
+                    tcp: proto_tcp::default_timeouts(hz),
+                    udp: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
+                },
+                GFP_KERNEL,
+            )?,
             hz,
+            sync <- sync::SyncState::new(Arc::new(
+                sync::Shared {
+                    conns: conns.clone(),
+                    svc_table: svc_table.clone(),
+                    sysctl: sysctl_values.clone(),
+                    timeouts: timeouts.clone(),
+                    hz: sync_hz,
+                    dropped_msgs: core::sync::atomic::AtomicU64::new(0),
+                    dropped_conns: core::sync::atomic::AtomicU64::new(0),
+                },
+                GFP_KERNEL,
+            )?),
             defrag6: AtomicBool::new(false),
         })
     }
@@ -281,6 +310,7 @@ impl PernetData for Ipvs {
 
     fn exit(&self, net: &Net) {
         // The scope has removed the hooks, sysctls and /proc files already.
+        self.sync.stop_all();
         let mut ctl = self.ctl.lock();
         let _ = ctl.services.flush(&self.svc_table);
         if self.defrag6.swap(false, Relaxed) {
@@ -562,9 +592,9 @@ impl Ipvs {
                     fwmark: svc.fwmark,
                 };
                 let timeout = if ip.protocol == IPPROTO_UDP {
-                    self.udp_timeout.load(Relaxed)
+                    self.timeouts.udp.load(Relaxed)
                 } else {
-                    self.tcp_timeouts[0].load(Relaxed)
+                    self.timeouts.tcp[0].load(Relaxed)
                 };
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
                     self.sched_persist(svc, &p, &pkt, timeout, &g)
@@ -599,14 +629,13 @@ impl Ipvs {
         };
 
         self.in_stats(cp, skb.len());
-        cp.in_pkts.fetch_add(1, Relaxed);
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
+            cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
         } else {
-            cp.refresh(&self.conns, self.udp_timeout.load(Relaxed));
+            cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
         }
 
-        match cp.fwd_method() {
+        let verdict = match cp.fwd_method() {
             conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, &g, hook),
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
             conn_flags::TUNNEL => {
@@ -614,7 +643,23 @@ impl Ipvs {
             }
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
+        };
+        // Count the packet and tell the backups if it is time to (`ip_vs_sync_conn`); a
+        // one-packet connection counts as at the sync threshold.
+        let pkts = if cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
+            self.sysctl_values.get_pair(ctl::SYSCTL_SYNC_THRESHOLD)[0] as u32
+        } else {
+            cp.in_pkts.fetch_add(1, Relaxed).wrapping_add(1)
+        };
+        if self.sync.state() & sync::STATE_MASTER != 0 {
+            self.sync.sync_conn(cp, pkts, &g);
+        } else if cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
+            if let Some(t) = cp.control() {
+                t.in_pkts.fetch_add(1, Relaxed);
+            }
         }
+        cp.old_state.store(cp.state(), Relaxed);
+        verdict
     }
 
     /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
@@ -657,9 +702,9 @@ impl Ipvs {
         }
         self.out_stats(cp, skb.len());
         if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.tcp_timeouts, self.defense.secure_tcp());
+            cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
         } else {
-            cp.refresh(&self.conns, self.udp_timeout.load(Relaxed));
+            cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
             cp.assure_control();
         }
         skb.set_ipvs_property();
@@ -1033,9 +1078,9 @@ impl Ipvs {
     pub(crate) fn timeouts(&self) -> ctl_config::TimeoutConfig {
         let s = |j: u32| j.checked_div(self.hz).unwrap_or(0) as i32;
         ctl_config::TimeoutConfig {
-            tcp: s(self.tcp_timeouts[proto_tcp::TcpState::Established as usize].load(Relaxed)),
-            tcp_fin: s(self.tcp_timeouts[proto_tcp::TcpState::FinWait as usize].load(Relaxed)),
-            udp: s(self.udp_timeout.load(Relaxed)),
+            tcp: s(self.timeouts.tcp[proto_tcp::TcpState::Established as usize].load(Relaxed)),
+            tcp_fin: s(self.timeouts.tcp[proto_tcp::TcpState::FinWait as usize].load(Relaxed)),
+            udp: s(self.timeouts.udp.load(Relaxed)),
         }
     }
 
@@ -1048,9 +1093,9 @@ impl Ipvs {
                 a.store(secs as u32 * self.hz, Relaxed);
             }
         };
-        set(&self.tcp_timeouts[proto_tcp::TcpState::Established as usize], u.tcp);
-        set(&self.tcp_timeouts[proto_tcp::TcpState::FinWait as usize], u.tcp_fin);
-        set(&self.udp_timeout, u.udp);
+        set(&self.timeouts.tcp[proto_tcp::TcpState::Established as usize], u.tcp);
+        set(&self.timeouts.tcp[proto_tcp::TcpState::FinWait as usize], u.tcp_fin);
+        set(&self.timeouts.udp, u.udp);
         Ok(())
     }
 
@@ -1140,6 +1185,8 @@ impl Hooks for InHooks {
             return Verdict::Accept(skb);
         }
         match IPVS.get(state.net) {
+            // A director that only backs up leaves requests to the stack.
+            Some(ipvs) if ipvs.sync.backup_only() => Verdict::Accept(skb),
             Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook, state.pf == pf::IPV6),
             None => Verdict::Accept(skb),
         }
@@ -1169,6 +1216,9 @@ impl Hooks for FwdIcmpHooks {
         let Some(ipvs) = IPVS.get(state.net) else {
             return Verdict::Accept(skb);
         };
+        if ipvs.sync.backup_only() {
+            return Verdict::Accept(skb);
+        }
         let v6 = state.pf == pf::IPV6;
         match parse_ip(&mut skb, v6) {
             Some(ip) if ip.protocol == IPPROTO_ICMP && !v6 && !skb.ipvs_property() => {

@@ -35,6 +35,7 @@ mod proto_tcp;
 mod sched;
 mod service;
 mod stats;
+mod sync_msg;
 mod uapi;
 #[path = "../schedulers/rr.rs"]
 mod rr;
@@ -109,6 +110,7 @@ fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
             tun_type: AtomicU8::new(0),
             tun_port: AtomicU16::new(0),
             tun_flags: AtomicU16::new(0),
+            svc_fwmark: 0,
         },
         GFP_KERNEL,
     )?)

@@ -77,6 +77,9 @@ pub(crate) struct Dest {
     pub(crate) tun_type: AtomicU8,
     pub(crate) tun_port: AtomicU16,
     pub(crate) tun_flags: AtomicU16,
+    /// The firewall mark of its service, 0 for a service by address (`cp->fwmark` of its
+    /// connections, which sync messages carry).
+    pub(crate) svc_fwmark: u32,
 }
 
 impl Dest {
@@ -177,7 +180,8 @@ impl DestList {
         self.dests.infos()
     }
 
-    fn find(&self, addr: &InetAddr, port: [u8; 2]) -> Option<usize> {
+    /// The index of the server at `addr` and `port`.
+    pub(crate) fn find(&self, addr: &InetAddr, port: [u8; 2]) -> Option<usize> {
         self.dests.iter().position(|d| d.matches(addr, port))
     }
 }
@@ -760,6 +764,7 @@ fn new_dest(svc: &Service, u: &DestConfig, addr: InetAddr) -> Result<Arc<Dest>> 
             tun_type: AtomicU8::new(u.tun_type),
             tun_port: AtomicU16::new(u16::from_ne_bytes(u.tun_port)),
             tun_flags: AtomicU16::new(u.tun_flags),
+            svc_fwmark: svc.fwmark,
         },
         GFP_KERNEL,
     )?)

@@ -437,3 +437,10 @@ impl<T: PernetData + 'static> Drop for PernetRegistration<T> {
         self.pernet.registered.store(false, Ordering::Release);
     }
 }
+
+/// Whether a networking message may be logged now (`net_ratelimit`: a burst of 10 every 5
+/// seconds, shared by the whole networking stack), for messages about hostile input.
+pub fn net_ratelimit() -> bool {
+    // SAFETY: An FFI call with no requirements.
+    unsafe { bindings::net_ratelimit() != 0 }
+}
