@@ -628,9 +628,7 @@ fn proc_sync_conn(ty: u8, rec: &[u8]) -> Record<'_> {
                 seq = Some([r.seq_be(), r.seq_be()]);
             }
             OPT_PE_DATA => {
-                if plen > IP_VS_PEDATA_MAXLEN {
-                    return Record::Stop("PE data too long");
-                }
+                // A one-byte length cannot exceed IP_VS_PEDATA_MAXLEN (255).
                 if pe_data.is_some() {
                     return Record::Stop("PE data found twice");
                 }

@@ -4,9 +4,12 @@
 //! tests (`sync_msg_tests.rs`, a deterministic run) and the coverage-guided fuzz crate
 //! (`host-tests/fuzz`, long runs). Both include this file next to `ipvs/sync_msg.rs`.
 
+// Each includer uses part of it.
+#![allow(dead_code)]
+
 use super::sync_msg::{
-    append, conn_flags, count, is_v1, parse, record_len, start, Record, Seq, SyncConn, Version,
-    IP_VS_PEDATA_MAXLEN, IP_VS_PENAME_MAXLEN,
+    append, conn_flags, count, is_v1, parse, record_len, start, Drop, Record, Seq, SyncConn,
+    Version, IP_VS_PEDATA_MAXLEN, IP_VS_PENAME_MAXLEN,
 };
 
 /// xorshift64* pseudo-random numbers: deterministic, no dependencies.
@@ -129,12 +132,98 @@ fn fix_size(m: &mut [u8]) {
     }
 }
 
+/// The records (without padding) of a version 1 message, as far as their sizes lead.
+fn v1_records(m: &[u8]) -> Vec<Vec<u8>> {
+    let mut recs = Vec::new();
+    let mut pos = 8;
+    for _ in 0..count(m, Version::V1) {
+        let Some(h) = m.get(pos..pos + 4) else { break };
+        let size = usize::from(u16::from_be_bytes([h[2], h[3]]) & 0xfff);
+        let Some(r) = m.get(pos..pos + size) else { break };
+        recs.push(r.to_vec());
+        pos += size.next_multiple_of(4);
+    }
+    recs
+}
+
+/// A version 1 message of `m`'s header and `recs`, sizes and padding made consistent.
+fn v1_rebuild(m: &[u8], recs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = m[..8].to_vec();
+    out[4] = recs.len().min(255) as u8;
+    for r in recs {
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+        let at = out.len();
+        out.extend_from_slice(r);
+        if r.len() >= 4 {
+            let vs = (u16::from_be_bytes([r[2], r[3]]) & 0xf000) | (r.len() as u16 & 0xfff);
+            out[at + 2..at + 4].copy_from_slice(&vs.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// Structure-aware mutation of a version 1 message: options duplicated or added, records
+/// duplicated, dropped or swapped, with the sizes kept consistent.
+fn mutate_v1_records(rng: &mut XorShift, m: &mut Vec<u8>) {
+    let mut recs = v1_records(m);
+    if recs.is_empty() {
+        return;
+    }
+    let i = rng.below(recs.len());
+    if recs[i].is_empty() {
+        return;
+    }
+    match rng.below(5) {
+        0 => {
+            // Repeat the options (or a tail of the record).
+            let fixed = if recs[i][0] & 1 != 0 { 72 } else { 36 };
+            let from = if recs[i].len() > fixed && !rng.one_in(4) {
+                fixed
+            } else {
+                rng.below(recs[i].len())
+            };
+            let tail = recs[i][from..].to_vec();
+            recs[i].extend(tail);
+        }
+        1 => {
+            // A random option.
+            let ty = [1, 2, 3, 4, 0x41, 0x42, 0x43, 0x44, 0x80, 0][rng.below(10)];
+            let len = if rng.one_in(2) { rng.below(30) } else { rng.below(256) };
+            recs[i].extend_from_slice(&[ty, len as u8]);
+            for _ in 0..len.min(if rng.one_in(3) { 0 } else { len }) {
+                recs[i].push(rng.byte());
+            }
+        }
+        2 => recs.insert(i, recs[i].clone()),
+        3 => {
+            recs.remove(i);
+        }
+        _ => {
+            let j = rng.below(recs.len());
+            recs.swap(i, j);
+        }
+    }
+    let out = v1_rebuild(m, &recs);
+    if out.len() <= 0xffff {
+        *m = out;
+    }
+}
+
 const INTERESTING: [u8; 16] =
     [0, 1, 2, 3, 4, 7, 0x10, 0x18, 0x24, 0x40, 0x41, 0x42, 0x43, 0x48, 0x7f, 0xff];
 
 /// Mutates `m` a few times: bit flips, byte overwrites, insertions, deletions, truncation,
 /// record counts, size fields, splices from `other`.
 pub fn mutate(rng: &mut XorShift, m: &mut Vec<u8>, other: &[u8]) {
+    if is_v1(m) && rng.one_in(3) {
+        mutate_v1_records(rng, m);
+        if rng.one_in(2) {
+            fix_size(m);
+            return;
+        }
+    }
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
         let len = m.len();
@@ -238,8 +327,25 @@ fn check_conn(v: Version, c: &SyncConn<'_>) {
 
 /// Decodes `m` and checks every invariant; returns the number of connections yielded.
 pub fn check(m: &[u8], syncid: u8) -> usize {
-    let Ok(recs) = parse(m, syncid) else {
-        return 0;
+    check_noting(m, syncid, &mut |_| {})
+}
+
+/// [`check`], telling `seen` each outcome: a drop, skip or stop reason, or "conn".
+pub fn check_noting(m: &[u8], syncid: u8, seen: &mut impl FnMut(&'static str)) -> usize {
+    let recs = match parse(m, syncid) {
+        Ok(recs) => recs,
+        Err(Drop::TooShort) => {
+            seen("drop: too short");
+            return 0;
+        }
+        Err(Drop::BadSize) => {
+            seen("drop: bad size");
+            return 0;
+        }
+        Err(Drop::OtherSyncId) => {
+            seen("drop: other sync id");
+            return 0;
+        }
     };
     assert!(m.len() >= 4);
     assert_eq!(usize::from(u16::from_be_bytes([m[2], m[3]])), m.len());
@@ -255,9 +361,11 @@ pub fn check(m: &[u8], syncid: u8) -> usize {
         match r {
             Record::Stop(why) | Record::Skip(why) => {
                 assert!(!why.is_empty());
+                seen(why);
                 stopped = matches!(r, Record::Stop(_));
             }
             Record::Conn(c) => {
+                seen("conn");
                 check_conn(v, &c);
                 conns += 1;
             }
@@ -269,6 +377,11 @@ pub fn check(m: &[u8], syncid: u8) -> usize {
 
 /// Runs `iters` mutation rounds from `seed`; returns (iterations, connections decoded).
 pub fn run(seed: u64, iters: u64) -> (u64, u64) {
+    run_noting(seed, iters, &mut |_| {})
+}
+
+/// [`run`], telling `seen` every outcome (see [`check_noting`]).
+pub fn run_noting(seed: u64, iters: u64, seen: &mut impl FnMut(&'static str)) -> (u64, u64) {
     let mut rng = XorShift::new(seed);
     let mut corpus: Vec<Vec<u8>> = (0..64).map(|_| random_message(&mut rng)).collect();
     let mut conns = 0u64;
@@ -282,7 +395,7 @@ pub fn run(seed: u64, iters: u64) -> (u64, u64) {
             1 => rng.byte(),
             _ => 0,
         };
-        let n = check(&m, syncid);
+        let n = check_noting(&m, syncid, seen);
         conns += n as u64;
         // Keep mutants that still decode something, for deeper mutations.
         if n > 0 && rng.one_in(4) {

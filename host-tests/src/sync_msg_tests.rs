@@ -577,8 +577,13 @@ fn v1_flags() {
 #[test]
 fn mutation_fuzz() {
     let t = std::time::Instant::now();
-    let (iters, conns) = sync_msg_check::run(0x5eed, 200_000);
+    let mut seen = std::collections::BTreeMap::new();
+    let (iters, conns) =
+        sync_msg_check::run_noting(0x5eed, 200_000, &mut |w| *seen.entry(w).or_insert(0u64) += 1);
     assert_eq!(iters, 200_000);
+    eprintln!("{seen:#?}");
+    // Every outcome of the decoder is reached.
+    assert_eq!(seen.len(), 21, "{seen:?}");
     // The mutants must reach the record decoder, not just the header checks.
     assert!(conns > iters / 2, "{conns} connections decoded");
     eprintln!("sync_msg mutation fuzz: {iters} messages, {conns} connections, {:?}", t.elapsed());
