@@ -193,9 +193,11 @@ pub(crate) enum Record<'a> {
     /// `pe_name` is not empty ("Invalid PE parameters", skip) and names a loaded engine.
     Conn(SyncConn<'a>),
     /// The record is skipped and the next one processed (upstream: a positive return of
-    /// `ip_vs_proc_sync_conn`, or `continue` in version 0).
+    /// `ip_vs_proc_sync_conn`, or `continue` in version 0). Reasons of version 1 records end
+    /// with upstream's code, `(err N)`.
     Skip(&'static str),
-    /// The rest of the message is dropped ("Dropping buffer"); nothing follows.
+    /// The rest of the message is dropped ("Dropping buffer"); nothing follows. Reasons that
+    /// upstream reports as "Err: N in decoding" end with `(err N)`.
     Stop(&'static str),
 }
 
@@ -599,10 +601,10 @@ fn proc_sync_conn(ty: u8, rec: &[u8]) -> Record<'_> {
     } else if ty == 0 {
         (false, V1_CONN4)
     } else {
-        return Record::Stop("unknown record type");
+        return Record::Stop("unknown record type (err -10)");
     };
     let Some((fixed, mut opts)) = rec.split_at_checked(fixed_len) else {
-        return Record::Stop("record shorter than its type");
+        return Record::Stop("record shorter than its type (err -20)");
     };
 
     let mut seq = None;
@@ -610,19 +612,19 @@ fn proc_sync_conn(ty: u8, rec: &[u8]) -> Record<'_> {
     let mut pe_name: Option<&[u8]> = None;
     while !opts.is_empty() {
         let Some((&[ptype, plen], tail)) = opts.split_first_chunk::<OPT_HEADER>() else {
-            return Record::Stop("truncated option header");
+            return Record::Stop("truncated option header (err -30)");
         };
         let plen = usize::from(plen);
         let Some((data, tail)) = tail.split_at_checked(plen).filter(|_| plen != 0) else {
-            return Record::Stop("bad option length");
+            return Record::Stop("bad option length (err -40)");
         };
         match ptype & !OPT_F_PARAM {
             OPT_SEQ_DATA => {
                 if plen != SEQ_OPTS {
-                    return Record::Stop("bogus conn options length");
+                    return Record::Stop("bogus conn options length (err -50)");
                 }
                 if seq.is_some() {
-                    return Record::Stop("conn options found twice");
+                    return Record::Stop("conn options found twice (err -50)");
                 }
                 let mut r = Reader(data);
                 seq = Some([r.seq_be(), r.seq_be()]);
@@ -630,22 +632,22 @@ fn proc_sync_conn(ty: u8, rec: &[u8]) -> Record<'_> {
             OPT_PE_DATA => {
                 // A one-byte length cannot exceed IP_VS_PEDATA_MAXLEN (255).
                 if pe_data.is_some() {
-                    return Record::Stop("PE data found twice");
+                    return Record::Stop("PE data found twice (err -60)");
                 }
                 pe_data = Some(data);
             }
             OPT_PE_NAME => {
                 if plen > IP_VS_PENAME_MAXLEN {
-                    return Record::Stop("PE name too long");
+                    return Record::Stop("PE name too long (err -70)");
                 }
                 if pe_name.is_some() {
-                    return Record::Stop("PE name found twice");
+                    return Record::Stop("PE name found twice (err -70)");
                 }
                 pe_name = Some(data);
             }
             _ => {
                 if ptype & OPT_F_PARAM == 0 {
-                    return Record::Skip("unknown mandatory option");
+                    return Record::Skip("unknown mandatory option (err 20)");
                 }
             }
         }
@@ -658,7 +660,7 @@ fn proc_sync_conn(ty: u8, rec: &[u8]) -> Record<'_> {
     let _ver_size = r.be16();
     let flags = r.be32();
     if !valid_flags(flags) {
-        return Record::Skip("invalid flags");
+        return Record::Skip("invalid flags (err 25)");
     }
     let state = r.be16();
     let cport = r.arr();

@@ -472,22 +472,22 @@ fn v1_message_level_stops() {
     r[3] = 0xff;
     assert_eq!(one(raw_v1(1, &r)), Record::Stop("msg > buffer"));
     // Unknown type; type bit 0 set means IPv6 whatever the other bits.
-    assert_eq!(one(raw_v1(1, &v1_rec(2, 0, &[]))), Record::Stop("unknown record type"));
+    assert_eq!(one(raw_v1(1, &v1_rec(2, 0, &[]))), Record::Stop("unknown record type (err -10)"));
     let Record::Conn(c) = one(raw_v1(1, &v1_rec(0x81, 0, &[]))) else { panic!() };
     assert!(c.v6);
     // Size smaller than the fixed part (the type is still read first).
     let mut r = good.clone();
     r[3] = 20;
-    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type"));
+    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type (err -20)"));
     r[0] = 4;
-    assert_eq!(one(raw_v1(1, &r)), Record::Stop("unknown record type"));
+    assert_eq!(one(raw_v1(1, &r)), Record::Stop("unknown record type (err -10)"));
     let mut r = v1_rec(1, 0, &[]);
     r[3] = 36;
-    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type"));
+    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type (err -20)"));
     // A zero size: the next record would start at the same place.
     let mut r = good.clone();
     r[3] = 0;
-    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type"));
+    assert_eq!(one(raw_v1(1, &r)), Record::Stop("record shorter than its type (err -20)"));
     // After a Stop, nothing more even if announced.
     let mut body = r.clone();
     body.extend(good.clone());
@@ -509,32 +509,35 @@ fn v1_option_walk() {
         }
     };
     // Option header cut by the record's end (padding is not part of the record).
-    assert_eq!(stop(&[0x47]), "truncated option header");
-    assert_eq!(stop(&[2, 0]), "bad option length");
-    assert_eq!(stop(&[2, 3, 1, 2]), "bad option length");
+    assert_eq!(stop(&[0x47]), "truncated option header (err -30)");
+    assert_eq!(stop(&[2, 0]), "bad option length (err -40)");
+    assert_eq!(stop(&[2, 3, 1, 2]), "bad option length (err -40)");
     assert_eq!(
         stop(&[1, 23, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        "bogus conn options length"
+        "bogus conn options length (err -50)"
     );
-    assert_eq!(stop(&[seq.clone(), seq.clone()].concat()), "conn options found twice");
+    assert_eq!(stop(&[seq.clone(), seq.clone()].concat()), "conn options found twice (err -50)");
     // The PARAM bit does not hide a known option.
     let mut seq41 = seq.clone();
     seq41[0] = 0x41;
-    assert_eq!(stop(&[seq.clone(), seq41.clone()].concat()), "conn options found twice");
-    assert_eq!(stop(&[2, 1, 9, 0x42, 1, 9]), "PE data found twice");
+    assert_eq!(stop(&[seq.clone(), seq41.clone()].concat()), "conn options found twice (err -50)");
+    assert_eq!(stop(&[2, 1, 9, 0x42, 1, 9]), "PE data found twice (err -60)");
     let mut long_name = vec![3, 17];
     long_name.extend_from_slice(&[b'a'; 17]);
-    assert_eq!(stop(&long_name), "PE name too long");
-    assert_eq!(stop(&[3, 1, b'a', 3, 1, b'b']), "PE name found twice");
+    assert_eq!(stop(&long_name), "PE name too long (err -70)");
+    assert_eq!(stop(&[3, 1, b'a', 3, 1, b'b']), "PE name found twice (err -70)");
 
     // An unknown mandatory option skips the record, before looking at what follows it.
     let m = raw_v1(2, &[v1_rec(0, 0, &[5, 1, 0, 2, 0]), v1_rec(0, 0, &[])].concat());
-    assert!(matches!(decode(&m)[..], [Record::Skip("unknown mandatory option"), Record::Conn(_)]));
+    assert!(matches!(
+        decode(&m)[..],
+        [Record::Skip("unknown mandatory option (err 20)"), Record::Conn(_)]
+    ));
     let m = raw_v1(1, &v1_rec(0, 0, &[0x85, 1, 0]));
-    assert_eq!(one(m.clone()), Record::Skip("unknown mandatory option"));
+    assert_eq!(one(m.clone()), Record::Skip("unknown mandatory option (err 20)"));
     // ... but a malformed option before it stops the message.
     let m = raw_v1(1, &v1_rec(0, 0, &[2, 0, 5, 1, 0]));
-    assert_eq!(one(m.clone()), Record::Stop("bad option length"));
+    assert_eq!(one(m.clone()), Record::Stop("bad option length (err -40)"));
     // Unknown optional options are ignored; options come in any order.
     let mut opts = vec![0x45, 2, 9, 9, 3, 3, b's', b'i', b'p'];
     opts.extend(seq41);
@@ -565,11 +568,14 @@ fn v1_option_walk() {
 #[test]
 fn v1_flags() {
     let skip = |flags: u32| one(raw_v1(1, &v1_rec(0, flags, &[])));
-    assert_eq!(skip(conn_flags::ONE_PACKET), Record::Skip("invalid flags"));
-    assert_eq!(skip(conn_flags::NO_CPORT | conn_flags::TEMPLATE), Record::Skip("invalid flags"));
+    assert_eq!(skip(conn_flags::ONE_PACKET), Record::Skip("invalid flags (err 25)"));
+    assert_eq!(
+        skip(conn_flags::NO_CPORT | conn_flags::TEMPLATE),
+        Record::Skip("invalid flags (err 25)")
+    );
     // Flags are checked after the options.
     let m = raw_v1(1, &v1_rec(0, conn_flags::ONE_PACKET, &[2, 0]));
-    assert_eq!(one(m.clone()), Record::Stop("bad option length"));
+    assert_eq!(one(m.clone()), Record::Stop("bad option length (err -40)"));
     let Record::Conn(c) = skip(0xffff_dfff & !conn_flags::NO_CPORT) else { panic!() };
     assert_eq!(c.flags, (conn_flags::BACKUP_MASK & !conn_flags::NO_CPORT) | conn_flags::SYNC);
 }
