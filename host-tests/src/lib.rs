@@ -11,6 +11,12 @@ pub mod hash;
 pub mod proto;
 #[path = "../../ipvs/proto_tcp.rs"]
 pub mod proto_tcp;
+#[path = "../../ipvs/sync_msg.rs"]
+pub mod sync_msg;
+#[cfg(test)]
+mod sync_msg_check;
+#[cfg(test)]
+mod sync_msg_tests;
 #[path = "../../ipvs/uapi.rs"]
 pub mod uapi;
 #[path = "../../schedulers/rr.rs"]
