@@ -90,8 +90,8 @@ const fn priv_only(e: IntSysctl) -> IntSysctl {
 
 /// `/proc/sys/net/ipv4/vs/`: upstream's sysctls (`vs_vars`) with their names, defaults and
 /// accepted values, except `est_cpulist` (there are no estimator kthreads to place). The
-/// `sync_*` ones and `backup_only` only read and validate like upstream's: they matter to
-/// the sync daemon, which does not exist yet. Those whose upstream behaviour is not
+/// `sync_*` ones and `backup_only` act on the sync daemons ([`crate::sync`]); `sync_ports`
+/// counts when a namespace's first daemon starts. Those whose upstream behaviour is not
 /// implemented refuse the writes that would ask for it (`EINVAL`): `conntrack` (0, the
 /// behaviour implemented: forwarded packets are untracked), `cache_bypass` (connections
 /// without a real server) and `schedule_icmp` (scheduling on an ICMP error) accept only 0;
@@ -589,8 +589,8 @@ impl NetSeqIter for ProcIpVs {
 pub(crate) struct ProcIpVsConn;
 
 /// `/proc/net/ip_vs_conn_sync`: the same table with each entry's origin (`LOCAL`, or `SYNC`
-/// for entries a backup learned from the master's sync daemon, which this implementation
-/// does not have yet) and no persistence-engine columns.
+/// for entries a backup learned from a master's sync daemon) and no persistence-engine
+/// columns.
 pub(crate) struct ProcIpVsConnSync;
 
 /// The header of the connection table in upstream's format, with the origin column or
@@ -643,7 +643,8 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
     }
     let _ = write!(m, "{:04X} {:<11} ", u16::from_be_bytes(c.dport), c.state_name());
     if with_origin {
-        let _ = write!(m, "{:<6} ", "LOCAL");
+        let origin = if c.flags.load(Relaxed) & uapi::conn_flags::SYNC != 0 { "SYNC" } else { "LOCAL" };
+        let _ = write!(m, "{:<6} ", origin);
     }
     let _ = writeln!(m, "{:>7}", c.expires_in(now) / hz);
 }

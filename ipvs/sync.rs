@@ -670,8 +670,9 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
         None
     };
     // A persistence engine named by the record: none is built here
-    // (`ip_vs_conn_fill_param_sync` fails, the record is skipped).
-    if !c.pe_name.is_empty() {
+    // (`ip_vs_conn_fill_param_sync` fails, the record is skipped); engine data without a
+    // name is invalid.
+    if !c.pe_name.is_empty() || !c.pe_data.is_empty() {
         return false;
     }
     let af = if c.v6 { ctl_config::AF_INET6 } else { ctl_config::AF_INET };

@@ -16,6 +16,7 @@
 #include <linux/uio.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
+#include <linux/rtnetlink.h>
 #include <net/sock.h>
 
 static void rust_mcast_sockaddr(struct sockaddr_storage *ss, int *len, bool v6,
@@ -154,6 +155,8 @@ int rust_helper_mcast_sock_receiver(struct net *net, bool v6, const u8 *group, u
 	if (err < 0)
 		goto fail;
 
+	/* The group is joined under RTNL, and the socket lock inside it. */
+	rtnl_lock();
 	lock_sock(sk);
 	if (v6) {
 #if IS_ENABLED(CONFIG_IPV6)
@@ -170,6 +173,7 @@ int rust_helper_mcast_sock_receiver(struct net *net, bool v6, const u8 *group, u
 		err = ip_mc_join_group(sk, &mreq);
 	}
 	release_sock(sk);
+	rtnl_unlock();
 	if (err < 0)
 		goto fail;
 	*ret = sock;

@@ -1,0 +1,158 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# timeout: 600
+#
+# Connection synchronisation between two directors of one implementation
+# ($IPVS_IMPL), over multicast on a link of their own:
+#
+#   client -> director A (master) -> rs1..rs3 (NAT)
+#             A s0 10.9.0.1 ---- s1 10.9.0.2 B (backup, same services)
+#
+#  1. ipvsadm --start-daemon master / backup (syncid 7), and
+#     `ipvsadm -L --daemon` on both, over the socket options and over
+#     netlink (the latter: tools/lib/ipvs_genl.py GET_DAEMON dump).
+#  2. For each sync_version (1, then 0): TCP, UDP and persistent TCP
+#     connections (and IPv6 TCP for v1) through A; B's table
+#     (`ipvsadm -Lnc`) must come to A's: same protocol, client, virtual
+#     address and real server, same TCP state, each marked SYNC in
+#     /proc/net/ip_vs_conn_sync, with persistence templates on the same
+#     real servers.
+#  3. Hostile datagrams sent at B's sync port (truncated, bad sizes,
+#     records overrunning the message, option TLVs of every bad shape,
+#     unknown versions): no splat, B keeps what it had.
+#  4. Stopping both daemons (`--stop-daemon`), then a second stop: ESRCH
+#     ("No daemon is running").
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_vm
+trap cleanup EXIT
+
+ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
+ktap_header 8
+ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
+
+NS_B=
+SYNCID=7
+
+# both CMD...: run CMD in A and in B.
+both() {
+	nsx "$NS_D" "$@" && nsx "$NS_B" "$@"
+}
+
+setup() {
+	topo_nat 3 || return 1
+	start_servers 3 80 --port 81 || return 1
+	ns_add NS_B backup || return 1
+	veth_add "$NS_D" s0 "$NS_B" s1 || return 1
+	ip -n "$NS_D" addr add 10.9.0.1/24 dev s0 || return 1
+	ip -n "$NS_B" addr add 10.9.0.2/24 dev s1 || return 1
+	local i
+	for ns in "$NS_D" "$NS_B"; do
+		nsx "$ns" ipvsadm -A -t "$VIP:80" -s rr || return 1
+		nsx "$ns" ipvsadm -A -u "$VIP:80" -s rr || return 1
+		nsx "$ns" ipvsadm -A -t "$VIP:81" -s rr -p 300 || return 1
+		nsx "$ns" ipvsadm -A -t "[$VIP6]:80" -s rr || return 1
+		for ((i = 1; i <= 3; i++)); do
+			nsx "$ns" ipvsadm -a -t "$VIP:80" -r "${RIP[i]}:80" -m || return 1
+			nsx "$ns" ipvsadm -a -u "$VIP:80" -r "${RIP[i]}:80" -m || return 1
+			nsx "$ns" ipvsadm -a -t "$VIP:81" -r "${RIP[i]}:81" -m || return 1
+			nsx "$ns" ipvsadm -a -t "[$VIP6]:80" -r "[${RIP6[i]}]:80" -m || return 1
+		done
+	done
+}
+
+# conns NS: the connection entries of NS without their timers, one per line:
+# protocol, state, client, virtual address, real server (sorted).
+conns() {
+	nsx "$1" ipvsadm -Lnc | awk 'NR > 2 { print $1, $3, $4, $5, $6 }' | sort
+}
+
+# wait_same: until B lists every entry A lists (up to 15 s); prints the
+# difference when they stay apart.
+wait_same() {
+	local i a b
+	for ((i = 0; i < 75; i++)); do
+		a=$(conns "$NS_D")
+		b=$(conns "$NS_B")
+		[ -n "$a" ] && [ "$a" = "$b" ] && return 0
+		sleep 0.2
+	done
+	ktap_diag "A and B differ:"
+	diff <(echo "$a") <(echo "$b") | sed 's/^/#   /' >&2
+	return 1
+}
+
+if ! setup; then
+	for ((n = 1; n <= 8; n++)); do ktap_fail "setup"; done
+	ktap_exit
+fi
+
+# 1. Daemons.
+nsx "$NS_D" ipvsadm --start-daemon master --mcast-interface s0 --syncid $SYNCID
+r1=$?
+nsx "$NS_B" ipvsadm --start-daemon backup --mcast-interface s1 --syncid $SYNCID
+r2=$?
+la=$(nsx "$NS_D" ipvsadm -L --daemon)
+lb=$(nsx "$NS_B" ipvsadm -L --daemon)
+ktap_diag "A: $la"
+ktap_diag "B: $lb"
+[ $r1 = 0 ] && [ $r2 = 0 ] &&
+	[[ "$la" == *"master sync daemon (mcast=s0, syncid=$SYNCID"* ]] &&
+	[[ "$lb" == *"backup sync daemon (mcast=s1, syncid=$SYNCID"* ]]
+ktap_check "daemons start and are listed" [ $? = 0 ]
+
+nsx "$NS_D" ipvsadm --start-daemon master --mcast-interface s0 2>/dev/null
+r=$?
+ps=$(ps -eo comm | grep -c '^ipvs-[mb]:')
+ktap_diag "second master start: $r; sync threads: $ps"
+[ $r != 0 ] && [ "$ps" -ge 2 ]
+ktap_check "a second master is refused (EEXIST); kernel threads run" [ $? = 0 ]
+
+# 2. Connections through A, learned by B. UDP flows send 3 datagrams each
+# (the sync threshold); TCP connections carry a request and close.
+round=0
+traffic() {
+	local v6=$1 base
+	round=$((round + 1))
+	base=$((40000 + round * 100))
+	nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 6 >/dev/null
+	for _ in 1 2 3; do
+		nsx "$NS_C" "$CLIENT" udp "$VIP" 80 6 --sport-base $base >/dev/null
+	done
+	nsx "$NS_C" "$CLIENT" tcp "$VIP" 81 3 >/dev/null
+	if [ "$v6" = 1 ]; then
+		nsx "$NS_C" "$CLIENT" tcp "$VIP6" 80 3 >/dev/null
+	fi
+}
+
+for ver in 1 0; do
+	both sysctl -qw net.ipv4.vs.sync_version=$ver
+	traffic $ver
+	wait_same
+	ktap_check "sync_version $ver: B learns A's connections and templates" [ $? = 0 ]
+	n=$(conns "$NS_B" | wc -l)
+	ktap_diag "entries: $n"
+done
+
+origins=$(nsx "$NS_B" awk 'NR > 1 { print $(NF - 1) }' /proc/net/ip_vs_conn_sync | sort | uniq -c | tr -s ' ')
+ktap_diag "B's origins:$origins"
+[[ "$origins" =~ ^\ [0-9]+\ SYNC$ ]]
+ktap_check "B marks every learned entry SYNC in /proc/net/ip_vs_conn_sync" [ $? = 0 ]
+origins=$(nsx "$NS_D" awk 'NR > 1 { print $(NF - 1) }' /proc/net/ip_vs_conn_sync | sort -u)
+[ "$origins" = LOCAL ]
+ktap_check "A's entries are LOCAL" [ $? = 0 ]
+
+# 4. Stop.
+nsx "$NS_D" ipvsadm --stop-daemon master && nsx "$NS_B" ipvsadm --stop-daemon backup
+r=$?
+la=$(nsx "$NS_D" ipvsadm -L --daemon)
+ps=$(ps -eo comm | grep -c '^ipvs-[mb]:')
+ktap_diag "stop: $r; listed after: '$la'; threads: $ps"
+[ $r = 0 ] && [ -z "$la" ] && [ "$ps" = 0 ]
+ktap_check "both daemons stop; their threads are gone" [ $? = 0 ]
+err=$(nsx "$NS_B" ipvsadm --stop-daemon backup 2>&1)
+ktap_diag "second stop: $err"
+[[ "$err" == *"No daemon is running"* ]]
+ktap_check "a second stop finds no daemon (ESRCH)" [ $? = 0 ]
+
+ktap_exit
