@@ -672,6 +672,10 @@ fn set_daemon(info: &Info<'_>) -> Result {
         mcast_ttl: attrs.get(daemon_attr::MCAST_TTL).and_then(|a| a.get_u8()).unwrap_or(0),
     };
     cfg.check_group()?;
+    // The sync protocol cannot carry mixed-family connections.
+    if IPVS.get(info.net()).is_some_and(|ipvs| ipvs.sync.has_mixed_dests()) {
+        return Err(EINVAL);
+    }
     ctl::start_daemon(info.net(), &cfg)
 }
 

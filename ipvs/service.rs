@@ -223,7 +223,7 @@ pub(crate) struct ModuleRef(());
 
 impl ModuleRef {
     /// Takes a reference, `ENOPROTOOPT` if the module is going away.
-    fn get() -> Result<Self> {
+    pub(crate) fn get() -> Result<Self> {
         // SAFETY: `THIS_MODULE` is this live module.
         if unsafe { kernel::kmod::try_module_get(crate::THIS_MODULE.as_ptr()) } {
             Ok(Self(()))

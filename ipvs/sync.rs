@@ -112,6 +112,8 @@ struct Daemons {
 struct Running<T: Send + Sync + 'static> {
     cfg: DaemonCfg,
     threads: KVec<KThread<T>>,
+    /// Keeps `ip_vs` loaded while the daemon runs (`ip_vs_use_count_inc`).
+    _module: crate::service::ModuleRef,
 }
 
 impl SyncState {
@@ -145,6 +147,7 @@ impl SyncState {
 
     /// `start_sync_thread`, after the checks of [`ctl::start_daemon`].
     pub(crate) fn start(&self, net: &Net, c: &ctl_config::DaemonConfig, role: ctl_config::DaemonState) -> Result {
+        let module = crate::service::ModuleRef::get()?;
         let mut d = self.daemons.lock();
         let count = if d.master.is_none() && d.backup.is_none() {
             let n = self.shared.sysctl.get(ctl::SYSCTL_SYNC_PORTS).clamp(1, SYNC_PORTS_MAX) as usize;
@@ -206,7 +209,7 @@ impl SyncState {
                 let name = CString::try_from_fmt(format_args!("ipvs-b:{}:{}", self.gen, id))?;
                 threads.push(KThread::run(t, backup_thread, &name)?, GFP_KERNEL)?;
             }
-            d.backup = Some(Running { cfg, threads });
+            d.backup = Some(Running { cfg, threads, _module: module });
             self.state.fetch_or(STATE_BACKUP, Relaxed);
         } else {
             let mut threads = KVec::with_capacity(count, GFP_KERNEL)?;
@@ -222,7 +225,7 @@ impl SyncState {
             }
             let m = Arc::new(Master { queues, cfg, mask: count - 1 }, GFP_KERNEL)?;
             self.master.replace(Some(RcuNode::new(m, GFP_KERNEL)?));
-            d.master = Some(Running { cfg, threads });
+            d.master = Some(Running { cfg, threads, _module: module });
             self.state.fetch_or(STATE_MASTER, Relaxed);
         }
         Ok(())
@@ -249,6 +252,20 @@ impl SyncState {
             }
         }
         Ok(())
+    }
+
+    /// Whether a service has a real server of the other family (upstream's
+    /// `mixed_address_family_dests`): the sync protocol cannot carry such connections, so
+    /// netlink refuses to start a daemon then.
+    pub(crate) fn has_mixed_dests(&self) -> bool {
+        let g = rcu::read_lock();
+        let Some(tab) = self.shared.svc_table.get(&g) else {
+            return false;
+        };
+        let mixed = tab.iter().any(|s| {
+            s.dests.get(&g).is_some_and(|l| l.dests.iter().any(|d| d.info.af != s.af))
+        });
+        mixed
     }
 
     /// Stops both daemons (the namespace goes).
