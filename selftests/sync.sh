@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout: 600
+# timeout: 900
 #
 # Connection synchronisation between two directors of one implementation
 # ($IPVS_IMPL), over multicast on a link of their own:
@@ -11,12 +11,17 @@
 #  1. ipvsadm --start-daemon master / backup (syncid 7), and
 #     `ipvsadm -L --daemon` on both, over the socket options and over
 #     netlink (the latter: tools/lib/ipvs_genl.py GET_DAEMON dump).
-#  2. For each sync_version (1, then 0): TCP, UDP and persistent TCP
-#     connections (and IPv6 TCP for v1) through A; B's table
-#     (`ipvsadm -Lnc`) must come to A's: same protocol, client, virtual
-#     address and real server, same TCP state, each marked SYNC in
-#     /proc/net/ip_vs_conn_sync, with persistence templates on the same
-#     real servers.
+#  2. sync_version 1: over 1,000 entries made through A: TCP, UDP (3
+#     datagrams per flow, the sync threshold), a persistent service (its
+#     template), a persistent firewall-mark service (mark 1 set by
+#     nftables on A; B finds its service by the mark the v1 records carry)
+#     and IPv6 TCP. B's table (`ipvsadm -Lnc`) must come
+#     to A's: same protocol, client, virtual address and real server, same
+#     state (TCP connections end closed: the states they went through were
+#     synced as they changed), each marked SYNC in /proc/net/ip_vs_conn_sync.
+#     UDP entries carry their 20 s timeout: when they expire on A, B's go
+#     too. Then sync_version 0 (IPv4 records, no timeouts: B uses its
+#     own) with more TCP, UDP and persistent connections.
 #  3. Hostile datagrams sent at B's sync port (truncated, bad sizes,
 #     records overrunning the message, option TLVs of every bad shape,
 #     unknown versions): no splat, B keeps what it had.
@@ -28,7 +33,7 @@ require_vm
 trap cleanup EXIT
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 8
+ktap_header 10
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 NS_B=
@@ -41,7 +46,15 @@ both() {
 
 setup() {
 	topo_nat 3 || return 1
-	start_servers 3 80 --port 81 || return 1
+	start_servers 3 80 --port 81 --port 82 --ipv6 || return 1
+	nsx "$NS_D" nft -f - <<- EOF || return 1
+		table ip sync_mark {
+			chain pre {
+				type filter hook prerouting priority -150;
+				ip daddr $VIP tcp dport 82 meta mark set 1
+			}
+		}
+	EOF
 	ns_add NS_B backup || return 1
 	veth_add "$NS_D" s0 "$NS_B" s1 || return 1
 	ip -n "$NS_D" addr add 10.9.0.1/24 dev s0 || return 1
@@ -52,11 +65,14 @@ setup() {
 		nsx "$ns" ipvsadm -A -u "$VIP:80" -s rr || return 1
 		nsx "$ns" ipvsadm -A -t "$VIP:81" -s rr -p 300 || return 1
 		nsx "$ns" ipvsadm -A -t "[$VIP6]:80" -s rr || return 1
+		nsx "$ns" ipvsadm -A -f 1 -s rr -p 120 || return 1
+		nsx "$ns" ipvsadm --set 0 0 20 || return 1
 		for ((i = 1; i <= 3; i++)); do
 			nsx "$ns" ipvsadm -a -t "$VIP:80" -r "${RIP[i]}:80" -m || return 1
 			nsx "$ns" ipvsadm -a -u "$VIP:80" -r "${RIP[i]}:80" -m || return 1
 			nsx "$ns" ipvsadm -a -t "$VIP:81" -r "${RIP[i]}:81" -m || return 1
 			nsx "$ns" ipvsadm -a -t "[$VIP6]:80" -r "[${RIP6[i]}]:80" -m || return 1
+			nsx "$ns" ipvsadm -a -f 1 -r "${RIP[i]}:82" -m || return 1
 		done
 	done
 }
@@ -67,11 +83,11 @@ conns() {
 	nsx "$1" ipvsadm -Lnc | awk 'NR > 2 { print $1, $3, $4, $5, $6 }' | sort
 }
 
-# wait_same: until B lists every entry A lists (up to 15 s); prints the
+# wait_same: until B lists every entry A lists (up to 30 s); prints the
 # difference when they stay apart.
 wait_same() {
 	local i a b
-	for ((i = 0; i < 75; i++)); do
+	for ((i = 0; i < 150; i++)); do
 		a=$(conns "$NS_D")
 		b=$(conns "$NS_B")
 		[ -n "$a" ] && [ "$a" = "$b" ] && return 0
@@ -83,7 +99,7 @@ wait_same() {
 }
 
 if ! setup; then
-	for ((n = 1; n <= 8; n++)); do ktap_fail "setup"; done
+	for ((n = 1; n <= 10; n++)); do ktap_fail "setup"; done
 	ktap_exit
 fi
 
@@ -110,29 +126,53 @@ ktap_check "a second master is refused (EEXIST); kernel threads run" [ $? = 0 ]
 
 # 2. Connections through A, learned by B. UDP flows send 3 datagrams each
 # (the sync threshold); TCP connections carry a request and close.
-round=0
-traffic() {
-	local v6=$1 base
-	round=$((round + 1))
-	base=$((40000 + round * 100))
-	nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 6 >/dev/null
+udp_flows() {
+	local n=$1 base=$2
+	local e=0
 	for _ in 1 2 3; do
-		nsx "$NS_C" "$CLIENT" udp "$VIP" 80 6 --sport-base $base >/dev/null
+		e=$((e + $(requests udp "$VIP" 80 "$n" --sport-base "$base")))
 	done
-	nsx "$NS_C" "$CLIENT" tcp "$VIP" 81 3 >/dev/null
-	if [ "$v6" = 1 ]; then
-		nsx "$NS_C" "$CLIENT" tcp "$VIP6" 80 3 >/dev/null
-	fi
+	echo $e
 }
 
-for ver in 1 0; do
-	both sysctl -qw net.ipv4.vs.sync_version=$ver
-	traffic $ver
-	wait_same
-	ktap_check "sync_version $ver: B learns A's connections and templates" [ $? = 0 ]
-	n=$(conns "$NS_B" | wc -l)
-	ktap_diag "entries: $n"
+# requests ARGS...: ipvs-client ARGS; the number of requests that failed.
+requests() {
+	nsx "$NS_C" "$CLIENT" "$@" | grep -c ERR
+}
+
+both sysctl -qw net.ipv4.vs.sync_version=1
+errs=$(requests tcp "$VIP" 80 350)
+errs+=" $(requests tcp "$VIP" 81 100)"
+errs+=" $(requests tcp "$VIP" 82 100)"
+errs+=" $(requests tcp "$VIP6" 80 300)"
+errs+=" $(udp_flows 200 40000)"
+ktap_diag "failed requests (TCP, persistent, fwmark, IPv6, UDP): $errs"
+wait_same
+ktap_check "sync_version 1: B learns A's connections and templates" [ $? = 0 ]
+n=$(conns "$NS_B" | wc -l)
+kinds=$(conns "$NS_B" | awk '{ print $1, $2 }' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+ktap_diag "B's entries: $n ($kinds)"
+[ "$n" -ge 1000 ]
+ktap_check "over 1,000 entries of every kind" [ $? = 0 ]
+
+# UDP entries expire on A after 20 s, and B's with them (the record's timeout).
+gone=1
+for ((i = 0; i < 200; i++)); do
+	ua=$(conns "$NS_D" | grep -c '^UDP')
+	ub=$(conns "$NS_B" | grep -c '^UDP')
+	if [ "$ua" = 0 ] && [ "$ub" = 0 ]; then gone=0; break; fi
+	sleep 0.2
 done
+ktap_diag "UDP entries left: A $ua, B $ub"
+ktap_check "entries expire on B with the timeout A sent" [ $gone = 0 ]
+
+both sysctl -qw net.ipv4.vs.sync_version=0
+nsx "$NS_C" "$CLIENT" tcp "$VIP" 80 100 >/dev/null
+udp_flows 50 41000 >/dev/null
+nsx "$NS_C" "$CLIENT" tcp "$VIP" 81 50 >/dev/null
+wait_same
+ktap_check "sync_version 0: B learns A's new connections" [ $? = 0 ]
+ktap_diag "B's entries: $(conns "$NS_B" | wc -l)"
 
 origins=$(nsx "$NS_B" awk 'NR > 1 { print $(NF - 1) }' /proc/net/ip_vs_conn_sync | sort | uniq -c | tr -s ' ')
 ktap_diag "B's origins:$origins"
