@@ -420,7 +420,8 @@ impl Master {
         if inner.stopping {
             return;
         }
-        loop {
+        // At most two rounds: the current message, then a fresh one sized for the record.
+        for _ in 0..2 {
             if let Some(sb) = inner.cur.as_mut() {
                 if sb.version == version {
                     match sync_msg::append(&mut sb.buf, sb.used, version, &rec) {
@@ -448,7 +449,6 @@ impl Master {
                 return;
             };
             inner.cur = Some(SyncBuff { buf, used, version, firstuse: jiffies_64() });
-            // The next round appends to the empty message, which has room for the record.
         }
     }
 }
