@@ -25,19 +25,25 @@
 #  3. Hostile datagrams sent at B's sync port (truncated, bad sizes,
 #     records overrunning the message, option TLVs of every bad shape,
 #     unknown versions): no splat, B keeps what it had.
+#     With backup_only set, B (running a backup daemon) does not balance
+#     its own connection to the VIP; without, it does.
 #  4. Stopping both daemons (`--stop-daemon`), then a second stop: ESRCH
 #     ("No daemon is running").
+#  5. Daemons on an IPv6 group and port 8900, two threads each
+#     (sync_ports 2), carry IPv4 and IPv6 connections.
+#  6. Deleting the namespaces with the daemons running stops them.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
 trap cleanup EXIT
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 10
+ktap_header 13
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 NS_B=
 SYNCID=7
+SAME=
 
 # both CMD...: run CMD in A and in B.
 both() {
@@ -56,6 +62,8 @@ setup() {
 		}
 	EOF
 	ns_add NS_B backup || return 1
+	# The sync link's IPv6 link-local addresses are usable at once.
+	both sysctl -qw net.ipv6.conf.default.accept_dad=0 || return 1
 	veth_add "$NS_D" s0 "$NS_B" s1 || return 1
 	ip -n "$NS_D" addr add 10.9.0.1/24 dev s0 || return 1
 	ip -n "$NS_B" addr add 10.9.0.2/24 dev s1 || return 1
@@ -78,9 +86,10 @@ setup() {
 }
 
 # conns NS: the connection entries of NS without their timers, one per line:
-# protocol, state, client, virtual address, real server (sorted).
+# protocol, state, client, virtual address, real server (sorted); B's own
+# (from 10.9.0.2, see backup_only) left out.
 conns() {
-	nsx "$1" ipvsadm -Lnc | awk 'NR > 2 { print $1, $3, $4, $5, $6 }' | sort
+	nsx "$1" ipvsadm -Lnc | awk 'NR > 2 && $4 !~ /^10\.9\.0\.2:/ { print $1, $3, $4, $5, $6 }' | sort
 }
 
 # wait_same: until B lists every entry A lists (up to 30 s); prints the
@@ -90,7 +99,10 @@ wait_same() {
 	for ((i = 0; i < 150; i++)); do
 		a=$(conns "$NS_D")
 		b=$(conns "$NS_B")
-		[ -n "$a" ] && [ "$a" = "$b" ] && return 0
+		if [ -n "$a" ] && [ "$a" = "$b" ]; then
+			SAME=$a
+			return 0
+		fi
 		sleep 0.2
 	done
 	ktap_diag "A and B differ:"
@@ -99,7 +111,7 @@ wait_same() {
 }
 
 if ! setup; then
-	for ((n = 1; n <= 10; n++)); do ktap_fail "setup"; done
+	for ((n = 1; n <= 13; n++)); do ktap_fail "setup"; done
 	ktap_exit
 fi
 
@@ -140,18 +152,24 @@ requests() {
 	nsx "$NS_C" "$CLIENT" "$@" | grep -c ERR
 }
 
+# The five streams run at once (closed TCP connections linger 2 minutes in
+# TIME_WAIT: all must still be there when the tables are compared).
 both sysctl -qw net.ipv4.vs.sync_version=1
-errs=$(requests tcp "$VIP" 80 350)
-errs+=" $(requests tcp "$VIP" 81 100)"
-errs+=" $(requests tcp "$VIP" 82 100)"
-errs+=" $(requests tcp "$VIP6" 80 300)"
-errs+=" $(udp_flows 200 40000)"
-ktap_diag "failed requests (TCP, persistent, fwmark, IPv6, UDP): $errs"
+work=$(mktemp -d)
+requests tcp "$VIP" 80 350 > "$work/tcp" &
+requests tcp "$VIP" 81 100 > "$work/persistent" &
+requests tcp "$VIP" 82 100 > "$work/fwmark" &
+requests tcp "$VIP6" 80 300 > "$work/ipv6" &
+udp_flows 200 40000 > "$work/udp" &
+wait
+errs=$(cd "$work" && for f in tcp persistent fwmark ipv6 udp; do printf '%s %s, ' "$f" "$(cat $f)"; done)
+rm -rf "$work"
+ktap_diag "failed requests: $errs"
 wait_same
 ktap_check "sync_version 1: B learns A's connections and templates" [ $? = 0 ]
-n=$(conns "$NS_B" | wc -l)
-kinds=$(conns "$NS_B" | awk '{ print $1, $2 }' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
-ktap_diag "B's entries: $n ($kinds)"
+kinds=$(echo "$SAME" | awk '{ print $1, $2 }' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+n=$(echo "$SAME" | wc -l)
+ktap_diag "entries on both when they matched: $n ($kinds)"
 [ "$n" -ge 1000 ]
 ktap_check "over 1,000 entries of every kind" [ $? = 0 ]
 
@@ -182,6 +200,22 @@ origins=$(nsx "$NS_D" awk 'NR > 1 { print $(NF - 1) }' /proc/net/ip_vs_conn_sync
 [ "$origins" = LOCAL ]
 ktap_check "A's entries are LOCAL" [ $? = 0 ]
 
+# backup_only: a director whose backup daemon runs leaves packets alone. B
+# connects to the VIP itself (its requests pass the LOCAL_OUT hook).
+ip -n "$NS_B" route add "$VIP/32" dev s1
+local_entries() {
+	nsx "$NS_B" awk 'NR > 1 && $(NF - 1) == "LOCAL"' /proc/net/ip_vs_conn_sync | wc -l
+}
+nsx "$NS_B" sysctl -qw net.ipv4.vs.backup_only=1
+nsx "$NS_B" timeout 2 bash -c "echo > /dev/tcp/$VIP/80" 2>/dev/null
+with=$(local_entries)
+nsx "$NS_B" sysctl -qw net.ipv4.vs.backup_only=0
+nsx "$NS_B" timeout 2 bash -c "echo > /dev/tcp/$VIP/80" 2>/dev/null
+without=$(local_entries)
+ktap_diag "B's own entries: $with with backup_only, $without without"
+[ "$with" = 0 ] && [ "$without" -ge 1 ]
+ktap_check "backup_only: a backup director does not balance" [ $? = 0 ]
+
 # 4. Stop.
 nsx "$NS_D" ipvsadm --stop-daemon master && nsx "$NS_B" ipvsadm --stop-daemon backup
 r=$?
@@ -194,5 +228,31 @@ err=$(nsx "$NS_B" ipvsadm --stop-daemon backup 2>&1)
 ktap_diag "second stop: $err"
 [[ "$err" == *"No daemon is running"* ]]
 ktap_check "a second stop finds no daemon (ESRCH)" [ $? = 0 ]
+
+# 5. An IPv6 group on another port, two threads each (sync_ports 2: ports
+# 8900 and 8901).
+both sysctl -qw net.ipv4.vs.sync_ports=2 net.ipv4.vs.sync_version=1
+nsx "$NS_D" ipvsadm --start-daemon master --mcast-interface s0 --syncid $SYNCID \
+	--mcast-group ff02::8:81 --mcast-port 8900 &&
+	nsx "$NS_B" ipvsadm --start-daemon backup --mcast-interface s1 --syncid $SYNCID \
+		--mcast-group ff02::8:81 --mcast-port 8900
+r=$?
+ps=$(ps -eo comm | grep -c '^ipvs-[mb]:')
+lb=$(nsx "$NS_B" ipvsadm -L --daemon)
+ktap_diag "IPv6 group: $r, threads: $ps; B: $lb"
+errs=$(requests tcp "$VIP" 80 40)
+errs+=" $(requests tcp "$VIP6" 80 40)"
+ktap_diag "failed requests: $errs"
+[ $r = 0 ] && [ "$ps" = 4 ] && wait_same
+ktap_check "an IPv6 group with two threads per daemon carries the connections" [ $? = 0 ]
+
+# 6. The namespaces go with their daemons running: the threads stop.
+cleanup
+gone=1
+for ((i = 0; i < 100; i++)); do
+	if [ "$(ps -eo comm | grep -c '^ipvs-[mb]:')" = 0 ]; then gone=0; break; fi
+	sleep 0.2
+done
+ktap_check "deleting the namespaces stops their daemons" [ $gone = 0 ]
 
 ktap_exit
