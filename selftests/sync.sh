@@ -156,12 +156,19 @@ requests() {
 # TIME_WAIT: all must still be there when the tables are compared).
 both sysctl -qw net.ipv4.vs.sync_version=1
 work=$(mktemp -d)
+pids=()
 requests tcp "$VIP" 80 350 > "$work/tcp" &
+pids+=($!)
 requests tcp "$VIP" 81 100 > "$work/persistent" &
+pids+=($!)
 requests tcp "$VIP" 82 100 > "$work/fwmark" &
+pids+=($!)
 requests tcp "$VIP6" 80 300 > "$work/ipv6" &
+pids+=($!)
 udp_flows 200 40000 > "$work/udp" &
-wait
+pids+=($!)
+# Not a bare `wait`: the real servers are children of this shell too.
+wait "${pids[@]}"
 errs=$(cd "$work" && for f in tcp persistent fwmark ipv6 udp; do printf '%s %s, ' "$f" "$(cat $f)"; done)
 rm -rf "$work"
 ktap_diag "failed requests: $errs"
