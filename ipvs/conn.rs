@@ -57,8 +57,10 @@ pub(crate) struct ConnParam {
 ///
 /// # Invariants
 ///
-/// `dest` comes from `Arc::into_raw` and is owned by the entry. The entry is reachable from
-/// the table only while linked; after unlinking it is freed once, after a grace period.
+/// `dest` is null or comes from `Arc::into_raw` and is owned by the entry; it changes only
+/// from null to such a pointer, once, while the entry is linked and its bucket lock is held
+/// ([`ConnTable::bind_synced`]). The entry is reachable from the table only while linked;
+/// after unlinking it is freed once, after a grace period.
 #[repr(C)]
 pub(crate) struct Conn {
     // First cache line: what a lookup reads of every entry of a bucket (the link, the client
@@ -86,7 +88,9 @@ pub(crate) struct Conn {
     pub(crate) daddr: [u8; 16],
     /// Jiffies at which the entry expires.
     expires: AtomicU64,
-    dest: *const Dest,
+    /// The real server; null for an entry learned from a master before this director knew
+    /// the server (upstream's unbound `cp->dest == NULL`).
+    dest: AtomicPtr<Dest>,
     /// The persistence template controlling this connection, or null. Holds one of the
     /// template's control references (see `ctl`).
     control: *const Conn,
@@ -106,23 +110,34 @@ const _: () = assert!(size_of::<Conn>() <= 128);
 // Lookups compare only fields of the first 64 bytes before a match (see `matches_in`).
 const _: () = assert!(core::mem::offset_of!(Conn, in_pkts) + 4 <= 64);
 
-// SAFETY: The fields are atomics or immutable after insertion; `dest` is an `Arc`.
+// SAFETY: The fields are atomics or immutable after insertion; `dest` is an `Arc` or null.
 unsafe impl Send for Conn {}
 // SAFETY: As above.
 unsafe impl Sync for Conn {}
 
 impl Conn {
-    /// The real server.
-    pub(crate) fn dest(&self) -> &Dest {
-        // SAFETY: By the type invariants `dest` is a live `Arc` owned by the entry.
-        unsafe { &*self.dest }
+    /// The real server; `None` while a synced entry is unbound (its server unknown here).
+    pub(crate) fn dest(&self) -> Option<&Dest> {
+        // SAFETY: By the type invariants `dest` is null or a live `Arc` owned by the entry,
+        // which it keeps until the entry is dropped.
+        unsafe { self.dest.load(Acquire).as_ref() }
     }
 
-    /// A new reference to the real server.
-    pub(crate) fn dest_arc(&self) -> Arc<Dest> {
-        // SAFETY: By the type invariants `dest` is a live `Arc` owned by the entry, for at
-        // least as long as `self` is borrowed.
-        unsafe { kernel::sync::ArcBorrow::from_raw(self.dest) }.into()
+    /// A new reference to the real server, if the entry has one.
+    pub(crate) fn dest_arc(&self) -> Option<Arc<Dest>> {
+        let d = self.dest.load(Acquire);
+        if d.is_null() {
+            return None;
+        }
+        // SAFETY: By the type invariants a non-null `dest` is a live `Arc` owned by the
+        // entry, for at least as long as `self` is borrowed.
+        Some(unsafe { kernel::sync::ArcBorrow::from_raw(d) }.into())
+    }
+
+    /// The family of the real server's address (upstream's `cp->daf`): the server's own, or
+    /// the entry's while unbound (sync knows no mixed families).
+    pub(crate) fn daf(&self) -> u16 {
+        self.dest().map_or(u16::from(self.af), |d| d.info.af)
     }
 
     /// The forwarding method.
@@ -264,13 +279,16 @@ impl Conn {
         if new != old && new == TcpState::Established {
             self.assure_control();
         }
-        let d = self.dest();
         if new.is_active() {
             if self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0 {
-                d.info.activeconns.fetch_add(1, Relaxed);
+                if let Some(d) = self.dest() {
+                    d.info.activeconns.fetch_add(1, Relaxed);
+                }
             }
         } else if self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0 {
-            d.info.activeconns.fetch_sub(1, Relaxed);
+            if let Some(d) = self.dest() {
+                d.info.activeconns.fetch_sub(1, Relaxed);
+            }
         }
         self.timeout
             .store(timeouts[new as usize].load(Relaxed), Relaxed);
@@ -314,11 +332,13 @@ impl Conn {
             .flags
             .fetch_update(Relaxed, Relaxed, |f| Some((f & !upd) | (flags & upd)))
             .unwrap_or_else(|f| f);
-        if (old ^ flags) & conn_flags::INACTIVE != 0 && !self.is_template() {
-            if flags & conn_flags::INACTIVE != 0 {
-                self.dest().info.activeconns.fetch_sub(1, Relaxed);
-            } else {
-                self.dest().info.activeconns.fetch_add(1, Relaxed);
+        if let Some(d) = self.dest().filter(|_| !self.is_template()) {
+            if (old ^ flags) & conn_flags::INACTIVE != 0 {
+                if flags & conn_flags::INACTIVE != 0 {
+                    d.info.activeconns.fetch_sub(1, Relaxed);
+                } else {
+                    d.info.activeconns.fetch_add(1, Relaxed);
+                }
             }
         }
         self.state.store(state, Relaxed);
@@ -353,8 +373,12 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // SAFETY: By the type invariants `dest` is an owned `Arc`, released exactly here.
-        drop(unsafe { Arc::from_raw(self.dest) });
+        let d = *self.dest.get_mut();
+        if !d.is_null() {
+            // SAFETY: By the type invariants a non-null `dest` is an owned `Arc`, released
+            // exactly here.
+            drop(unsafe { Arc::from_raw(d) });
+        }
     }
 }
 
@@ -367,6 +391,30 @@ enum Origin {
     Template,
     /// Learned from a master (a connection or a template, as `flags` say).
     Sync { flags: u32, state: u16 },
+}
+
+/// The flags of a synced entry bound to `d` (`ip_vs_bind_dest` for `IP_VS_CONN_F_SYNC`): the
+/// forwarding method and options of this director's server, never one-packet scheduling
+/// (synced entries are looked up); a connection keeps the activity the master saw.
+fn bound_sync_flags(flags: u32, d: &Dest) -> u32 {
+    let mut df = d.conn_flags.load(Relaxed) & !conn_flags::ONE_PACKET;
+    if flags & conn_flags::TEMPLATE == 0 {
+        df &= !conn_flags::INACTIVE;
+    }
+    (flags & !(conn_flags::FWD_MASK | conn_flags::NOOUTPUT)) | df
+}
+
+/// Counts an entry with `flags` just bound to `d`: a template as a persistent connection, a
+/// connection in the total and, unless inactive, the active count.
+fn account_bound(d: &Dest, flags: u32) {
+    if flags & conn_flags::TEMPLATE != 0 {
+        d.info.persistconns.fetch_add(1, Relaxed);
+        return;
+    }
+    d.info.conn_bound();
+    if flags & conn_flags::INACTIVE == 0 {
+        d.info.activeconns.fetch_add(1, Relaxed);
+    }
 }
 
 /// Template state bit: a connection it controls was answered (`IP_VS_CTPL_S_ASSURED`).
@@ -591,7 +639,7 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, Origin::Template, g)
+        self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::Template, g)
     }
 
     /// Creates and links a connection to `dest` (`ip_vs_conn_new`), counting it as inactive
@@ -605,7 +653,7 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, Origin::Conn, g)
+        self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::Conn, g)
     }
 
     /// As [`Self::new_conn`], for a connection controlled by the persistence template
@@ -620,20 +668,24 @@ impl ConnTable {
         control: &'a Conn,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, Some(control), Origin::Conn, g)
+        self.insert(p, daddr, dport, Some(dest), timeout, Some(control), Origin::Conn, g)
     }
 
     /// Creates and links an entry learned from a master's sync message (`ip_vs_conn_new`
     /// with `IP_VS_CONN_F_SYNC` and `ip_vs_bind_dest`): the forwarding method comes from
     /// `dest` (this director's configuration); a connection keeps the activity the master
     /// saw, counted on `dest` at once. `flags` must include `IP_VS_CONN_F_SYNC`.
+    ///
+    /// Without `dest` (no service or real server of this director matches the record) the
+    /// entry is unbound, as upstream keeps it: it has the master's flags, forwarding method
+    /// included, counts on no server, and may be bound later ([`Self::bind_synced`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_synced<'a>(
         &'a self,
         p: &ConnParam,
         daddr: [u8; 16],
         dport: [u8; 2],
-        dest: &Arc<Dest>,
+        dest: Option<&Arc<Dest>>,
         flags: u32,
         state: u16,
         timeout: u32,
@@ -648,27 +700,25 @@ impl ConnTable {
         p: &ConnParam,
         daddr: [u8; 16],
         dport: [u8; 2],
-        dest: &Arc<Dest>,
+        dest: Option<&Arc<Dest>>,
         timeout: u32,
         control: Option<&'a Conn>,
         origin: Origin,
         _g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
         let cache = cache().ok_or(ENOMEM)?;
-        let dest_flags = dest.conn_flags.load(Relaxed);
+        let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
         let (flags, state) = match origin {
             Origin::Conn => (dest_flags | conn_flags::INACTIVE, 0),
-            Origin::Template => (dest_flags | conn_flags::INACTIVE | conn_flags::TEMPLATE, 0),
-            Origin::Sync { flags, state } => {
-                let mut df = dest_flags;
-                if p.protocol != crate::proto::IPPROTO_UDP {
-                    df &= !conn_flags::ONE_PACKET;
-                }
-                if flags & conn_flags::TEMPLATE == 0 {
-                    df &= !conn_flags::INACTIVE;
-                }
-                ((flags & !(conn_flags::FWD_MASK | conn_flags::NOOUTPUT)) | df, state)
+            // Only templates visible to lookups can control several connections.
+            Origin::Template => {
+                let df = dest_flags & !conn_flags::ONE_PACKET;
+                (df | conn_flags::INACTIVE | conn_flags::TEMPLATE, 0)
             }
+            Origin::Sync { flags, state } => match dest {
+                Some(d) => (bound_sync_flags(flags, d), state),
+                None => (flags, state),
+            },
         };
         let flags = flags | conn_flags::HASHED;
         let template = flags & conn_flags::TEMPLATE != 0;
@@ -698,7 +748,9 @@ impl ConnTable {
             timeout: AtomicU32::new(timeout),
             in_pkts: AtomicU32::new(0),
             expires: AtomicU64::new(now + timeout as u64),
-            dest: Arc::into_raw(dest.clone()),
+            dest: AtomicPtr::new(dest.map_or(ptr::null_mut(), |d| {
+                Arc::into_raw(d.clone()).cast_mut()
+            })),
             control: control.map_or(ptr::null(), |t| t as *const Conn),
             ctl: AtomicU32::new(u32::from(template)),
             sync_endtime: AtomicU32::new(0),
@@ -713,14 +765,9 @@ impl ConnTable {
                 return Err(e.into());
             }
         };
-        if template {
-            dest.info.persistconns.fetch_add(1, Relaxed);
-        } else {
-            dest.info.conn_bound();
-            if flags & conn_flags::INACTIVE == 0 {
-                dest.info.activeconns.fetch_add(1, Relaxed);
-            }
-            if !synced {
+        if let Some(dest) = dest {
+            account_bound(dest, flags);
+            if !template && !synced {
                 dest.stats.count_conn();
                 dest.svc_stats.count_conn();
             }
@@ -736,6 +783,41 @@ impl ConnTable {
         self.count.fetch_add(1, Relaxed);
         // SAFETY: Linked above; it stays live for the read-side section `_g` covers.
         Ok(unsafe { &*c.as_ptr() })
+    }
+
+    /// Binds an unbound synced entry to `dest`, now that a record found its server
+    /// (`ip_vs_try_bind_dest`): it takes the server's forwarding method and options and
+    /// counts there. Nothing if it is bound already or no longer in the table (whose
+    /// removal, under the same lock, uncounts only what was counted).
+    pub(crate) fn bind_synced(&self, cp: &Conn, dest: &Arc<Dest>) {
+        let bucket = self.bucket_of(cp);
+        let _l = self.lock(bucket);
+        if !cp.dest.load(Relaxed).is_null() || !self.linked_locked(bucket, cp) {
+            return;
+        }
+        let old = cp
+            .flags
+            .fetch_update(Relaxed, Relaxed, |f| Some(bound_sync_flags(f, dest)))
+            .unwrap_or_else(|f| f);
+        // INVARIANT: Set once, from null, while `cp` is linked and its bucket lock is held.
+        cp.dest.store(Arc::into_raw(dest.clone()).cast_mut(), Release);
+        account_bound(dest, bound_sync_flags(old, dest));
+    }
+
+    /// Whether `target` is linked in `bucket` (lock held).
+    fn linked_locked(&self, bucket: u32, target: &Conn) -> bool {
+        let Some(head) = self.buckets.get(bucket as usize) else {
+            return false;
+        };
+        let mut p = head.load(Relaxed);
+        // SAFETY: Entries linked in a bucket are live while its lock is held.
+        while let Some(c) = unsafe { p.as_ref() } {
+            if ptr::eq(c, target) {
+                return true;
+            }
+            p = c.next.load(Relaxed);
+        }
+        false
     }
 
     /// Unlinks `target` from its bucket (lock held) and queues it for freeing; false if it
@@ -781,7 +863,9 @@ impl ConnTable {
     }
 
     fn account_gone(&self, c: &Conn) {
-        let d = c.dest();
+        let Some(d) = c.dest() else {
+            return;
+        };
         if c.is_template() {
             d.info.persistconns.fetch_sub(1, Relaxed);
             return;

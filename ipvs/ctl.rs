@@ -479,12 +479,24 @@ fn zero_service(s: &Service) {
 /// `/proc/net/ip_vs`.
 pub(crate) struct ProcIpVs;
 
-pub(crate) fn proto_name(p: u16) -> &'static str {
-    match p {
-        IPPROTO_TCP => "TCP",
-        IPPROTO_UDP => "UDP",
-        IPPROTO_SCTP => "SCTP",
-        _ => "IP",
+/// Upstream's name of an IP protocol in the `/proc` tables (`ip_vs_proto_name`): `IP_<n>`
+/// for those it has no name for (an AH connection or a template of any protocol that a
+/// master synced).
+pub(crate) struct ProtoName(pub(crate) u16);
+
+impl core::fmt::Display for ProtoName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self.0 {
+            0 => "IP",
+            IPPROTO_TCP => "TCP",
+            IPPROTO_UDP => "UDP",
+            IPPROTO_SCTP => "SCTP",
+            1 => "ICMP", // IPPROTO_ICMP
+            58 => "ICMPv6", // IPPROTO_ICMPV6
+            // At least four characters: the column width of 3 never pads it.
+            p => return write!(f, "IP_{p}"),
+        };
+        f.pad(name)
     }
 }
 
@@ -537,7 +549,7 @@ impl NetSeqIter for ProcIpVs {
             let _ = write!(
                 m,
                 "{}  [{}]:{:04X} {} ",
-                proto_name(svc.protocol),
+                ProtoName(svc.protocol),
                 Ip6Full(&svc.addr),
                 u16::from_be_bytes(svc.port),
                 name
@@ -546,7 +558,7 @@ impl NetSeqIter for ProcIpVs {
             let _ = write!(
                 m,
                 "{}  {:08X}:{:04X} {} {} ",
-                proto_name(svc.protocol),
+                ProtoName(svc.protocol),
                 u32::from_be_bytes(service::as_v4(&svc.addr)),
                 u16::from_be_bytes(svc.port),
                 name,
@@ -615,7 +627,7 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
     let Some(c) = ipvs.conns.nth(cur.bucket, cur.index, &g) else {
         return;
     };
-    let _ = write!(m, "{:<3} ", proto_name(u16::from(c.protocol)));
+    let _ = write!(m, "{:<3} ", ProtoName(u16::from(c.protocol)));
     if u16::from(c.af) == AF_INET6 {
         let _ = write!(
             m,
@@ -636,7 +648,7 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
         );
     }
     // The real server's own family (`cp->daf`): it differs in mixed-family tunnels.
-    if c.dest().info.af == AF_INET6 {
+    if c.daf() == AF_INET6 {
         let _ = write!(m, "{} ", Ip6Full(&c.daddr));
     } else {
         let _ = write!(m, "{:08X} ", u32::from_be_bytes(service::as_v4(&c.daddr)));

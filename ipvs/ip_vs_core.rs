@@ -538,7 +538,7 @@ impl Ipvs {
             let reuse_mode = self.sysctl_values.get(ctl::SYSCTL_CONN_REUSE_MODE);
             if ip.protocol == IPPROTO_TCP
                 && ports.tcp_flags & TCP_SYN != 0
-                && ((expire_nodest && c.dest().info.weight() == 0)
+                && ((expire_nodest && c.dest().is_some_and(|d| d.info.weight() == 0))
                     || (reuse_mode != 0 && c.reusable(reuse_mode)))
             {
                 if c.n_control() == 0 {
@@ -548,8 +548,9 @@ impl Ipvs {
             }
         }
         if let Some(c) = found {
-            // The connection's server was removed from its service.
-            if !c.dest().is_available() {
+            // The connection's server was removed from its service. (An unbound synced
+            // entry is forwarded to its address, as upstream does.)
+            if c.dest().is_some_and(|d| !d.is_available()) {
                 if !expire_nodest {
                     return Verdict::Drop(skb);
                 }
@@ -988,8 +989,10 @@ impl Ipvs {
         };
         let quiescent = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
         let found = self.conns.template_get(&tp, g).filter(|t| {
-            let d = t.dest();
-            let usable = d.is_available() && !(quiescent && d.info.weight() == 0);
+            // An unbound synced template names no server of ours.
+            let usable = t
+                .dest()
+                .is_some_and(|d| d.is_available() && !(quiescent && d.info.weight() == 0));
             if !usable {
                 t.invalidate();
             }
@@ -1013,7 +1016,7 @@ impl Ipvs {
                     .map_err(|_| SchedError::Failed)?
             }
         };
-        let dest = ct.dest_arc();
+        let dest = ct.dest_arc().ok_or(SchedError::Failed)?;
         let dport = if to_svc_port && dest.info.port != [0, 0] {
             dest.info.port
         } else {
@@ -1064,14 +1067,18 @@ impl Ipvs {
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
-        let d = cp.dest();
-        Stats::count_in([&d.stats, &d.svc_stats, &self.stats], len);
+        match cp.dest() {
+            Some(d) => Stats::count_in(&[&d.stats, &d.svc_stats, &self.stats], len),
+            None => Stats::count_in(&[&self.stats], len),
+        }
     }
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
     fn out_stats(&self, cp: &Conn, len: u32) {
-        let d = cp.dest();
-        Stats::count_out([&d.stats, &d.svc_stats, &self.stats], len);
+        match cp.dest() {
+            Some(d) => Stats::count_out(&[&d.stats, &d.svc_stats, &self.stats], len),
+            None => Stats::count_out(&[&self.stats], len),
+        }
     }
 
     /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.

@@ -309,9 +309,9 @@ unsafe extern "C" fn stats_percpu(test: *mut bindings::kunit) {
     let r = (|| -> Result {
         let (d, s, all) = (Stats::new()?, Stats::new()?, Stats::new()?);
         for _ in 0..10 {
-            Stats::count_in([&d, &s, &all], 100);
+            Stats::count_in(&[&d, &s, &all], 100);
         }
-        Stats::count_out([&d, &s, &all], 1500);
+        Stats::count_out(&[&d, &s, &all], 1500);
         d.count_conn();
         t.expect(d.totals() == [1, 10, 1, 1000, 1500], "server: conns, in/out packets and bytes");
         t.expect(s.totals() == [0, 10, 1, 1000, 1500], "service: the same packets");
@@ -327,7 +327,7 @@ unsafe extern "C" fn stats_percpu(test: *mut bindings::kunit) {
         t.expect(cpus >= 1 && sum == d.totals(), "the CPUs' counters add up to the totals");
         d.zero();
         t.expect(d.totals() == [0; 5], "zeroing starts the totals over");
-        Stats::count_in([&d, &s, &all], 40);
+        Stats::count_in(&[&d, &s, &all], 40);
         t.expect(d.totals() == [0, 1, 0, 40, 0], "counting goes on from the new zero");
         let mut raw = [0u64; 5];
         d.for_each_cpu(|_, v| {

@@ -51,12 +51,12 @@ impl Stats {
     }
 
     /// Counts a packet from a client in each of `stats` (real server, service, namespace).
-    pub(crate) fn count_in(stats: [&Stats; 3], bytes: u32) {
+    pub(crate) fn count_in(stats: &[&Stats], bytes: u32) {
         count(stats, INPKTS, INBYTES, bytes)
     }
 
     /// Counts a packet from a real server in each of `stats`.
-    pub(crate) fn count_out(stats: [&Stats; 3], bytes: u32) {
+    pub(crate) fn count_out(stats: &[&Stats], bytes: u32) {
         count(stats, OUTPKTS, OUTBYTES, bytes)
     }
 
@@ -111,7 +111,7 @@ impl Stats {
 
 /// One packet of `bytes` into counters `pkts` and `bytes_i` of each of `stats`, in one
 /// bottom-half-disabled section.
-fn count(stats: [&Stats; 3], pkts: usize, bytes_i: usize, bytes: u32) {
+fn count(stats: &[&Stats], pkts: usize, bytes_i: usize, bytes: u32) {
     let bh = BhDisabled::new();
     for s in stats {
         let l = s.cpu.local(&bh);

@@ -54,8 +54,12 @@ const WAKEUP_RATE: u32 = 8;
 const FLUSH_TIME_SECS: u64 = 2;
 /// Template state count (`IP_VS_CTPL_S_LAST`).
 const CTPL_S_LAST: u16 = 2;
-/// UDP state count (`IP_VS_UDP_S_LAST`).
-const UDP_S_LAST: u16 = 2;
+/// UDP state count (`IP_VS_UDP_S_LAST`): the one state `IP_VS_UDP_S_NORMAL`.
+const UDP_S_LAST: u16 = 1;
+/// `IPPROTO_ESP` and `IPPROTO_AH`: upstream's receiver knows them (one state each, no
+/// timeout table) although they have no services of their own.
+const IPPROTO_ESP: u8 = 50;
+const IPPROTO_AH: u8 = 51;
 /// Length of the IPv4 and UDP headers, and of the IPv6 and UDP ones.
 const HLEN4: u32 = 20 + 8;
 const HLEN6: u32 = 40 + 8;
@@ -403,7 +407,7 @@ impl Master {
             cport: cp.cport,
             vport: cp.vport,
             dport: cp.dport,
-            fwmark: cp.dest().svc_fwmark,
+            fwmark: cp.dest().map_or(0, |d| d.svc_fwmark),
             timeout: cp.timeout() / hz,
             caddr: cp.caddr,
             vaddr: cp.vaddr,
@@ -673,8 +677,9 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
                 sh.timeouts.tcp.get(c.state as usize).map(|t| t.load(Relaxed)),
             ),
             crate::proto::IPPROTO_UDP => (UDP_S_LAST, Some(sh.timeouts.udp.load(Relaxed))),
-            // Upstream also knows AH and ESP (a single state); this director does not
-            // forward them.
+            IPPROTO_AH | IPPROTO_ESP => (1, None),
+            // "Unsupported protocol" (upstream knows SCTP when built with it; this
+            // director has no SCTP).
             _ => return false,
         };
         if c.state >= states {
@@ -682,8 +687,10 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
         }
         timeout
     } else {
-        // Upstream only notes a bad template state (`c.state >= CTPL_S_LAST`).
-        let _ = CTPL_S_LAST;
+        // Templates may have any protocol (firewall-mark ones have 0).
+        if c.state >= CTPL_S_LAST {
+            return false;
+        }
         None
     };
     // A persistence engine named by the record: none is built here
@@ -693,7 +700,7 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
         return false;
     }
     let af = if c.v6 { ctl_config::AF_INET6 } else { ctl_config::AF_INET };
-    let p = ConnParam {
+    let mut p = ConnParam {
         af,
         protocol: c.protocol,
         caddr: c.caddr,
@@ -701,6 +708,14 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
         vaddr: c.vaddr,
         vport: c.vport,
     };
+    if c.protocol == 0 {
+        // A firewall-mark template's virtual address is the mark, in the first 4 bytes:
+        // upstream's `ip_vs_conn_new` keeps, and its template lookup compares, only those
+        // (of an IPv6 record too).
+        if let Some(rest) = p.vaddr.get_mut(4..) {
+            rest.fill(0);
+        }
+    }
     let timeout = if c.timeout != 0 && v == Version::V1 {
         // Capped as upstream caps seconds to `MAX_SCHEDULE_TIMEOUT / HZ`, then to what the
         // entry holds.
@@ -724,15 +739,27 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     let cp = match found {
         Some(cp) => {
             cp.sync_update(tab, flags, c.state, timeout);
+            if cp.dest().is_none() {
+                // `ip_vs_try_bind_dest`: the server may be known by now, looked up by the
+                // entry's own fields. Upstream takes the mark the entry was created with;
+                // this record's is the same but for a master that changed it meanwhile.
+                let key = SyncConn {
+                    flags: cp.flags.load(Relaxed),
+                    daddr: cp.daddr,
+                    dport: cp.dport,
+                    ..*c
+                };
+                if let Some(dest) = find_dest(sh, af, &key, &g) {
+                    tab.bind_synced(cp, &dest);
+                }
+            }
             cp
         }
         None => {
-            let Some(dest) = find_dest(sh, af, c, flags, &g) else {
-                // Upstream keeps such a connection without a real server until one appears;
-                // here every entry has its server, so it is left out.
-                return false;
-            };
-            match tab.new_synced(&p, c.daddr, c.dport, &dest, flags, c.state, timeout, &g) {
+            // Upstream keeps an entry whose service or real server it does not know
+            // ("unbound") until a later record finds it one; so does this director.
+            let dest = find_dest(sh, af, c, &g);
+            match tab.new_synced(&p, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g) {
                 Ok(cp) => cp,
                 Err(_) => return false,
             }
@@ -746,13 +773,13 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
 /// The real server a record names (`ip_vs_find_dest`): its service by firewall mark, then
 /// by <protocol, address, port>, then the port-zero service; the server by address and
 /// port, a firewall-mark service's non-NAT servers by address alone.
-fn find_dest(sh: &Shared, af: u16, c: &SyncConn<'_>, flags: u32, g: &rcu::Guard) -> Option<Arc<Dest>> {
+fn find_dest(sh: &Shared, af: u16, c: &SyncConn<'_>, g: &rcu::Guard) -> Option<Arc<Dest>> {
     let tab = sh.svc_table.get(g)?;
     let proto = u16::from(c.protocol);
     let svc = (if c.fwmark != 0 { tab.find_fwmark(af, c.fwmark) } else { None })
         .or_else(|| tab.find(af, proto, &c.vaddr, c.vport))
         .or_else(|| tab.find(af, proto, &c.vaddr, [0, 0]))?;
-    let port = if c.fwmark != 0 && flags & f::FWD_MASK != 0 {
+    let port = if c.fwmark != 0 && c.flags & f::FWD_MASK != 0 {
         [0, 0]
     } else {
         c.dport

@@ -144,7 +144,7 @@ enum Out {
 /// Whether the real server of `cp` is an IPv6 address (upstream's `cp->daf`): the family
 /// of the route to it and of a tunnel's outer header.
 fn dest_v6(cp: &Conn) -> bool {
-    cp.dest().info.af == AF_INET6
+    cp.daf() == AF_INET6
 }
 
 /// Routes the packet to the real server of `cp` (`__ip_vs_get_out_rt`,
@@ -170,10 +170,10 @@ fn route_to<'a>(
     // The real server's cached route (upstream's `dest_dst`): no lookup per packet. A
     // server removed from its service (an ICMP error about one of its connections) caches
     // none, so that nothing holds a device for it.
-    let route = if cp.dest().is_available() {
-        cp.dest().route.output(net, outer_v6, &cp.daddr, g)
-    } else {
-        Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| (RouteRef::Owned(r), s))
+    // An unbound synced connection has no server to cache a route either.
+    let route = match cp.dest().filter(|d| d.is_available()) {
+        Some(d) => d.route.output(net, outer_v6, &cp.daddr, g),
+        None => Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| (RouteRef::Owned(r), s)),
     };
     let (rt, saddr) = match route {
         Ok(r) => r,
@@ -331,7 +331,11 @@ const ETH_P_IPV6: u16 = 0x86dd;
 /// `tun_flags` of the server), and whether the packet leaves its transport checksum to
 /// the hardware (`CHECKSUM_PARTIAL`), which GUE's remote checksum offload hands on.
 fn encap_of(cp: &Conn, skb: &SkBuff<'_>) -> Encap {
-    let d = cp.dest();
+    // An unbound synced connection has no server: upstream would dereference the missing
+    // one here; such a connection gets plain IP in IP.
+    let Some(d) = cp.dest() else {
+        return Encap::Ipip;
+    };
     let flags = d.tun_flags.load(Relaxed);
     match d.tun_type.load(Relaxed) {
         tun_type::GUE => {
@@ -411,7 +415,8 @@ pub(crate) fn tunnel_xmit<'a>(
                 return Verdict::Drop(skb);
             };
             let pushed = skb.push_gue_header(h.get(..len).unwrap_or(&[]), remote_csum).and_then(|()| {
-                skb.push_udp_header(net, cp.dest().tun_port(), !csum, &saddr, &cp.daddr, outer_v6)
+                let port = cp.dest().map_or([0, 0], |d| d.tun_port());
+                skb.push_udp_header(net, port, !csum, &saddr, &cp.daddr, outer_v6)
             });
             if pushed.is_err() {
                 return Verdict::Drop(skb);
