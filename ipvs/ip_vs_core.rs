@@ -1065,13 +1065,19 @@ impl Ipvs {
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
-        Stats::count_in([&d.stats, &d.svc_stats, &self.stats], len);
+        let g = rcu::read_lock();
+        if let Some(svc) = d.svc_stats(&g) {
+            Stats::count_in([&d.stats, svc, &self.stats], len);
+        }
     }
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
     fn out_stats(&self, cp: &Conn, len: u32) {
         let d = cp.dest();
-        Stats::count_out([&d.stats, &d.svc_stats, &self.stats], len);
+        let g = rcu::read_lock();
+        if let Some(svc) = d.svc_stats(&g) {
+            Stats::count_out([&d.stats, svc, &self.stats], len);
+        }
     }
 
     /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.
