@@ -704,7 +704,7 @@ impl ConnTable {
         timeout: u32,
         control: Option<&'a Conn>,
         origin: Origin,
-        _g: &'a rcu::Guard,
+        g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
         let cache = cache().ok_or(ENOMEM)?;
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
@@ -769,7 +769,9 @@ impl ConnTable {
             account_bound(dest, flags);
             if !template && !synced {
                 dest.stats.count_conn();
-                dest.svc_stats.count_conn();
+                if let Some(s) = dest.svc_stats(g) {
+                    s.count_conn();
+                }
             }
         }
         {
@@ -781,7 +783,7 @@ impl ConnTable {
         }
         self.lower_due(bucket, now + timeout as u64, now);
         self.count.fetch_add(1, Relaxed);
-        // SAFETY: Linked above; it stays live for the read-side section `_g` covers.
+        // SAFETY: Linked above; it stays live for the read-side section `g` covers.
         Ok(unsafe { &*c.as_ptr() })
     }
 

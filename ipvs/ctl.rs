@@ -411,7 +411,7 @@ pub(crate) fn run_service_op(
             zero_service(&s);
             Ok(())
         }
-        Op::AddDest(d) => service::add_dest(net, &s, &d.check()?, || ipvs.enable_defrag6(net)),
+        Op::AddDest(d) => ctl.services.add_dest(net, &s, &d.check()?, || ipvs.enable_defrag6(net)),
         Op::EditDest(d) => service::edit_dest(&s, &d.check()?),
         Op::DelDest(d) => service::del_dest(&s, &d),
     }

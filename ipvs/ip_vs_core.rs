@@ -1067,17 +1067,25 @@ impl Ipvs {
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32) {
-        match cp.dest() {
-            Some(d) => Stats::count_in(&[&d.stats, &d.svc_stats, &self.stats], len),
-            None => Stats::count_in(&[&self.stats], len),
+        let Some(d) = cp.dest() else {
+            Stats::count_in(&[&self.stats], len);
+            return;
+        };
+        let g = rcu::read_lock();
+        if let Some(svc) = d.svc_stats(&g) {
+            Stats::count_in(&[&d.stats, svc, &self.stats], len);
         }
     }
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
     fn out_stats(&self, cp: &Conn, len: u32) {
-        match cp.dest() {
-            Some(d) => Stats::count_out(&[&d.stats, &d.svc_stats, &self.stats], len),
-            None => Stats::count_out(&[&self.stats], len),
+        let Some(d) = cp.dest() else {
+            Stats::count_out(&[&self.stats], len);
+            return;
+        };
+        let g = rcu::read_lock();
+        if let Some(svc) = d.svc_stats(&g) {
+            Stats::count_out(&[&d.stats, svc, &self.stats], len);
         }
     }
 

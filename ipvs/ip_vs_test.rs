@@ -20,7 +20,7 @@ use kernel::{
     init::InPlaceInit,
     net::skbuff::RouteCache,
     prelude::*,
-    sync::{rcu, Arc},
+    sync::{rcu, rcu::{RcuBox, RcuNode}, Arc},
     time::msecs_to_jiffies,
     timer::Timer,
 };
@@ -105,7 +105,7 @@ fn dest(addr: [u8; 4], port: u16, weight: i32, id: u64) -> Result<Arc<Dest>> {
             },
             conn_flags: AtomicU32::new(uapi::conn_flags::INACTIVE),
             stats: Stats::new()?,
-            svc_stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
+            svc_stats: RcuBox::new(Some(RcuNode::new(Arc::new(Stats::new()?, GFP_KERNEL)?, GFP_KERNEL)?)),
             route: RouteCache::new(),
             tun_type: AtomicU8::new(0),
             tun_port: AtomicU16::new(0),

@@ -68,8 +68,10 @@ pub(crate) struct Dest {
     pub(crate) conn_flags: AtomicU32,
     /// This server's counters.
     pub(crate) stats: Stats,
-    /// The counters of the service it belongs to.
-    pub(crate) svc_stats: Arc<Stats>,
+    /// The counters of the service it belongs to: a server restored from the namespace's
+    /// trash into a service added again counts there (upstream rebinds `dest->svc`). Always
+    /// set; see [`Dest::svc_stats`].
+    pub(crate) svc_stats: RcuBox<Arc<Stats>>,
     /// The route to the server, kept for the packets that follow (`dest_dst`).
     pub(crate) route: RouteCache,
     /// Tunnel type (`IP_VS_CONN_F_TUNNEL_TYPE_*`), port (network order) and flags
@@ -100,6 +102,11 @@ impl Dest {
     /// The tunnel port, in network byte order.
     pub(crate) fn tun_port(&self) -> [u8; 2] {
         self.tun_port.load(Relaxed).to_ne_bytes()
+    }
+
+    /// The counters of the service the server belongs to, or last belonged to.
+    pub(crate) fn svc_stats<'a>(&'a self, g: &'a rcu::Guard) -> Option<&'a Stats> {
+        self.svc_stats.get(g).map(|s| &**s)
     }
 
     /// Whether the server is still part of its service.
@@ -419,12 +426,16 @@ pub(crate) struct Services {
     buckets: KVec<KVec<Arc<Service>>>,
     count: usize,
     count_v4: usize,
+    /// The real servers of deleted services (the namespace's part of upstream's
+    /// `dest_trash`, which is per namespace): a service added again takes its servers back,
+    /// and the connections still bound to them go on.
+    orphans: KVec<Orphan>,
 }
 
 impl Services {
     /// An empty set (its buckets come with the first service).
     pub(crate) fn new() -> Self {
-        Self { buckets: KVec::new(), count: 0, count_v4: 0 }
+        Self { buckets: KVec::new(), count: 0, count_v4: 0, orphans: KVec::new() }
     }
 
     /// Number of services.
@@ -554,22 +565,111 @@ impl Services {
             self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
         }
         Self::unlink_dests(svc);
+        self.adopt(svc);
         Ok(())
+    }
+
+    /// Keeps the real servers of the deleted service `svc`, those it had and those in its
+    /// trash, restorable into a service of the same identity (`__ip_vs_del_service` puts
+    /// them in the namespace's trash). Short of memory, they are only lost for restoring.
+    fn adopt(&mut self, svc: &Service) {
+        let now = kernel::timer::jiffies_64();
+        let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
+        let Ok(live) = snapshot(svc) else {
+            return;
+        };
+        // The trash only changes under the control mutex, which the caller holds.
+        let trashed = svc.trash.get(&rcu::read_lock()).map_or(0, |t| t.len());
+        let room = self.orphans.len() + live.len() + trashed;
+        let Ok(mut kept) = KVec::with_capacity(room, GFP_KERNEL) else {
+            return;
+        };
+        let g = rcu::read_lock();
+        let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
+        // Drop the unused ones whose time is up, as upstream's trash timer would have.
+        for mut o in core::mem::take(&mut self.orphans) {
+            match (o.t.in_use(), o.t.idle_since) {
+                (true, _) => o.t.idle_since = 0,
+                (false, 0) => o.t.idle_since = now,
+                (false, since) if now.wrapping_sub(since) >= period => continue,
+                (false, _) => {}
+            }
+            // Within the capacity reserved: cannot fail.
+            let _ = kept.push(o, GFP_ATOMIC);
+        }
+        let gone = Iterator::chain(
+            live.iter().map(|d| (d, 0)),
+            trashed.iter().map(|t| (&t.dest, t.idle_since)),
+        );
+        for (dest, idle_since) in gone {
+            let o = Orphan {
+                af: svc.af,
+                protocol: svc.protocol,
+                addr: svc.addr,
+                port: svc.port,
+                fwmark: svc.fwmark,
+                t: Trashed { dest: dest.clone(), idle_since },
+            };
+            let _ = kept.push(o, GFP_ATOMIC);
+        }
+        self.orphans = kept;
+    }
+
+    /// Takes the real server at `addr` and `port` of a deleted service of the identity of
+    /// `svc` out of the namespace's trash (the rest of `ip_vs_trash_get_dest`).
+    fn take_orphan(&mut self, svc: &Service, addr: &InetAddr, port: [u8; 2]) -> Option<Arc<Dest>> {
+        let hit = |o: &Orphan| {
+            o.t.dest.matches(addr, port)
+                && o.fwmark == svc.fwmark
+                && o.protocol == svc.protocol
+                && (svc.fwmark != 0 || (o.af == svc.af && o.addr == svc.addr && o.port == svc.port))
+        };
+        if !self.orphans.iter().any(hit) {
+            return None;
+        }
+        // Short of memory the server stays where it is, and a new one is made.
+        let mut kept = KVec::with_capacity(self.orphans.len(), GFP_KERNEL).ok()?;
+        let mut taken = None;
+        for o in core::mem::take(&mut self.orphans) {
+            if taken.is_none() && hit(&o) {
+                taken = Some(o.t.dest);
+            } else {
+                let _ = kept.push(o, GFP_KERNEL);
+            }
+        }
+        self.orphans = kept;
+        taken
+    }
+
+    /// `ip_vs_add_dest`: see [`add_dest`]; a server of a deleted service of the same
+    /// identity comes back from the namespace's trash.
+    pub(crate) fn add_dest(
+        &mut self,
+        net: &Net,
+        svc: &Service,
+        u: &Checked<DestConfig>,
+        defrag6: impl FnOnce() -> Result,
+    ) -> Result {
+        add_dest(net, svc, u, defrag6, |addr, port| self.take_orphan(svc, addr, port))
     }
 
     /// `ip_vs_flush`: every bucket emptied, yielding the CPU between buckets.
     pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
         self.count = 0;
         self.count_v4 = 0;
-        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+        for b in 0..self.buckets.len() {
+            let Some(bucket) = self.buckets.get_mut(b) else {
+                break;
+            };
             if bucket.is_empty() {
                 continue;
             }
             table.publish(b, &[], None)?;
-            for s in bucket.iter() {
+            let gone = core::mem::take(bucket);
+            for s in gone.iter() {
                 Self::unlink_dests(s);
+                self.adopt(s);
             }
-            *bucket = KVec::new();
             kernel::sched::cond_resched();
         }
         Ok(())
@@ -633,6 +733,17 @@ struct Trashed {
     idle_since: u64,
 }
 
+/// A real server of a deleted service, with the identity of that service (what
+/// upstream's trash compares: `vfwmark`, `protocol`, `vaddr`, `vport`).
+struct Orphan {
+    af: u16,
+    protocol: u16,
+    addr: [u8; 16],
+    port: [u8; 2],
+    fwmark: u32,
+    t: Trashed,
+}
+
 impl Trashed {
     fn in_use(&self) -> bool {
         let i = &self.dest.info;
@@ -679,13 +790,16 @@ fn trash_update(
 }
 
 /// `ip_vs_add_dest`, after [`DestConfig::check`]: an existing server (`EEXIST`), then one
-/// back from the trash or a new one, whose address must be local or unicast (`EINVAL`).
-/// An IPv6 server turns on IPv6 reassembly in the namespace first (`defrag6`).
-pub(crate) fn add_dest(
+/// back from the service's trash or from the namespace's (`orphan`, the servers of deleted
+/// services: see [`Services::add_dest`]) or a new one, whose address must be local or
+/// unicast (`EINVAL`). An IPv6 server turns on IPv6 reassembly in the namespace first
+/// (`defrag6`).
+fn add_dest(
     net: &Net,
     svc: &Service,
     u: &Checked<DestConfig>,
     defrag6: impl FnOnce() -> Result,
+    orphan: impl FnOnce(&InetAddr, [u8; 2]) -> Option<Arc<Dest>>,
 ) -> Result {
     let addr = u.addr;
     let old = snapshot(svc)?;
@@ -711,7 +825,18 @@ pub(crate) fn add_dest(
             defrag6()?;
         }
     }
-    let dest = match trash_update(svc, None, Some((&addr, u.port)))? {
+    let trashed = match trash_update(svc, None, Some((&addr, u.port)))? {
+        Some(d) => Some(d),
+        None => match orphan(&addr, u.port) {
+            Some(d) => {
+                // Now a server of this service: its traffic counts here.
+                d.svc_stats.replace_deferred(Some(RcuNode::new(svc.stats.clone(), GFP_KERNEL)?));
+                Some(d)
+            }
+            None => None,
+        },
+    };
+    let dest = match trashed {
         Some(d) => {
             // Back from the trash: set up as upstream's `__ip_vs_update_dest` does.
             d.info.weight.store(u.weight, Relaxed);
@@ -759,7 +884,7 @@ fn new_dest(svc: &Service, u: &DestConfig, addr: InetAddr) -> Result<Arc<Dest>> 
             },
             conn_flags: AtomicU32::new(u.dest_conn_flags()),
             stats: Stats::new()?,
-            svc_stats: svc.stats.clone(),
+            svc_stats: RcuBox::new(Some(RcuNode::new(svc.stats.clone(), GFP_KERNEL)?)),
             route: RouteCache::new(),
             tun_type: AtomicU8::new(u.tun_type),
             tun_port: AtomicU16::new(u16::from_ne_bytes(u.tun_port)),
