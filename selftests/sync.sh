@@ -9,8 +9,9 @@
 #             A s0 10.9.0.1 ---- s1 10.9.0.2 B (backup, same services)
 #
 #  1. ipvsadm --start-daemon master / backup (syncid 7), and
-#     `ipvsadm -L --daemon` on both, over the socket options and over
-#     netlink (the latter: tools/lib/ipvs_genl.py GET_DAEMON dump).
+#     `ipvsadm -L --daemon` on both (ipvsadm uses netlink; nl_probe.sh
+#     covers the daemon commands of both transports against C); a second
+#     master is refused.
 #  2. sync_version 1: over 1,000 entries made through A: TCP, UDP (3
 #     datagrams per flow, the sync threshold), a persistent service (its
 #     template), a persistent firewall-mark service (mark 1 set by
@@ -21,11 +22,9 @@
 #     synced as they changed), each marked SYNC in /proc/net/ip_vs_conn_sync.
 #     UDP entries carry their 20 s timeout: when they expire on A, B's go
 #     too. Then sync_version 0 (IPv4 records, no timeouts: B uses its
-#     own) with more TCP, UDP and persistent connections.
-#  3. Hostile datagrams sent at B's sync port (truncated, bad sizes,
-#     records overrunning the message, option TLVs of every bad shape,
-#     unknown versions): no splat, B keeps what it had.
-#     With backup_only set, B (running a backup daemon) does not balance
+#     own) with more TCP, UDP and persistent connections. (Hostile
+#     datagrams and the C IPVS on the other end: sync_interop.sh.)
+#  3. With backup_only set, B (running a backup daemon) does not balance
 #     its own connection to the VIP; without, it does.
 #  4. Stopping both daemons (`--stop-daemon`), then a second stop: ESRCH
 #     ("No daemon is running").
