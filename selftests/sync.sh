@@ -184,8 +184,9 @@ ktap_check "sync_version 1: B learns A's connections and templates" [ $same = 0 
 n=$(sort -u "$seen" | wc -l)
 kinds=$(sort -u "$seen" | awk '{ k = $1 " " $2; if ($4 ~ /^\[/) k = k " IPv6"; print k }' | sort | uniq -c |
 	tr -s ' ' | tr '\n' ',')
-rm -f "$seen"
 ktap_diag "distinct entries B matched: $n ($kinds)"
+ktap_diag "per virtual address: $(sort -u "$seen" | awk '{ print $1, $4 }' | sort | uniq -c | tr -s ' ' | tr '\n' ',')"
+rm -f "$seen"
 [ "$n" -ge 1000 ] && [ $errs = 0 ]
 ktap_check "over 1,000 entries of every kind" [ $? = 0 ]
 
