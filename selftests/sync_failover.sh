@@ -133,9 +133,9 @@ setup() {
 		EOF
 		nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
 			net.ipv4.conf.all.arp_announce=2 || return 1
-		bg "$ns" "$SERVER" "rs$i" --port 81 --echo-port 80 --ready-file "$work/ready.rs$i"
+		bg "$ns" "$SERVER" "rs$i" --port 81 --echo-port 80 --ready-file "$work/$IMPL/ready.rs$i"
 	done
-	wait_for 30 test -e "$work/ready.rs1" -a -e "$work/ready.rs2" -a -e "$work/ready.rs3" || return 1
+	wait_for 30 test -e "$work/$IMPL/ready.rs1" -a -e "$work/$IMPL/ready.rs2" -a -e "$work/$IMPL/ready.rs3" || return 1
 	if [ -n "${SYNC_FAILOVER_PCAP:-}" ]; then
 		nsenter --net="/run/netns/$NS_SW" tcpdump -U -i br0 -n -w "$work/$IMPL/br0.pcap" tcp 2>/dev/null &
 		BG_PIDS+=($!)
