@@ -57,9 +57,10 @@
 # Why the priority drop rather than stopping A's keepalived while it is
 # master: keepalived 2.2.7 shutting down removes its virtual servers (the
 # checker process) before its VRRP process drops the VIP. With the last
-# service gone the IPVS hooks go too (upstream and ours), and a client
-# packet reaching A in that window meets A's own TCP stack, which resets
-# the connection: seen with both implementations.
+# service gone the IPVS hooks go too (upstream's ip_vs_del_service, and
+# ours), and a client packet reaching A in that window meets A's own TCP
+# stack, which resets the connection (2 runs in 6 of ours, capture in
+# hand; the C IPVS does the same by the same code).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
