@@ -58,9 +58,10 @@
 # Why the priority drop rather than stopping A's keepalived while it is
 # master: keepalived 2.2.7 shutting down removes its virtual servers (the
 # checker process) before its VRRP process drops the VIP. With the last
-# service gone the IPVS hooks go too (upstream and ours), and a client
-# packet reaching A in that window meets A's own TCP stack, which resets
-# the connection: seen with both implementations.
+# service gone the IPVS hooks go too (upstream's ip_vs_del_service, and
+# ours), and a client packet reaching A in that window meets A's own TCP
+# stack, which resets the connection (2 runs in 6 of ours, capture in
+# hand; the C IPVS does the same by the same code).
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
@@ -136,9 +137,9 @@ setup() {
 		EOF
 		nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
 			net.ipv4.conf.all.arp_announce=2 || return 1
-		bg "$ns" "$SERVER" "rs$i" --port 81 --echo-port 80 --ready-file "$work/ready.rs$i"
+		bg "$ns" "$SERVER" "rs$i" --port 81 --echo-port 80 --ready-file "$work/$IMPL/ready.rs$i"
 	done
-	wait_for 30 test -e "$work/ready.rs1" -a -e "$work/ready.rs2" -a -e "$work/ready.rs3" || return 1
+	wait_for 30 test -e "$work/$IMPL/ready.rs1" -a -e "$work/$IMPL/ready.rs2" -a -e "$work/$IMPL/ready.rs3" || return 1
 	if [ -n "${SYNC_FAILOVER_PCAP:-}" ]; then
 		nsenter --net="/run/netns/$NS_SW" tcpdump -U -i br0 -n -w "$work/$IMPL/br0.pcap" tcp 2>/dev/null &
 		BG_PIDS+=($!)

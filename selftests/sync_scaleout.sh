@@ -150,9 +150,9 @@ setup() {
 	done
 	for i in 1 2 3; do
 		bg "${NS_RS[i]}" "$SERVER" "rs$i" --ipv6 --port 81 --echo-port 80 \
-			--ready-file "$work/ready.rs$i"
+			--ready-file "$work/$IMPL/ready.rs$i"
 	done
-	wait_for 30 test -e "$work/ready.rs1" -a -e "$work/ready.rs2" -a -e "$work/ready.rs3"
+	wait_for 30 test -e "$work/$IMPL/ready.rs1" -a -e "$work/$IMPL/ready.rs2" -a -e "$work/$IMPL/ready.rs3"
 }
 
 # family 4|6: the addresses of this round.
