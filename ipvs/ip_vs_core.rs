@@ -629,7 +629,7 @@ impl Ipvs {
             }
         };
 
-        self.in_stats(cp, skb.len());
+        self.in_stats(cp, skb.len(), &g);
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
         } else {
@@ -701,7 +701,7 @@ impl Ipvs {
         {
             return Verdict::Drop(skb);
         }
-        self.out_stats(cp, skb.len());
+        self.out_stats(cp, skb.len(), &g);
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
         } else {
@@ -757,9 +757,9 @@ impl Ipvs {
             return Verdict::Drop(skb);
         }
         if tunnel {
-            return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp);
+            return self.tunnel_icmp(net, skb, &ic, &cih, &q, cp, &g);
         }
-        self.in_stats(cp, skb.len());
+        self.in_stats(cp, skb.len(), &g);
         let ihl = ip.len;
         xmit::icmp_xmit(net, skb, ip, cp, &g, hook, self.pmtu_disc(), |skb| {
             xmit::nat_icmp(skb, ihl, &q, false, cp)
@@ -778,6 +778,7 @@ impl Ipvs {
         tun: &Ipv4,
         q: &Quoted,
         cp: &Conn,
+        g: &rcu::Guard,
     ) -> Verdict<'a> {
         let mut info = u32::from_ne_bytes(ic.rest);
         // From here on the packet starts with our tunnel header, then the client's packet.
@@ -803,7 +804,7 @@ impl Ipvs {
             _ => return Verdict::Drop(skb),
         }
         skb.icmp_send(ic.icmp_type, ic.code, info);
-        self.out_stats(cp, skb.len());
+        self.out_stats(cp, skb.len(), g);
         Verdict::Drop(skb)
     }
 
@@ -836,7 +837,7 @@ impl Ipvs {
         {
             return Verdict::Drop(skb);
         }
-        self.out_stats(cp, skb.len());
+        self.out_stats(cp, skb.len(), &g);
         skb.set_ipvs_property();
         skb.set_untracked();
         Verdict::Accept(skb)
@@ -867,7 +868,7 @@ impl Ipvs {
         if cp.fwd_method() == conn_flags::MASQ && !icmp6_csum_ok(&skb, ip, hook) {
             return Verdict::Drop(skb);
         }
-        self.in_stats(cp, skb.len());
+        self.in_stats(cp, skb.len(), &g);
         xmit::icmp_xmit(net, skb, ip, cp, &g, hook, false, |skb| xmit::nat_icmp_v6(skb, ip, &q, false, cp))
     }
 
@@ -892,7 +893,7 @@ impl Ipvs {
         {
             return Verdict::Drop(skb);
         }
-        self.out_stats(cp, skb.len());
+        self.out_stats(cp, skb.len(), &g);
         skb.set_ipvs_property();
         skb.set_untracked();
         Verdict::Accept(skb)
@@ -1066,25 +1067,23 @@ impl Ipvs {
     }
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
-    fn in_stats(&self, cp: &Conn, len: u32) {
+    fn in_stats(&self, cp: &Conn, len: u32, g: &rcu::Guard) {
         let Some(d) = cp.dest() else {
             Stats::count_in(&[&self.stats], len);
             return;
         };
-        let g = rcu::read_lock();
-        if let Some(svc) = d.svc_stats(&g) {
+        if let Some(svc) = d.svc_stats(g) {
             Stats::count_in(&[&d.stats, svc, &self.stats], len);
         }
     }
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
-    fn out_stats(&self, cp: &Conn, len: u32) {
+    fn out_stats(&self, cp: &Conn, len: u32, g: &rcu::Guard) {
         let Some(d) = cp.dest() else {
             Stats::count_out(&[&self.stats], len);
             return;
         };
-        let g = rcu::read_lock();
-        if let Some(svc) = d.svc_stats(&g) {
+        if let Some(svc) = d.svc_stats(g) {
             Stats::count_out(&[&d.stats, svc, &self.stats], len);
         }
     }
