@@ -1,18 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The connection table: an RCU hash table of 128-byte entries keyed by the client
+//! The connection table: a resizable RCU hash table of 128-byte entries keyed by the client
 //! <protocol, address, port>, expired by a slow timer.
 //!
-//! Lookups from the packet path walk a bucket's singly linked chain under RCU without locks.
-//! Insertion and removal take one of a fixed array of bucket-group spinlocks (BH-safe: the
-//! timer and the packet path run in softirq context). Entries live in a dedicated slab cache
-//! and are freed after a grace period (`call_rcu`).
+//! The table itself is `kernel::rcu_hash`: lookups from the packet path walk a chain under
+//! RCU without locks, insertion and removal take one of 256 bucket-group spinlocks, unlinked
+//! entries are freed in batches after a grace period. This file keeps what is IPVS's: the
+//! entry, its hash, its lifetime rules (templates outlive the connections they control:
+//! each holds a counted reference to its template), the expiry sweep, and the size policy.
+//!
+//! The bucket array follows the number of entries as upstream's does (`conn_lfactor`): the
+//! slow timer compares the load with the thresholds of the current size and queues a work
+//! item that moves the entries to an array of the size wanted, between 2^8 buckets and
+//! `2^conn_tab_bits`, while packets go on being looked up. New connections are refused
+//! beyond `conn_max`.
 //!
 //! Instead of upstream's `timer_list` per connection, a single timer per namespace ticks
 //! eight times a second and sweeps a bounded batch of buckets, so a full table costs a
 //! bounded amount of work per tick and no timer state per entry. Each bucket keeps a lower
-//! bound of its entries' expiry times (`due`), so the sweep reads an entry only when its
-//! bucket may hold one that is due, not every entry every eight seconds.
+//! bound of its entries' expiry times (`due`, the bucket's auxiliary value), so the sweep
+//! reads an entry only when its bucket may hold one that is due, not every entry every
+//! eight seconds.
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
@@ -24,22 +32,18 @@ use crate::{
 };
 use core::{
     mem::size_of,
-    ptr::{self, NonNull},
-    sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
+    sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
 };
 use kernel::{
-    alloc::{
-        flags::{GFP_ATOMIC, GFP_KERNEL},
-        KBox, KVec, VVec,
-    },
-    bindings,
-    new_spinlock_bh,
-    c_str,
+    c_str, impl_has_work, new_work,
+    once_arc::OnceArc,
     prelude::*,
     proc_fs::SeqCursor,
-    slab::KmemCache,
-    sync::{rcu, Arc, SpinLockBh},
+    rcu_hash::{self, EntryRef, HashTable, Histogram, Item, Pool, RefSlot},
+    sync::{rcu, Arc},
+    sysctl::SysctlValues,
     timer::{jiffies_64, Timer, TimerCallback},
+    workqueue::{self, Work, WorkItem},
 };
 
 /// Parameters identifying a connection, as seen on the wire.
@@ -53,19 +57,16 @@ pub(crate) struct ConnParam {
     pub(crate) vport: [u8; 2],
 }
 
-/// A connection entry.
-///
-/// # Invariants
-///
-/// `dest` is null or comes from `Arc::into_raw` and is owned by the entry; it changes only
-/// from null to such a pointer, once, while the entry is linked and its bucket lock is held
-/// ([`ConnTable::bind_synced`]). The entry is reachable from the table only while linked;
-/// after unlinking it is freed once, after a grace period.
+/// A connection entry as the table holds it: the link, the [`ConnData`], the reference
+/// count and hash of `kernel::rcu_hash`.
+pub(crate) type Conn = rcu_hash::Entry<ConnData>;
+
+/// What a connection entry holds.
 #[repr(C)]
-pub(crate) struct Conn {
-    // First cache line: what a lookup reads of every entry of a bucket (the link, the client
-    // and virtual tuples, the flags), so that walking a chain costs one line per entry.
-    next: AtomicPtr<Conn>,
+pub(crate) struct ConnData {
+    // With the table's link before them, the first cache line: what a lookup reads of every
+    // entry of a bucket (the client and virtual tuples, the flags), so that walking a chain
+    // costs one line per entry.
     pub(crate) caddr: [u8; 16],
     pub(crate) vaddr: [u8; 16],
     pub(crate) cport: [u8; 2],
@@ -88,50 +89,39 @@ pub(crate) struct Conn {
     pub(crate) daddr: [u8; 16],
     /// Jiffies at which the entry expires.
     expires: AtomicU64,
-    /// The real server; null for an entry learned from a master before this director knew
-    /// the server (upstream's unbound `cp->dest == NULL`).
-    dest: AtomicPtr<Dest>,
-    /// The persistence template controlling this connection, or null. Holds one of the
-    /// template's control references (see `ctl`).
-    control: *const Conn,
-    /// Of a template: bit 0 while it is linked in the table, plus 2 for each connection it
-    /// controls. Whoever brings it to 0 frees the template, so a template outlives its
-    /// connections however the two are removed (expiry, flush).
-    ctl: AtomicU32,
+    /// The real server; empty for an entry learned from a master before this director knew
+    /// the server (upstream's unbound `cp->dest == NULL`), set once when it is bound.
+    dest: OnceArc<Dest>,
+    /// The persistence template controlling this connection: a counted reference that
+    /// keeps it allocated, given back when this entry leaves the table.
+    control: RefSlot<ConnData>,
     /// Low 32 bits of the jiffies at which backups would expire their copy, with the sync
     /// retries in the two low bits (`sync_endtime`); see [`crate::sync`].
     pub(crate) sync_endtime: AtomicU32,
-    /// Only used to free the entry after a grace period.
-    rcu: bindings::callback_head,
 }
 
 // The seed's budget: a connection costs at most 128 bytes, IPv6-sized addresses included.
 const _: () = assert!(size_of::<Conn>() <= 128);
-// Lookups compare only fields of the first 64 bytes before a match (see `matches_in`).
-const _: () = assert!(core::mem::offset_of!(Conn, in_pkts) + 4 <= 64);
+// Lookups compare only fields of the first 64 bytes before a match (see `matches_in`): the
+// table's 8-byte link, then these.
+const _: () = assert!(8 + core::mem::offset_of!(ConnData, in_pkts) + 4 <= 64);
 
-// SAFETY: The fields are atomics or immutable after insertion; `dest` is an `Arc` or null.
-unsafe impl Send for Conn {}
-// SAFETY: As above.
-unsafe impl Sync for Conn {}
+impl Item for ConnData {
+    fn take_ref(&self) -> Option<EntryRef<Self>> {
+        self.control.take()
+    }
+}
 
-impl Conn {
+impl ConnData {
     /// The real server; `None` while a synced entry is unbound (its server unknown here).
+    #[inline]
     pub(crate) fn dest(&self) -> Option<&Dest> {
-        // SAFETY: By the type invariants `dest` is null or a live `Arc` owned by the entry,
-        // which it keeps until the entry is dropped.
-        unsafe { self.dest.load(Acquire).as_ref() }
+        self.dest.get()
     }
 
     /// A new reference to the real server, if the entry has one.
     pub(crate) fn dest_arc(&self) -> Option<Arc<Dest>> {
-        let d = self.dest.load(Acquire);
-        if d.is_null() {
-            return None;
-        }
-        // SAFETY: By the type invariants a non-null `dest` is a live `Arc` owned by the
-        // entry, for at least as long as `self` is borrowed.
-        Some(unsafe { kernel::sync::ArcBorrow::from_raw(d) }.into())
+        self.dest.get_arc()
     }
 
     /// The family of the real server's address (upstream's `cp->daf`): the server's own, or
@@ -149,7 +139,7 @@ impl Conn {
     /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
     /// bit 2, one in FIN_WAIT whose replies the director does not see.
     pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
-        if !self.control.is_null() || self.protocol != crate::proto::IPPROTO_TCP {
+        if self.has_control() || self.protocol != crate::proto::IPPROTO_TCP {
             return false;
         }
         let state = TcpState::from_u8(self.state.load(Relaxed) as u8);
@@ -157,6 +147,12 @@ impl Conn {
             || (conn_reuse_mode & 2 != 0
                 && state == Some(TcpState::FinWait)
                 && self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0)
+    }
+
+    /// Whether a persistence template controls this connection.
+    pub(crate) fn has_control(&self) -> bool {
+        let g = rcu::read_lock();
+        self.control.get(&g).is_some()
     }
 
     /// The protocol state.
@@ -188,29 +184,9 @@ impl Conn {
         }
     }
 
-    /// Connections this entry controls (persistence templates).
-    pub(crate) fn n_control(&self) -> u32 {
-        self.ctl.load(Relaxed) >> 1
-    }
-
     /// Whether this is a persistence template.
     pub(crate) fn is_template(&self) -> bool {
         self.flags.load(Relaxed) & conn_flags::TEMPLATE != 0
-    }
-
-    /// Takes a control reference on a template for a new connection; fails once the
-    /// template left the table (it is about to go away).
-    fn get_control(&self) -> bool {
-        let mut cur = self.ctl.load(Relaxed);
-        loop {
-            if cur & 1 == 0 {
-                return false;
-            }
-            match self.ctl.compare_exchange(cur, cur + 2, AcqRel, Relaxed) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
     }
 
     /// Marks a template as no longer valid for new connections (its real server went away
@@ -231,7 +207,7 @@ impl Conn {
         // An exchange rather than a store: of two CPUs refreshing the entry at once (the
         // two directions of a NAT connection), the one that lowers the expiry knows it.
         if new < self.expires.swap(new, Relaxed) {
-            tab.lower_due(tab.bucket_of(self), new, now);
+            tab.lower_due(tab.hash_of(self), new, now);
         }
     }
 
@@ -298,9 +274,8 @@ impl Conn {
     /// Marks the persistence template controlling this connection as assured: the
     /// connection was answered (`ip_vs_control_assure_ct`). Shown by `/proc`.
     pub(crate) fn assure_control(&self) {
-        // SAFETY: A controlled connection holds a control reference on its template, which
-        // keeps it allocated while `self` is.
-        if let Some(t) = unsafe { self.control.as_ref() } {
+        let g = rcu::read_lock();
+        if let Some(t) = self.control.get(&g) {
             t.state.fetch_or(CTPL_S_ASSURED, Relaxed);
         }
     }
@@ -317,10 +292,8 @@ impl Conn {
     }
 
     /// The persistence template controlling this connection.
-    pub(crate) fn control(&self) -> Option<&Conn> {
-        // SAFETY: A controlled connection holds a control reference on its template, which
-        // keeps it allocated while `self` is.
-        unsafe { self.control.as_ref() }
+    pub(crate) fn control<'a>(&'a self, g: &'a rcu::Guard) -> Option<&'a Conn> {
+        self.control.get(g)
     }
 
     /// Takes what a master's sync message says of an entry this backup has already
@@ -371,17 +344,6 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        let d = *self.dest.get_mut();
-        if !d.is_null() {
-            // SAFETY: By the type invariants a non-null `dest` is an owned `Arc`, released
-            // exactly here.
-            drop(unsafe { Arc::from_raw(d) });
-        }
-    }
-}
-
 /// How an entry comes to be.
 #[derive(Clone, Copy)]
 enum Origin {
@@ -417,6 +379,21 @@ fn account_bound(d: &Dest, flags: u32) {
     }
 }
 
+/// Undoes [`account_bound`] for an entry leaving the table.
+fn account_gone(c: &ConnData) {
+    let Some(d) = c.dest() else {
+        return;
+    };
+    if c.is_template() {
+        d.info.persistconns.fetch_sub(1, Relaxed);
+        return;
+    }
+    if c.flags.load(Relaxed) & conn_flags::INACTIVE == 0 {
+        d.info.activeconns.fetch_sub(1, Relaxed);
+    }
+    d.info.conn_unbound();
+}
+
 /// Template state bit: a connection it controls was answered (`IP_VS_CTPL_S_ASSURED`).
 const CTPL_S_ASSURED: u16 = 1;
 
@@ -424,55 +401,64 @@ const CTPL_S_ASSURED: u16 = 1;
 /// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
 pub(crate) const F_INVALID: u32 = 1 << 31;
 
-/// The slab cache of connection entries, shared by all namespaces.
-static CACHE: AtomicPtr<KmemCache<Conn>> = AtomicPtr::new(ptr::null_mut());
+/// Smallest table, as upstream's `IP_VS_CONN_TAB_MIN_BITS`.
+pub(crate) const TAB_MIN_BITS: u32 = 8;
 
-/// Owner of the connection slab cache; lives in the module object.
-pub(crate) struct ConnCache {
-    cache: KBox<KmemCache<Conn>>,
-}
+/// `conn_lfactor`'s default and range (upstream's).
+pub(crate) const LFACTOR_DEFAULT: i32 = -4;
+/// Smallest `conn_lfactor`.
+pub(crate) const LFACTOR_MIN: i32 = -8;
+/// Largest `conn_lfactor`.
+pub(crate) const LFACTOR_MAX: i32 = 8;
 
-impl ConnCache {
-    /// Creates the `ip_vs_conn` cache.
-    pub(crate) fn new() -> Result<Self> {
-        let mut cache = KBox::new(KmemCache::new(c_str!("ip_vs_conn"), 0)?, GFP_KERNEL)?;
-        CACHE.store(&mut *cache, Release);
-        Ok(Self { cache })
+/// Largest `conn_max` (upstream's `IP_VS_CONN_MAX` on 64-bit).
+pub(crate) const CONN_MAX_LIMIT: i32 = 1 << 30;
+
+/// The number of buckets wanted for `n` entries with load factor `lfactor` in a table of
+/// `size` buckets built for load factor `cur_lfactor` (`ip_vs_rht_desired_size`): `n`
+/// rounded up to a power of two, shifted by the factor, kept when between a sixteenth and
+/// all of the current size, halved no further than twice `n` when shrinking.
+pub(crate) fn desired_size(n: u32, lfactor: i32, size: u32, cur_lfactor: i32, max_bits: u32) -> u32 {
+    let (min, max) = (1u32 << TAB_MIN_BITS, 1u32 << max_bits);
+    let n = n.max(1).checked_next_power_of_two().unwrap_or(1 << 31);
+    let n = if lfactor < 0 {
+        let f = (-lfactor) as u32;
+        (n.min(max >> f.min(max_bits))) << f.min(max_bits)
+    } else {
+        (n >> lfactor as u32).min(max)
+    };
+    if lfactor != cur_lfactor {
+        return n.clamp(min, max);
+    }
+    if n > size {
+        n
+    } else if n > size >> 4 {
+        size
+    } else {
+        (n << 1).clamp(min, max)
     }
 }
 
-impl Drop for ConnCache {
-    fn drop(&mut self) {
-        // Every namespace is gone and `rcu::barrier()` ran (module exit), so no entry is left.
-        CACHE.store(ptr::null_mut(), Release);
-        let _ = &self.cache;
-    }
+/// The load above which a table of `size` buckets grows and below which it shrinks
+/// (`ip_vs_rht_set_thresholds`).
+pub(crate) fn thresholds(size: u32, lfactor: i32, max_bits: u32) -> (u32, u32) {
+    let max = 1u32 << max_bits;
+    let upper = if size >= max {
+        u32::MAX
+    } else if lfactor <= 0 {
+        size >> ((-lfactor) as u32).min(max_bits)
+    } else {
+        size.min(1 << (30 - lfactor as u32)) << lfactor as u32
+    };
+    let lower = if size >= max {
+        max >> 4
+    } else if size > 1 << TAB_MIN_BITS {
+        upper >> 4
+    } else {
+        0
+    };
+    (upper, lower)
 }
-
-fn cache() -> Option<&'static KmemCache<Conn>> {
-    // SAFETY: Null or the module's live cache; it is destroyed only after every namespace's
-    // table was emptied and all RCU callbacks ran.
-    unsafe { CACHE.load(Acquire).as_ref() }
-}
-
-/// Frees an entry that no table and no connection references any more, after a grace period.
-fn free_later(c: &Conn) {
-    // SAFETY: The entry is unreachable for new readers and unreferenced (the caller brought
-    // its last reference to an end); the callback frees it after current readers are done.
-    unsafe { bindings::call_rcu(ptr::addr_of!(c.rcu).cast_mut(), Some(conn_free_rcu)) };
-}
-
-unsafe extern "C" fn conn_free_rcu(head: *mut bindings::callback_head) {
-    // SAFETY: `head` is the `rcu` field of an unlinked entry queued by `ConnTable::unlink`.
-    let conn = unsafe { kernel::container_of!(head, Conn, rcu) }.cast_mut();
-    if let (Some(c), Some(conn)) = (cache(), NonNull::new(conn)) {
-        // SAFETY: The entry came from this cache, is unreachable (unlinked, grace period
-        // over) and is freed only here.
-        unsafe { c.free(conn) };
-    }
-}
-
-const LOCK_BITS: u32 = 8;
 
 /// How far ahead of the sweep a bucket's bound may lie, in jiffies: its entries are looked at
 /// again within that time even if none expires sooner. Half the range of the 32-bit
@@ -489,71 +475,88 @@ fn due_bound(expires: u64, now: u64) -> u32 {
     expires.max(now).min(now.saturating_add(DUE_AHEAD)) as u32
 }
 
+/// Where the size policy reads `conn_lfactor` and `conn_max`.
+pub(crate) struct Limits {
+    /// The namespace's sysctls.
+    pub(crate) values: Arc<SysctlValues>,
+    /// Index of `conn_lfactor` there.
+    pub(crate) lfactor: usize,
+    /// Index of `conn_max` there.
+    pub(crate) conn_max: usize,
+}
+
 /// A namespace's connection table.
 pub(crate) struct ConnTable {
-    buckets: VVec<AtomicPtr<Conn>>,
-    /// Per bucket, the low 32 bits of a time (jiffies) at or before which none of its entries
-    /// expires. Inserting an entry and moving an expiry earlier lower it (always changing
-    /// it, see `lower_due`); the sweep raises it, with a compare-and-exchange from the value
-    /// it read before looking at the entries, so a lowering that raced with it wins.
-    due: VVec<AtomicU32>,
-    mask: u32,
-    locks: KVec<Pin<KBox<SpinLockBh<()>>>>,
+    table: HashTable<ConnData>,
     seed: u32,
-    count: AtomicU32,
+    /// The sweep's position, in buckets.
     cursor: AtomicU32,
     /// `random_dropentry`'s countdown per client packet count.
     todrop_counter: [AtomicI32; 9],
     hz: u32,
+    /// Largest table: `2^max_bits` buckets (`conn_tab_bits`).
+    max_bits: u32,
+    /// The load factor the current array was sized for.
+    lfactor: AtomicI32,
+    limits: Option<Limits>,
 }
 
-// SAFETY: Buckets are atomics; entries are only changed under the bucket-group locks.
-unsafe impl Send for ConnTable {}
-// SAFETY: As above.
-unsafe impl Sync for ConnTable {}
-
 impl ConnTable {
-    /// A table with `2^bits` buckets.
-    pub(crate) fn new(bits: u32, hz: u32) -> Result<Self> {
-        let size = 1usize << bits;
-        let mut buckets = VVec::with_capacity(size, GFP_KERNEL)?;
-        let mut due = VVec::with_capacity(size, GFP_KERNEL)?;
+    /// A table of at most `2^max_bits` buckets (at least 2^8), starting at the smallest;
+    /// without `limits`, `conn_lfactor` and `conn_max` keep their defaults. Process context.
+    pub(crate) fn new(max_bits: u32, hz: u32, limits: Option<Limits>) -> Result<Self> {
+        let max_bits = max_bits.clamp(TAB_MIN_BITS, 27);
         let empty = due_bound(u64::MAX, jiffies_64());
-        for _ in 0..size {
-            buckets.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
-            due.push(AtomicU32::new(empty), GFP_KERNEL)?;
-        }
-        let nlocks = 1usize << LOCK_BITS.min(bits);
-        let mut locks = KVec::with_capacity(nlocks, GFP_KERNEL)?;
-        for _ in 0..nlocks {
-            locks.push(KBox::pin_init(new_spinlock_bh!((), "ip_vs_conn_bucket"), GFP_KERNEL)?, GFP_KERNEL)?;
-        }
+        // A slab cache per namespace, named as upstream's single one (the allocator merges
+        // caches of one size): a table then owns everything its entries need.
+        let pool = Pool::new(c_str!("ip_vs_conn"))?;
         Ok(Self {
-            buckets,
-            due,
-            mask: (size - 1) as u32,
-            locks,
-            // SAFETY: An FFI call with no additional requirements.
-            seed: unsafe { bindings::get_random_u32() },
-            count: AtomicU32::new(0),
+            table: HashTable::new(pool, TAB_MIN_BITS, empty)?,
+            seed: crate::abi::random_u32(),
             cursor: AtomicU32::new(0),
             todrop_counter: Default::default(),
             hz,
+            max_bits,
+            lfactor: AtomicI32::new(LFACTOR_DEFAULT),
+            limits,
         })
     }
 
     /// Number of entries.
-    #[allow(dead_code)] // Used by the KUnit tests.
     pub(crate) fn count(&self) -> u32 {
-        self.count.load(Relaxed)
+        self.table.count()
     }
 
-    /// Number of buckets.
-    pub(crate) fn size(&self) -> u32 {
-        self.mask + 1
+    /// Number of buckets now, and its bits.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        self.table.size()
     }
 
-    /// The bucket of <protocol, address, port> (`ip_vs_conn_hashkey`): an IPv6 address is
+    /// The largest number of buckets (`ip_vs_conn_tab_size`, which `ipvsadm` shows).
+    pub(crate) fn max_size(&self) -> u32 {
+        1 << self.max_bits
+    }
+
+    /// The load factor the current array was sized for.
+    pub(crate) fn lfactor(&self) -> i32 {
+        self.lfactor.load(Relaxed)
+    }
+
+    /// Chain lengths (for `/proc/net/ip_vs_status`). Process context.
+    pub(crate) fn histogram(&self) -> Histogram {
+        self.table.histogram()
+    }
+
+    fn want_lfactor(&self) -> i32 {
+        self.limits.as_ref().map_or(LFACTOR_DEFAULT, |l| l.values.get(l.lfactor))
+            .clamp(LFACTOR_MIN, LFACTOR_MAX)
+    }
+
+    fn conn_max(&self) -> u32 {
+        self.limits.as_ref().map_or(CONN_MAX_LIMIT, |l| l.values.get(l.conn_max)).max(0) as u32
+    }
+
+    /// The hash of <protocol, address, port> (`ip_vs_conn_hashkey`): an IPv6 address is
     /// hashed whole first, an IPv4 one taken as it is.
     fn hashkey(&self, af: u16, protocol: u8, addr: &[u8; 16], port: [u8; 2]) -> u32 {
         let a = if af == crate::ctl_config::AF_INET6 {
@@ -561,70 +564,45 @@ impl ConnTable {
         } else {
             u32::from_ne_bytes([addr[0], addr[1], addr[2], addr[3]])
         };
-        hash::jhash_3words(
-            a,
-            u16::from_ne_bytes(port) as u32,
-            protocol as u32,
-            self.seed,
-        ) & self.mask
+        hash::jhash_3words(a, u16::from_ne_bytes(port) as u32, protocol as u32, self.seed)
     }
 
-    /// The bucket entry `c` is linked in.
-    fn bucket_of(&self, c: &Conn) -> u32 {
+    /// The hash entry `c` is linked with.
+    fn hash_of(&self, c: &ConnData) -> u32 {
         self.hashkey(c.af as u16, c.protocol, &c.caddr, c.cport)
     }
 
-    fn lock(&self, bucket: u32) -> kernel::sync::lock::Guard<'_, (), kernel::sync::lock::spinlock_bh::SpinLockBhBackend> {
-        let n = self.locks.len();
-        self.locks[bucket as usize & (n - 1)].lock()
-    }
-
-    fn find<'a>(&'a self, bucket: u32, f: impl Fn(&Conn) -> bool, _g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let mut p = self.buckets.get(bucket as usize)?.load(Acquire);
-        // SAFETY: Entries reachable from a bucket are live until a grace period after they
-        // are unlinked, and `_g` holds the read lock for `'a`.
-        while let Some(c) = unsafe { p.as_ref() } {
-            if f(c) {
-                return Some(c);
-            }
-            p = c.next.load(Acquire);
-        }
-        None
-    }
-
     /// The connection a client packet belongs to (`ip_vs_conn_in_get`).
+    #[inline]
     pub(crate) fn in_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
-        self.find(b, |c| c.matches_in(p), g)
+        let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
+        self.table.lookup(h, g, |c| c.matches_in(p))
     }
 
     /// The connection a reply from a real server belongs to (`ip_vs_conn_out_get`): `p` holds
     /// the reply's source as `caddr/cport` and its destination as `vaddr/vport`.
+    #[inline]
     pub(crate) fn out_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.af, p.protocol, &p.vaddr, p.vport);
-        self.find(b, |c| c.matches_out(p), g)
+        let h = self.hashkey(p.af, p.protocol, &p.vaddr, p.vport);
+        self.table.lookup(h, g, |c| c.matches_out(p))
     }
 
     /// The valid persistence template for `p` (`ip_vs_ct_in_get`): `p.caddr` is the masked
     /// client address, `p.cport` 0.
     pub(crate) fn template_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let b = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
-        self.find(
-            b,
-            |c| {
-                c.cport == p.cport
-                    && c.caddr == p.caddr
-                    && c.vport == p.vport
-                    && c.vaddr == p.vaddr
-                    && c.protocol == p.protocol
-                    && c.af as u16 == p.af
-                    && {
-                        let f = c.flags.load(Relaxed);
-                        f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
-                    }
-            },
-            g,
-        )
+        let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
+        self.table.lookup(h, g, |c| {
+            c.cport == p.cport
+                && c.caddr == p.caddr
+                && c.vport == p.vport
+                && c.vaddr == p.vaddr
+                && c.protocol == p.protocol
+                && c.af as u16 == p.af
+                && {
+                    let f = c.flags.load(Relaxed);
+                    f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
+                }
+        })
     }
 
     /// Creates and links a persistence template <`p`, `daddr`, `dport`> to `dest` that
@@ -658,6 +636,7 @@ impl ConnTable {
 
     /// As [`Self::new_conn`], for a connection controlled by the persistence template
     /// `control` (`ip_vs_control_add`). `EAGAIN` if the template is going away.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_controlled<'a>(
         &'a self,
         p: &ConnParam,
@@ -706,7 +685,6 @@ impl ConnTable {
         origin: Origin,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        let cache = cache().ok_or(ENOMEM)?;
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
         let (flags, state) = match origin {
             Origin::Conn => (dest_flags | conn_flags::INACTIVE, 0),
@@ -723,17 +701,13 @@ impl ConnTable {
         let flags = flags | conn_flags::HASHED;
         let template = flags & conn_flags::TEMPLATE != 0;
         let synced = matches!(origin, Origin::Sync { .. });
-        if let Some(t) = control {
-            if !t.get_control() {
-                return Err(EAGAIN);
-            }
-        }
-        let bucket = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
+        let control = match control {
+            Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
+            None => None,
+        };
+        let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         let now = jiffies_64();
-        let conn = Conn {
-            next: AtomicPtr::new(ptr::null_mut()),
-            // SAFETY: All-zeroes is a valid unused `callback_head`.
-            rcu: unsafe { core::mem::zeroed() },
+        let conn = ConnData {
             caddr: p.caddr,
             vaddr: p.vaddr,
             daddr,
@@ -748,23 +722,13 @@ impl ConnTable {
             timeout: AtomicU32::new(timeout),
             in_pkts: AtomicU32::new(0),
             expires: AtomicU64::new(now + timeout as u64),
-            dest: AtomicPtr::new(dest.map_or(ptr::null_mut(), |d| {
-                Arc::into_raw(d.clone()).cast_mut()
-            })),
-            control: control.map_or(ptr::null(), |t| t as *const Conn),
-            ctl: AtomicU32::new(u32::from(template)),
+            dest: OnceArc::new(dest.cloned()),
+            control: RefSlot::new(control),
             sync_endtime: AtomicU32::new(0),
         };
-        // On allocation failure `conn` is dropped here, releasing its `dest` reference.
-        let c = match cache.alloc(conn, GFP_ATOMIC) {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(t) = control {
-                    self.put_control(t);
-                }
-                return Err(e.into());
-            }
-        };
+        // On failure the table gives back the control reference; `conn`'s server reference
+        // goes with it.
+        let c = self.table.insert(h, conn, self.conn_max(), g)?;
         if let Some(dest) = dest {
             account_bound(dest, flags);
             if !template && !synced {
@@ -774,17 +738,8 @@ impl ConnTable {
                 }
             }
         }
-        {
-            let _l = self.lock(bucket);
-            let head = &self.buckets[bucket as usize];
-            // SAFETY: `c` is a fresh, exclusively owned entry.
-            unsafe { (*c.as_ptr()).next.store(head.load(Relaxed), Relaxed) };
-            head.store(c.as_ptr(), Release);
-        }
-        self.lower_due(bucket, now + timeout as u64, now);
-        self.count.fetch_add(1, Relaxed);
-        // SAFETY: Linked above; it stays live for the read-side section `g` covers.
-        Ok(unsafe { &*c.as_ptr() })
+        self.lower_due(h, now + timeout as u64, now);
+        Ok(c)
     }
 
     /// Binds an unbound synced entry to `dest`, now that a record found its server
@@ -792,98 +747,25 @@ impl ConnTable {
     /// counts there. Nothing if it is bound already or no longer in the table (whose
     /// removal, under the same lock, uncounts only what was counted).
     pub(crate) fn bind_synced(&self, cp: &Conn, dest: &Arc<Dest>) {
-        let bucket = self.bucket_of(cp);
-        let _l = self.lock(bucket);
-        if !cp.dest.load(Relaxed).is_null() || !self.linked_locked(bucket, cp) {
-            return;
-        }
-        let old = cp
-            .flags
-            .fetch_update(Relaxed, Relaxed, |f| Some(bound_sync_flags(f, dest)))
-            .unwrap_or_else(|f| f);
-        // INVARIANT: Set once, from null, while `cp` is linked and its bucket lock is held.
-        cp.dest.store(Arc::into_raw(dest.clone()).cast_mut(), Release);
-        account_bound(dest, bound_sync_flags(old, dest));
-    }
-
-    /// Whether `target` is linked in `bucket` (lock held).
-    fn linked_locked(&self, bucket: u32, target: &Conn) -> bool {
-        let Some(head) = self.buckets.get(bucket as usize) else {
-            return false;
-        };
-        let mut p = head.load(Relaxed);
-        // SAFETY: Entries linked in a bucket are live while its lock is held.
-        while let Some(c) = unsafe { p.as_ref() } {
-            if ptr::eq(c, target) {
-                return true;
+        self.table.with_linked(cp, |c| {
+            if c.dest.set(dest.clone()).is_ok() {
+                let old = c
+                    .flags
+                    .fetch_update(Relaxed, Relaxed, |f| Some(bound_sync_flags(f, dest)))
+                    .unwrap_or_else(|f| f);
+                account_bound(dest, bound_sync_flags(old, dest));
             }
-            p = c.next.load(Relaxed);
-        }
-        false
+        });
     }
 
-    /// Unlinks `target` from its bucket (lock held) and queues it for freeing; false if it
-    /// was already gone.
-    fn unlink_locked(&self, bucket: u32, target: *mut Conn) -> bool {
-        let mut link = &self.buckets[bucket as usize];
-        loop {
-            let p = link.load(Relaxed);
-            if p.is_null() {
-                return false;
-            }
-            // SAFETY: `p` is linked and we hold the bucket lock, so it is live.
-            let c = unsafe { &*p };
-            if p == target {
-                link.store(c.next.load(Relaxed), Release);
-                self.count.fetch_sub(1, Relaxed);
-                self.account_gone(c);
-                if c.is_template() {
-                    // The table's reference; connections may still hold theirs.
-                    if c.ctl.fetch_sub(1, AcqRel) == 1 {
-                        free_later(c);
-                    }
-                } else {
-                    if let Some(t) = NonNull::new(c.control.cast_mut()) {
-                        // SAFETY: The connection holds a control reference on its template,
-                        // which keeps it allocated.
-                        self.put_control(unsafe { t.as_ref() });
-                    }
-                    free_later(c);
-                }
-                return true;
-            }
-            link = &c.next;
-        }
-    }
-
-    /// Drops a connection's control reference on template `t` (`ip_vs_control_del`).
-    fn put_control(&self, t: &Conn) {
-        if t.ctl.fetch_sub(2, AcqRel) == 2 {
-            // Unlinked already, and this was the last connection.
-            free_later(t);
-        }
-    }
-
-    fn account_gone(&self, c: &Conn) {
-        let Some(d) = c.dest() else {
-            return;
-        };
-        if c.is_template() {
-            d.info.persistconns.fetch_sub(1, Relaxed);
-            return;
-        }
-        if c.flags.load(Relaxed) & conn_flags::INACTIVE == 0 {
-            d.info.activeconns.fetch_sub(1, Relaxed);
-        }
-        d.info.conn_unbound();
-    }
-
-    /// Lowers bucket `b`'s bound to cover an entry expiring at `expires`. The new value is
-    /// one below the lower of the two, so that it differs from the old one even when that
-    /// was lower already: a sweep that read the old value then fails to replace it.
-    fn lower_due(&self, b: u32, expires: u64, now: u64) {
+    /// Lowers the bound of the bucket of hash `h` to cover an entry expiring at `expires`.
+    /// The new value is one below the lower of the two, so that it differs from the old one
+    /// even when that was lower already: a sweep that read the old value then fails to
+    /// replace it.
+    fn lower_due(&self, h: u32, expires: u64, now: u64) {
         let e = due_bound(expires, now);
-        let _ = self.due[b as usize].fetch_update(Release, Relaxed, |d| {
+        let g = rcu::read_lock();
+        let _ = self.table.aux(h, &g).fetch_update(Release, Relaxed, |d| {
             Some(if due_by(e, d) { e } else { d }.wrapping_sub(1))
         });
     }
@@ -893,60 +775,56 @@ impl ConnTable {
     /// so that a full sweep takes at most eight seconds and no tick walks more than a sixty-
     /// fourth of a large table. Only buckets whose bound has come are looked into.
     pub(crate) fn expire_batch(&self, now: u64) {
-        let size = self.size();
+        let (size, _) = self.size();
         let batch = (size / 64).max(128).min(size);
         let start = self.cursor.fetch_add(batch, Relaxed);
         for k in 0..batch {
-            let b = start.wrapping_add(k) & self.mask;
-            if due_by(self.due[b as usize].load(Relaxed), now as u32) {
+            let b = start.wrapping_add(k) & (size - 1);
+            let due = {
+                let g = rcu::read_lock();
+                due_by(self.table.aux(b, &g).load(Relaxed), now as u32)
+            };
+            if due {
                 self.sweep_bucket(b, now, |c| c.expires.load(Relaxed) <= now);
             }
         }
+        self.table.submit();
     }
 
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
     /// connections, and sets the bucket's bound to the earliest expiry of those left.
-    fn sweep_bucket(&self, b: u32, now: u64, dead: impl Fn(&Conn) -> bool) {
-        let gone = |c: &Conn| c.n_control() == 0 && dead(c);
+    fn sweep_bucket(&self, b: u32, now: u64, dead: impl Fn(&ConnData) -> bool) {
+        let gone = |c: &Conn| c.ref_count() == 0 && dead(c);
+        let g = rcu::read_lock();
+        let aux = self.table.aux(b, &g);
         // Acquire: the entries and expiry times of the lowerings this value includes.
-        let due = self.due[b as usize].load(Acquire);
+        let due = aux.load(Acquire);
         let mut first = u64::MAX;
         // Look without the lock first: most buckets hold nothing to remove, and the packet
         // path contends for the same locks. An entry that dies meanwhile goes next time.
-        let found = {
-            let _g = rcu::read_lock();
-            let mut p = self.buckets[b as usize].load(Acquire);
-            let mut found = false;
-            // SAFETY: Entries reachable from a bucket are live until a grace period after
-            // they are unlinked, and `_g` holds the read lock.
-            while let Some(c) = unsafe { p.as_ref() } {
-                if gone(c) {
-                    found = true;
-                    break;
-                }
-                first = first.min(c.expires.load(Relaxed));
-                p = c.next.load(Acquire);
+        let mut found = false;
+        self.table.for_each_in_bucket(b, &g, |c| {
+            if gone(c) {
+                found = true;
+                return false;
             }
-            found
-        };
+            first = first.min(c.expires.load(Relaxed));
+            true
+        });
         if found {
             first = u64::MAX;
-            let _l = self.lock(b);
-            let mut p = self.buckets[b as usize].load(Relaxed);
-            while !p.is_null() {
-                // SAFETY: Linked entries are live while we hold the bucket lock.
-                let c = unsafe { &*p };
-                let next = c.next.load(Relaxed);
+            self.table.retain_bucket(b, |c| {
                 if gone(c) {
-                    self.unlink_locked(b, p);
+                    account_gone(c);
+                    true
                 } else {
                     first = first.min(c.expires.load(Relaxed));
+                    false
                 }
-                p = next;
-            }
+            });
         }
         // Fails if an insertion or an earlier expiry lowered the bound meanwhile: it stays.
-        let _ = self.due[b as usize].compare_exchange(due, due_bound(first, now), Relaxed, Relaxed);
+        let _ = aux.compare_exchange(due, due_bound(first, now), Relaxed, Relaxed);
     }
 
     /// Drops random entries when memory is short (`ip_vs_random_dropentry`): every call looks
@@ -954,8 +832,9 @@ impl ConnTable {
     /// unanswered templates and, at a rate falling with their packet count (0 to 8 packets
     /// from the client), established or other connections idle for a minute or more.
     pub(crate) fn random_dropentry(&self, now: u64) {
-        for i in 0..(self.size() >> 5) {
-            let b = crate::abi::random_u32() & self.mask;
+        let (size, _) = self.size();
+        for i in 0..(size >> 5) {
+            let b = crate::abi::random_u32() & (size - 1);
             self.sweep_bucket(b, now, |c| self.todrop(c, now));
             // The defense work runs in process context: up to 2^22 buckets a call.
             if i % RESCHED_BUCKETS == RESCHED_BUCKETS - 1 {
@@ -965,7 +844,7 @@ impl ConnTable {
     }
 
     /// Whether `random_dropentry` removes `c`.
-    fn todrop(&self, c: &Conn, now: u64) -> bool {
+    fn todrop(&self, c: &ConnData, now: u64) -> bool {
         if c.is_template() {
             if c.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
                 return self.todrop_entry(c, now);
@@ -984,7 +863,7 @@ impl ConnTable {
 
     /// `todrop_entry`: an entry idle for at least a minute with `i` packets from the client
     /// (0 to 8) is dropped once in `i` calls; none with 0 packets.
-    fn todrop_entry(&self, c: &Conn, now: u64) -> bool {
+    fn todrop_entry(&self, c: &ConnData, now: u64) -> bool {
         let idle = u64::from(c.timeout.load(Relaxed)).saturating_sub(c.expires_in(now));
         if idle < 60 * u64::from(self.hz) {
             return false;
@@ -1000,77 +879,61 @@ impl ConnTable {
         true
     }
 
-    /// Removes every entry (`ip_vs_conn_flush`).
-    /// Process context only (control path, namespace teardown, module unload): it yields
-    /// the CPU every [`RESCHED_BUCKETS`] buckets, which matters with up to 2^27 of them.
+    /// Removes every entry (`ip_vs_conn_flush`). Process context only (control path,
+    /// namespace teardown, module unload): it yields the CPU now and then.
     pub(crate) fn flush(&self) {
-        for b in 0..self.size() {
-            if b % RESCHED_BUCKETS == RESCHED_BUCKETS - 1 {
-                kernel::sched::cond_resched();
-            }
-            // An empty bucket needs no lock. The table is flushed once no packet reaches it
-            // any more, so none fills meanwhile.
-            if self.buckets[b as usize].load(Relaxed).is_null() {
-                continue;
-            }
-            let _l = self.lock(b);
-            loop {
-                let p = self.buckets[b as usize].load(Relaxed);
-                if p.is_null() {
-                    break;
-                }
-                self.unlink_locked(b, p);
-            }
-        }
+        self.table.flush_with(account_gone);
     }
 
-    /// Entry `index` of bucket `bucket`, in chain order.
-    pub(crate) fn nth<'a>(&'a self, bucket: usize, index: usize, _g: &'a rcu::Guard) -> Option<&'a Conn> {
-        let mut p = self.buckets.get(bucket)?.load(Acquire);
-        let mut i = 0;
-        // SAFETY: Entries reachable from a bucket are live until a grace period after they
-        // are unlinked, and `_g` holds the read lock for `'a`.
-        while let Some(c) = unsafe { p.as_ref() } {
-            if i == index {
-                return Some(c);
-            }
-            i += 1;
-            p = c.next.load(Acquire);
-        }
-        None
+    /// Entry `index` of bucket `bucket`, in chain order (buckets of a resize's new array
+    /// after those of the current one).
+    pub(crate) fn nth<'a>(&'a self, bucket: usize, index: usize, g: &'a rcu::Guard) -> Option<&'a Conn> {
+        self.table.nth(bucket, index, g)
     }
 
     /// Moves `cur` to the first entry at or after it (buckets in order, chains in order);
-    /// false past the last one. Process context: it yields the CPU every
-    /// [`RESCHED_BUCKETS`] buckets, which a mostly empty table of 2^27 needs.
+    /// false past the last one. Process context: it yields the CPU now and then. A resize
+    /// between two reads of the file may show entries twice or skip some.
     pub(crate) fn seek(&self, cur: &mut SeqCursor) -> bool {
-        let mut g = rcu::read_lock();
-        let size = self.size() as usize;
-        let mut walked = 0u32;
-        while cur.bucket < size {
-            if self.nth(cur.bucket, cur.index, &g).is_some() {
-                return true;
-            }
-            cur.bucket += 1;
-            cur.index = 0;
-            walked = walked.wrapping_add(1);
-            if walked % RESCHED_BUCKETS == 0 {
-                g.cond_resched();
-            }
-        }
-        false
+        self.table.seek(&mut cur.bucket, &mut cur.index)
     }
 
     /// Expires `cp` now (`ip_vs_conn_expire_now`).
     pub(crate) fn expire_now(&self, cp: &Conn) {
-        let bucket = self.bucket_of(cp);
-        let _l = self.lock(bucket);
-        self.unlink_locked(bucket, (cp as *const Conn).cast_mut());
+        self.table.unlink_with(cp, account_gone);
     }
 
     /// The configured tick rate.
     pub(crate) fn hz(&self) -> u32 {
         self.hz
+    }
+
+    /// Whether the array's size is off for the number of entries or for `conn_lfactor`.
+    fn needs_resize(&self) -> bool {
+        let (size, _) = self.size();
+        let lf = self.want_lfactor();
+        if lf != self.lfactor() {
+            return true;
+        }
+        let (upper, lower) = thresholds(size, lf, self.max_bits);
+        let n = self.count();
+        n > upper || n < lower
+    }
+
+    /// Resizes the array to the size the load and `conn_lfactor` want. Process context.
+    pub(crate) fn resize_to_load(&self) {
+        let lf = self.want_lfactor();
+        let (size, _) = self.size();
+        let want = desired_size(self.count(), lf, size, self.lfactor(), self.max_bits);
+        self.lfactor.store(lf, Relaxed);
+        if want == size {
+            return;
+        }
+        // New buckets are due at once: the first sweep sets their bounds.
+        let now = jiffies_64();
+        if self.table.resize(want.trailing_zeros(), now as u32).is_err() {
+            pr_warn!("IPVS: no memory to resize the connection table to {} buckets\n", want);
+        }
     }
 }
 
@@ -1080,22 +943,65 @@ impl Drop for ConnTable {
     }
 }
 
-/// Buckets a process-context walk of the table (flush, random drop) covers between two
-/// chances for the scheduler to run.
+/// Buckets a process-context walk of the table (random drop) covers between two chances
+/// for the scheduler to run.
 const RESCHED_BUCKETS: u32 = 1024;
 
 /// How often per second the slow timer expires a batch of buckets.
 pub(crate) const EXPIRY_TICKS_PER_SEC: u32 = 8;
 
-/// The slow timer: expire one batch of buckets, [`EXPIRY_TICKS_PER_SEC`] times a second.
+/// Resizes a namespace's table in process context, when the slow timer asks.
+#[pin_data]
+pub(crate) struct Resizer {
+    table: Arc<ConnTable>,
+    #[pin]
+    work: Work<Resizer>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Resizer { self.work }
+}
+
+impl WorkItem for Resizer {
+    type Pointer = Arc<Resizer>;
+
+    fn run(this: Arc<Resizer>) {
+        this.table.resize_to_load();
+    }
+}
+
+impl Resizer {
+    /// The resizer of `table`.
+    pub(crate) fn new(table: Arc<ConnTable>) -> impl PinInit<Self> {
+        pin_init!(Self { table, work <- new_work!("ip_vs_conn_resize") })
+    }
+}
+
+/// Waits for the last resize when dropped (namespace teardown, after the slow timer).
+pub(crate) struct ResizerFlush(pub(crate) Arc<Resizer>);
+
+impl Drop for ResizerFlush {
+    fn drop(&mut self) {
+        // Drops happen in process context, where waiting is allowed.
+        self.0.work.flush();
+    }
+}
+
+/// The slow timer: expire one batch of buckets, [`EXPIRY_TICKS_PER_SEC`] times a second,
+/// and ask for a resize when the load calls for one.
 pub(crate) struct Expiry {
-    pub(crate) table: Arc<ConnTable>,
+    pub(crate) resizer: Arc<Resizer>,
 }
 
 impl TimerCallback for Expiry {
     fn run(timer: &Timer<Self>) {
-        let t = &timer.data().table;
+        let r = &timer.data().resizer;
+        let t = &r.table;
         t.expire_batch(jiffies_64());
+        if t.needs_resize() {
+            // Already queued: fine.
+            let _ = workqueue::system_unbound().enqueue(r.clone());
+        }
         timer.schedule_after((t.hz() / EXPIRY_TICKS_PER_SEC).max(1) as u64);
     }
 }

@@ -13,6 +13,7 @@
 //! `ip_vs_info_seq_show`, `vs_vars`)
 
 use crate::{
+    conn,
     ctl_config::{self, AF_INET6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     proto::Ip6Full,
     service::{self, Service},
@@ -125,7 +126,34 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
     any_int(c_str!("ignore_tunneled"), 0),
     priv_only(any_int(c_str!("run_estimation"), 1)),
     other(c_str!("est_nice"), 0, Kind::Int { min: -20, max: 19 }, 0o444),
+    priv_only(ranged(
+        c_str!("conn_lfactor"),
+        conn::LFACTOR_DEFAULT,
+        conn::LFACTOR_MIN,
+        conn::LFACTOR_MAX,
+        None,
+    )),
+    IntSysctl {
+        on_write: Some(conn_max_changed),
+        ..other(c_str!("conn_max"), conn::CONN_MAX_LIMIT, Kind::Limit { max: conn::CONN_MAX_LIMIT }, 0o644)
+    },
 ];
+/// Index of `conn_lfactor` in [`SYSCTLS`].
+pub(crate) const SYSCTL_CONN_LFACTOR: usize = 28;
+/// Index of `conn_max` in [`SYSCTLS`].
+pub(crate) const SYSCTL_CONN_MAX: usize = 29;
+
+/// The initial namespace's `conn_max`, which a new namespace starts with (both limits).
+pub(crate) static INIT_CONN_MAX: core::sync::atomic::AtomicI32 =
+    core::sync::atomic::AtomicI32::new(conn::CONN_MAX_LIMIT);
+
+fn conn_max_changed(net: &Net, index: usize) {
+    if net.is_init() {
+        if let Ok(ipvs) = ipvs_of(net) {
+            INIT_CONN_MAX.store(ipvs.sysctl_values.get(index), Relaxed);
+        }
+    }
+}
 /// Index of `amemthresh` in [`SYSCTLS`].
 pub(crate) const SYSCTL_AMEMTHRESH: usize = 0;
 /// Index of `am_droprate` in [`SYSCTLS`].
@@ -195,7 +223,7 @@ fn version_string(ipvs: &Ipvs) -> Result<CString> {
         (v >> 16) & 0xff,
         (v >> 8) & 0xff,
         v & 0xff,
-        ipvs.conns.size()
+        ipvs.conns.max_size()
     ))?)
 }
 
@@ -302,7 +330,7 @@ impl SockoptOps for Ctl {
             get::INFO => write(
                 0,
                 // The socket options know IPv4 services only.
-                &uapi::encode_getinfo(uapi::VERSION_CODE, ipvs.conns.size(), ctl.services.len_v4() as u32),
+                &uapi::encode_getinfo(uapi::VERSION_CODE, ipvs.conns.max_size(), ctl.services.len_v4() as u32),
             ),
             get::SERVICES => {
                 let n = u32::from_ne_bytes([arg[0], arg[1], arg[2], arg[3]]);
@@ -711,6 +739,45 @@ impl NetSeqShow for ProcIpVsStats {
         let _ = writeln!(m);
         let _ = writeln!(m, " Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s");
         stats_row(m, "", ipvs.stats.rates());
+        Ok(())
+    }
+}
+
+/// `/proc/net/ip_vs_status`: the sizes and load of the connection and service tables, in
+/// upstream's format (Linux 7.1), for tuning `conn_lfactor`.
+pub(crate) struct ProcIpVsStatus;
+
+/// The chain-length lines of a histogram (`len-7` counts 7 and more).
+fn status_histogram(m: &mut SeqFile, what: &str, h: &kernel::rcu_hash::Histogram) {
+    let sum: u64 = h.iter().map(|&n| u64::from(n)).sum();
+    let sum1 = sum - u64::from(h[0]);
+    let _ = writeln!(m, "{what} buckets empty:\t{} ({}%)", h[0], u64::from(h[0]) * 100 / sum.max(1));
+    for (i, &n) in h.iter().enumerate().skip(1) {
+        if n != 0 {
+            let _ = writeln!(m, "{what} buckets len-{i}:\t{n} ({}%)", u64::from(n) * 100 / sum1.max(1));
+        }
+    }
+}
+
+impl NetSeqShow for ProcIpVsStatus {
+    fn show(net: &Net, m: &mut SeqFile) -> Result {
+        let ipvs = ipvs_of(net)?;
+        let conns = &ipvs.conns;
+        let (size, bits) = conns.size();
+        let _ = writeln!(m, "Conns:\t{}", conns.count());
+        let _ = writeln!(m, "Conn buckets:\t{size} ({bits} bits, lfactor {})", conns.lfactor());
+        if conns.count() != 0 {
+            status_histogram(m, "Conn", &conns.histogram());
+        }
+        let st = ipvs.svc_table.status();
+        let _ = writeln!(m, "Services:\t{}", st.services);
+        let _ = writeln!(m, "Service buckets:\t{} ({} bits, lfactor {})", st.buckets, st.bits, st.lfactor);
+        if st.services != 0 {
+            status_histogram(m, "Service", &st.histogram);
+        }
+        let _ = writeln!(m, "Stats thread slots:\t0 (max 0)");
+        let _ = writeln!(m, "Stats chain max len:\t0");
+        let _ = writeln!(m, "Stats thread ests:\t0");
         Ok(())
     }
 }

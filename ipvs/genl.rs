@@ -591,7 +591,7 @@ fn get_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
         }
         _ => info.reply(cmd::SET_INFO, |m| {
             m.put_u32(info_attr::VERSION, crate::uapi::VERSION_CODE)?;
-            m.put_u32(info_attr::CONN_TAB_SIZE, ipvs.conns.size())
+            m.put_u32(info_attr::CONN_TAB_SIZE, ipvs.conns.max_size())
         }),
     }
 }

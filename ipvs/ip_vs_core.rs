@@ -10,6 +10,9 @@
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_core.c`
 
+// The per-namespace state's `try_pin_init!` has more fields than the default limit expands.
+#![recursion_limit = "256"]
+
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use kernel::{
     alloc::flags::GFP_KERNEL,
@@ -144,6 +147,7 @@ mod reg {
     pub(crate) const HOOKS_IN6: usize = 9;
     pub(crate) const HOOKS_OUT6: usize = 10;
     pub(crate) const HOOKS_FWD_ICMP6: usize = 11;
+    pub(crate) const PROC_STATUS: usize = 12;
 }
 
 /// Control-plane state of a namespace, under its mutex.
@@ -202,8 +206,11 @@ pub(crate) struct Ipvs {
     pub(crate) ctl: Mutex<CtlState>,
     pub(crate) svc_table: Arc<ServiceTable>,
     pub(crate) conns: Arc<ConnTable>,
+    resizer: Arc<conn::Resizer>,
     #[pin]
     expiry: Timer<Expiry>,
+    /// After the timer: waits for the last resize it asked for.
+    _resize_flush: conn::ResizerFlush,
     pub(crate) stats: Arc<Stats>,
     #[pin]
     est: Timer<EstTimer>,
@@ -253,15 +260,30 @@ impl PernetData for Ipvs {
                     c_str!("ip_vs_stats_percpu"),
                     0o444,
                 )?;
+                ProcNetEntry::<ctl::ProcIpVsStatus>::register(scope, reg::PROC_STATUS, c_str!("ip_vs_status"), 0o440)?;
+                if !_net.is_init() {
+                    // A new namespace starts with the initial one's `conn_max` as both limits.
+                    v.set_limits(ctl::SYSCTL_CONN_MAX, ctl::INIT_CONN_MAX.load(Relaxed));
+                }
                 v
             },
             ctl <- new_mutex!(CtlState { services: Services::new() }, "ipvs_ctl"),
             svc_table: Arc::new(ServiceTable::new()?, GFP_KERNEL)?,
             conns: Arc::new(
-                ConnTable::new(conn_tab_bits(), hz)?,
+                ConnTable::new(
+                    conn_tab_bits(),
+                    hz,
+                    Some(conn::Limits {
+                        values: sysctl_values.clone(),
+                        lfactor: ctl::SYSCTL_CONN_LFACTOR,
+                        conn_max: ctl::SYSCTL_CONN_MAX,
+                    }),
+                )?,
                 GFP_KERNEL,
             )?,
-            expiry <- Timer::new(Expiry { table: conns.clone() }),
+            resizer: Arc::pin_init(conn::Resizer::new(conns.clone()), GFP_KERNEL)?,
+            expiry <- Timer::new(Expiry { resizer: resizer.clone() }),
+            _resize_flush: conn::ResizerFlush(resizer.clone()),
             stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
             defense: Arc::pin_init(
                 defense::Defense::new(sysctl_values.clone(), conns.clone()),
@@ -541,7 +563,7 @@ impl Ipvs {
                 && ((expire_nodest && c.dest().is_some_and(|d| d.info.weight() == 0))
                     || (reuse_mode != 0 && c.reusable(reuse_mode)))
             {
-                if c.n_control() == 0 {
+                if c.ref_count() == 0 {
                     self.conns.expire_now(c);
                 }
                 found = None;
@@ -655,7 +677,7 @@ impl Ipvs {
         if self.sync.state() & sync::STATE_MASTER != 0 {
             self.sync.sync_conn(cp, pkts, &g);
         } else if cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
-            if let Some(t) = cp.control() {
+            if let Some(t) = cp.control(&g) {
                 t.in_pkts.fetch_add(1, Relaxed);
             }
         }
@@ -1292,7 +1314,6 @@ struct IpVsModule {
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
-    cache: Option<conn::ConnCache>,
 }
 
 impl kernel::Module for IpVsModule {
@@ -1303,10 +1324,8 @@ impl kernel::Module for IpVsModule {
             sockopt: None,
             pernet: None,
             sched: None,
-            cache: None,
         };
         ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
-        m.cache = Some(conn::ConnCache::new()?);
         m.sched = Some(sched::Registry::new()?);
         m.pernet = Some(IPVS.register()?);
         m.sockopt = Some(SockoptRegistration::new(
@@ -1348,7 +1367,6 @@ impl Drop for IpVsModule {
         self.pernet = None;
         rcu::barrier();
         self.sched = None;
-        self.cache = None;
         pr_info!("ipvs: Rust IPVS unloaded.\n");
     }
 }

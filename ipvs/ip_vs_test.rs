@@ -41,7 +41,7 @@ mod uapi;
 mod rr;
 
 use abi::{Adapter, DestInfo, Packet, Scheduler, DEST_F_AVAILABLE};
-use conn::{ConnCache, ConnParam, ConnTable, Expiry};
+use conn::{ConnParam, ConnTable, Expiry, Resizer, ResizerFlush};
 use sched::SchedBinding;
 use service::{v4, Dest, AF_INET};
 use stats::Stats;
@@ -127,23 +127,24 @@ fn client(port: u16, protocol: u8) -> ConnParam {
     }
 }
 
-/// Runs `body` with the connection slab cache present, then waits for the RCU frees.
+/// Runs `body` (which builds its own tables), then waits for the RCU frees.
 fn with_cache(t: &Test, what: &str, body: impl FnOnce(&Test) -> Result) {
-    match ConnCache::new() {
-        Ok(cache) => {
-            let r = body(t);
-            t.ok(r, what);
-            rcu::barrier();
-            drop(cache);
-        }
-        Err(e) => t.ok(Err(e), "creating the ip_vs_conn cache"),
-    }
+    let r = body(t);
+    t.ok(r, what);
+    rcu::barrier();
+}
+
+/// The slow timer of `table`, with the resizer it queues and what waits for it.
+fn expiry_timer(table: &Arc<ConnTable>) -> Result<(core::pin::Pin<KBox<Timer<Expiry>>>, ResizerFlush)> {
+    let resizer = Arc::pin_init(Resizer::new(table.clone()), GFP_KERNEL)?;
+    let timer = KBox::pin_init(Timer::new(Expiry { resizer: resizer.clone() }), GFP_KERNEL)?;
+    Ok((timer, ResizerFlush(resizer)))
 }
 
 unsafe extern "C" fn conn_insert_lookup(test: *mut bindings::kunit) {
     with_cache(&Test(test), "insert/lookup", |t| {
         const N: u16 = 2000;
-        let table = ConnTable::new(8, hz())?;
+        let table = ConnTable::new(8, hz(), None)?;
         let rs = dest([10, 0, 1, 2], 8080, 1, 1)?;
         {
             let g = rcu::read_lock();
@@ -188,7 +189,7 @@ unsafe extern "C" fn conn_insert_lookup(test: *mut bindings::kunit) {
 /// start with the same bytes (1.2.3.4 and 102:304::) never find each other's entry.
 unsafe extern "C" fn conn_families(test: *mut bindings::kunit) {
     with_cache(&Test(test), "families", |t| {
-        let table = ConnTable::new(8, hz())?;
+        let table = ConnTable::new(8, hz(), None)?;
         let rs = dest([10, 0, 1, 2], 80, 1, 1)?;
         let mut a6 = [0u8; 16];
         a6[..4].copy_from_slice(&[1, 2, 3, 4]);
@@ -208,9 +209,57 @@ unsafe extern "C" fn conn_families(test: *mut bindings::kunit) {
     });
 }
 
+/// The bucket array follows the load (`conn_lfactor` -4: sixteen buckets per entry, up to
+/// `2^max_bits`), every entry and every control reference survives the moves, and the array
+/// shrinks back once the table empties.
+unsafe extern "C" fn conn_resize(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "resize", |t| {
+        const N: u16 = 5000;
+        let table = ConnTable::new(16, hz(), None)?;
+        let rs = dest([10, 0, 1, 6], 80, 1, 5)?;
+        t.expect(table.size() == (256, 8), "a new table has 2^8 buckets");
+        {
+            let g = rcu::read_lock();
+            let tp = ConnParam { cport: [0, 0], ..client(0, 6) };
+            let tpl = table.new_template(&tp, rs.info.addr, rs.info.port, &rs, 60 * hz(), &g)?;
+            for port in 1..=N {
+                table.new_controlled(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), tpl, &g)?;
+            }
+            t.expect(tpl.ref_count() == N as u32, "the template counts its connections");
+        }
+        table.resize_to_load();
+        t.expect(table.size() == (1 << 16, 16), "5,000 entries: 2^16 buckets (the maximum)");
+        {
+            let g = rcu::read_lock();
+            let found = (1..=N).filter(|p| table.in_get(&client(*p, 6), &g).is_some()).count();
+            t.expect(found == N as usize, "every entry found after the move");
+            let tp = ConnParam { cport: [0, 0], ..client(0, 6) };
+            t.expect(table.template_get(&tp, &g).is_some_and(|c| c.ref_count() == N as u32), "the template moved with its count");
+        }
+        table.flush();
+        t.expect(table.count() == 0, "flush empties the table");
+        table.resize_to_load();
+        t.expect(table.size() == (256, 8), "an empty table shrinks back to 2^8");
+        resize_policy(t);
+        t.expect(rs.info.totalconns.load(Relaxed) == 0 && rs.info.persistconns.load(Relaxed) == 0, "counts released");
+        Ok(())
+    });
+}
+
+/// `desired_size` and `thresholds` give upstream's sizes.
+fn resize_policy(t: &Test) {
+    use conn::{desired_size, thresholds};
+    t.expect(desired_size(1000, -4, 256, -4, 20) == 16384, "1,000 entries at -4: 2^14");
+    t.expect(desired_size(1000, 2, 256, -4, 20) == 256, "another factor: clamped to the minimum");
+    t.expect(desired_size(0, -4, 1 << 20, -4, 20) == 256, "an empty table shrinks to the minimum");
+    t.expect(desired_size(3 << 20, -4, 1 << 12, -4, 20) == 1 << 20, "capped at the maximum");
+    t.expect(thresholds(256, -4, 20) == (16, 0), "the smallest table never shrinks");
+    t.expect(thresholds(1 << 20, -4, 20) == (u32::MAX, 1 << 16), "the largest never grows");
+}
+
 unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
     with_cache(&Test(test), "slow timer expiry", |t| {
-        let table = Arc::new(ConnTable::new(8, hz())?, GFP_KERNEL)?;
+        let table = Arc::new(ConnTable::new(8, hz(), None)?, GFP_KERNEL)?;
         let rs = dest([10, 0, 1, 3], 80, 1, 2)?;
         {
             let g = rcu::read_lock();
@@ -221,7 +270,7 @@ unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
                 table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
             }
         }
-        let timer = KBox::pin_init(Timer::new(Expiry { table: table.clone() }), GFP_KERNEL)?;
+        let (timer, resizer) = expiry_timer(&table)?;
         timer.schedule_after(hz() as u64);
         // SAFETY: An FFI call; KUnit cases run in process context.
         unsafe { bindings::msleep(2600) };
@@ -231,6 +280,7 @@ unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
         t.expect(table.in_get(&client(5, 17), &g).is_none(), "an expired entry is gone");
         drop(g);
         drop(timer);
+        drop(resizer);
         t.expect(rs.info.totalconns.load(Relaxed) == 10, "destination counts follow expiry");
         Ok(())
     });
@@ -240,7 +290,7 @@ unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
 /// connection closing, a shorter UDP timeout) expires on time: the bucket's bound follows.
 unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
     with_cache(&Test(test), "shortened expiry", |t| {
-        let table = Arc::new(ConnTable::new(8, hz())?, GFP_KERNEL)?;
+        let table = Arc::new(ConnTable::new(8, hz(), None)?, GFP_KERNEL)?;
         let rs = dest([10, 0, 1, 5], 80, 1, 4)?;
         {
             let g = rcu::read_lock();
@@ -248,7 +298,7 @@ unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
                 table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
             }
         }
-        let timer = KBox::pin_init(Timer::new(Expiry { table: table.clone() }), GFP_KERNEL)?;
+        let (timer, resizer) = expiry_timer(&table)?;
         timer.schedule_after(1);
         // Several full sweeps (two ticks each): every bucket's bound is an hour away now.
         // SAFETY: An FFI call; KUnit cases run in process context.
@@ -270,6 +320,7 @@ unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
         t.expect(table.in_get(&client(5, 17), &g).is_none(), "a shortened entry is gone");
         drop(g);
         drop(timer);
+        drop(resizer);
         table.flush();
         Ok(())
     });
@@ -277,7 +328,7 @@ unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
 
 unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
     with_cache(&Test(test), "tcp states", |t| {
-        let table = ConnTable::new(8, hz())?;
+        let table = ConnTable::new(8, hz(), None)?;
         let rs = dest([10, 0, 1, 4], 80, 1, 3)?;
         let timeouts = proto_tcp::default_timeouts(hz());
         let g = rcu::read_lock();
@@ -516,9 +567,10 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 9] = [
+static mut CASES: [bindings::kunit_case; 10] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     case(c_str!("conn_families"), conn_families),
+    case(c_str!("conn_resize"), conn_resize),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),

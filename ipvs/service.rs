@@ -370,6 +370,41 @@ impl ServiceTable {
     }
 }
 
+/// What `/proc/net/ip_vs_status` shows of the service table.
+pub(crate) struct SvcStatus {
+    /// Number of services.
+    pub(crate) services: u32,
+    /// Number of buckets, and their bits.
+    pub(crate) buckets: u32,
+    pub(crate) bits: u32,
+    /// The load factor the table is sized for (0: fixed size).
+    pub(crate) lfactor: i32,
+    /// Buckets with 0, 1, ... 6 and 7 or more services.
+    pub(crate) histogram: kernel::rcu_hash::Histogram,
+}
+
+impl ServiceTable {
+    /// The table's size and chain lengths (both hash tables' buckets together).
+    pub(crate) fn status(&self) -> SvcStatus {
+        let g = rcu::read_lock();
+        let mut st = SvcStatus {
+            services: 0,
+            buckets: BUCKETS as u32,
+            bits: BUCKETS.trailing_zeros(),
+            lfactor: 0,
+            histogram: Default::default(),
+        };
+        for slot in self.buckets.iter() {
+            let n = slot.get(&g).map_or(0, |v| v.len());
+            st.services = st.services.saturating_add(n as u32);
+            if let Some(c) = st.histogram.get_mut(n.min(7)) {
+                *c += 1;
+            }
+        }
+        st
+    }
+}
+
 impl<'a> ServiceView<'a> {
     fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
         match self.table.buckets.get(b).and_then(|slot| slot.get(self.g)) {

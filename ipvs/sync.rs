@@ -305,7 +305,7 @@ impl SyncState {
             } else if cp.flags.load(Relaxed) & f::ONE_PACKET == 0 && self.needed(cp, pkts) {
                 m.add(self, cp, version);
             }
-            let Some(t) = cp.control() else {
+            let Some(t) = cp.control(g) else {
                 return;
             };
             pkts = if t.is_template() {
@@ -336,7 +336,7 @@ impl SyncState {
         let mut set_now = false;
         if flags & f::TEMPLATE != 0 {
             // Templates: no forced sync.
-        } else if sysctl.get(ctl::SYSCTL_SYNC_PERSIST_MODE) != 0 && cp.control().is_some() {
+        } else if sysctl.get(ctl::SYSCTL_SYNC_PERSIST_MODE) != 0 && cp.has_control() {
             // `in_persistence`: the template's sync is enough.
             return false;
         } else if cp.protocol == crate::proto::IPPROTO_TCP {

@@ -59,6 +59,23 @@ impl<T> KmemCache<T> {
         Ok(p)
     }
 
+    /// Allocates an object and moves `value` into it; on failure gives `value` back.
+    pub fn alloc_or_return(&self, value: T, flags: Flags) -> Result<NonNull<T>, T> {
+        // SAFETY: The cache is live by the type invariants.
+        let p = unsafe { bindings::kmem_cache_alloc_noprof(self.cache.as_ptr(), flags.as_raw()) };
+        let Some(p) = NonNull::new(p.cast::<T>()) else {
+            return Err(value);
+        };
+        // SAFETY: `p` is a fresh object with `T`'s size and alignment.
+        unsafe { p.as_ptr().write(value) };
+        Ok(p)
+    }
+
+    /// The C cache, for code that frees its objects itself (RCU callbacks).
+    pub fn as_raw(&self) -> *mut bindings::kmem_cache {
+        self.cache.as_ptr()
+    }
+
     /// Drops the value and returns its memory to the cache.
     ///
     /// # Safety

@@ -39,6 +39,14 @@ pub enum Kind {
     Jiffies,
     /// One `unsigned long`, any value (`proc_doulongvec_minmax` without limits).
     ULong,
+    /// A soft limit under a hard one, as upstream's `conn_max`: an administrator of the
+    /// initial user namespace (`CAP_NET_ADMIN` there) sets both to a value in `0..=max`,
+    /// any other writer only the soft one, up to the hard one. Reads show the soft limit;
+    /// both start at the entry's default.
+    Limit {
+        /// Largest value a privileged writer may set.
+        max: i32,
+    },
 }
 
 /// Description of one sysctl.
@@ -56,8 +64,8 @@ pub struct IntSysctl {
     /// one: for settings an unprivileged owner must not change (upstream makes such entries
     /// read-only there).
     pub unpriv_ro: bool,
-    /// Called after a write changed the value of a [`Kind::Int`] sysctl, with the namespace
-    /// and the index of the entry.
+    /// Called after a write changed the value of a [`Kind::Int`] sysctl (or was accepted by
+    /// a [`Kind::Limit`] one), with the namespace and the index of the entry.
     pub on_write: Option<fn(&Net, usize)>,
 }
 
@@ -106,6 +114,14 @@ impl SysctlValues {
     /// Sets `int` entry `index`, as the kernel does for sysctls whose value it changes.
     pub fn set(&self, index: usize, value: i32) {
         if let Some(s) = self.slot(index) {
+            s.0[0].store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets both limits of [`Kind::Limit`] entry `index` (a namespace inheriting another's).
+    pub fn set_limits(&self, index: usize, value: i32) {
+        if let Some(s) = self.slot(index) {
+            s.0[1].store(value, Ordering::Relaxed);
             s.0[0].store(value, Ordering::Relaxed);
         }
     }
@@ -162,6 +178,10 @@ unsafe extern "C" fn checked_handler(
     let (meta, slot) = unsafe { (&*(*table).extra1.cast::<Meta>(), &*(*table).data.cast::<Slot>()) };
     let old = [slot.0[0].load(Ordering::Relaxed), slot.0[1].load(Ordering::Relaxed)];
     let mut val = old;
+    if write != 0 && matches!(meta.kind, Kind::Limit { .. }) {
+        // Tells a write that gave no number from one that gave the current value.
+        val[0] = i32::MIN;
+    }
     // SAFETY: As above; a copy of the entry pointing at `val`, with the same length.
     let mut tmp = unsafe { *table };
     tmp.data = val.as_mut_ptr().cast::<c_void>();
@@ -181,6 +201,25 @@ unsafe extern "C" fn checked_handler(
             } else {
                 slot.0[0].store(val[0], Ordering::Relaxed);
                 slot.0[1].store(val[1], Ordering::Relaxed);
+            }
+        }
+        Kind::Limit { .. } => {
+            if rc == 0 && val[0] != i32::MIN {
+                // SAFETY: An FFI call with no additional requirements.
+                let privileged = unsafe { bindings::capable(bindings::CAP_NET_ADMIN as c_int) };
+                let max = if privileged { meta.max } else { old[1] };
+                if val[0] < 0 || val[0] > max {
+                    rc = einval;
+                } else {
+                    if privileged {
+                        slot.0[1].store(val[0], Ordering::Relaxed);
+                    }
+                    slot.0[0].store(val[0], Ordering::Relaxed);
+                    if let Some(f) = meta.on_write {
+                        // SAFETY: The namespace outlives its registered table.
+                        f(unsafe { Net::from_raw(meta.net) }, meta.index);
+                    }
+                }
             }
         }
         Kind::PowerOfTwo => {
@@ -239,11 +278,13 @@ impl NetSysctlTable {
         for (i, e) in entries.iter().enumerate() {
             let second = match e.kind {
                 Kind::Threshold { second } => second,
+                Kind::Limit { .. } => e.default,
                 _ => 0,
             };
             slots.push(Slot([AtomicI32::new(e.default), AtomicI32::new(second)]), GFP_KERNEL)?;
             let (min, max) = match e.kind {
                 Kind::Int { min, max } => (min, max),
+                Kind::Limit { max } => (0, max),
                 _ => (i32::MIN, i32::MAX),
             };
             meta.push(
@@ -279,7 +320,9 @@ impl NetSysctlTable {
                         t.extra2 = core::ptr::addr_of_mut!((*m).max).cast::<c_void>();
                     }
                 }
-                Kind::Int { .. } | Kind::PowerOfTwo => t.proc_handler = Some(checked_handler),
+                Kind::Int { .. } | Kind::PowerOfTwo | Kind::Limit { .. } => {
+                    t.proc_handler = Some(checked_handler)
+                }
                 Kind::Threshold { .. } => {
                     t.proc_handler = Some(checked_handler);
                     t.maxlen = 2 * core::mem::size_of::<i32>() as i32;
