@@ -490,7 +490,8 @@ fn port_unreach(net: &Net, skb: &mut SkBuff<'_>, ip: &IpHdr) {
 
 impl Ipvs {
     /// Client-to-service packets (`ip_vs_in_hook`). `parsed`: the packet's network header
-    /// and, for TCP and UDP, its ports, if [`Self::ip_vs_out`] read them already.
+    /// and, for TCP and UDP, its ports, if [`Self::ip_vs_out`] read them already; `g`: the
+    /// hook's RCU read lock.
     fn ip_vs_in<'a>(
         &self,
         net: &Net,
@@ -498,6 +499,7 @@ impl Ipvs {
         hook: InetHook,
         v6: bool,
         parsed: Option<(IpHdr, Option<Ports>)>,
+        g: &rcu::Guard,
     ) -> Verdict<'a> {
         // Packets IPVS already sent on, link-layer broadcasts and others not for this host
         // (local clients' packets have no link layer), and unrouted ones are not ours.
@@ -541,7 +543,6 @@ impl Ipvs {
         let Some(ports) = ports.or_else(|| parse_ports(&mut skb, &ip)) else {
             return Verdict::Accept(skb);
         };
-        let g = rcu::read_lock();
         let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
         // Read only when needed: most packets are neither SYNs nor for removed servers.
@@ -678,7 +679,8 @@ impl Ipvs {
 
     /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
     /// come from the virtual service. What it parsed of a packet that is no reply (accepted
-    /// unchanged, not marked as IPVS's) is left in `parsed` for [`Self::ip_vs_in`].
+    /// unchanged, not marked as IPVS's) is left in `parsed` for [`Self::ip_vs_in`]. `g`: the
+    /// hook's RCU read lock.
     fn ip_vs_out<'a>(
         &self,
         net: &Net,
@@ -686,6 +688,7 @@ impl Ipvs {
         hook: InetHook,
         v6: bool,
         parsed: &mut Option<(IpHdr, Option<Ports>)>,
+        g: &rcu::Guard,
     ) -> Verdict<'a> {
         if skb.ipvs_property() || !skb.has_route() {
             return Verdict::Accept(skb);
@@ -706,7 +709,6 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         *parsed = Some((ip, Some(ports)));
-        let g = rcu::read_lock();
         let p = conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that
@@ -1230,11 +1232,13 @@ impl Hooks for LocalHooks {
         };
         let v6 = state.pf == pf::IPV6;
         let mut parsed = None;
-        match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &mut parsed) {
+        // One read-side critical section for both.
+        let g = rcu::read_lock();
+        match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &mut parsed, &g) {
             // Not a reply (a reply is marked as IPVS's): what upstream's request hook, next
             // in line, would see. A director that only backs up leaves requests to the stack.
             Verdict::Accept(skb) if !skb.ipvs_property() && !ipvs.sync.backup_only() => {
-                ipvs.ip_vs_in(state.net, skb, state.hook, v6, parsed)
+                ipvs.ip_vs_in(state.net, skb, state.hook, v6, parsed, &g)
             }
             v => v,
         }
@@ -1250,8 +1254,9 @@ impl Hooks for OutHooks {
             return Verdict::Accept(skb);
         }
         let mut parsed = None;
+        let g = rcu::read_lock();
         match IPVS.get(state.net) {
-            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6, &mut parsed),
+            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6, &mut parsed, &g),
             None => Verdict::Accept(skb),
         }
     }
