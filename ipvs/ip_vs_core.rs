@@ -111,8 +111,9 @@ const fn spec6(s: HookSpec) -> HookSpec {
 /// director, or from a real server on it), then, if it is none, as a request for a virtual
 /// service (`ip_vs_in_hook`: from remote clients after filtering, and from clients on the
 /// director). Upstream registers the two at adjacent priorities (`NF_IP_PRI_NAT_SRC - 2`
-/// and `- 1`, `NF_IP_PRI_NAT_DST + 1` and `+ 2`), where no other hook can come between
-/// them; one hook at the first does the same with one dispatch and one parse of the headers.
+/// and `- 1`, `NF_IP_PRI_NAT_DST + 1` and `+ 2`), between which only a hook at exactly the
+/// first priority registered later could run (none of the kernel's own); one hook at the
+/// first does the same with one dispatch and one parse of the headers.
 const IN_HOOKS: [HookSpec; 2] = [
     spec(InetHook::LocalIn, NF_IP_PRI_NAT_SRC - 2),
     spec(InetHook::LocalOut, NF_IP_PRI_NAT_DST + 1),
