@@ -109,20 +109,22 @@ const fn spec6(s: HookSpec) -> HookSpec {
     HookSpec { pf: pf::IPV6, ..s }
 }
 
-/// Where requests for virtual services are taken (`ip_vs_in_hook`): from remote clients
-/// after filtering, and from clients on the director itself.
+/// Where packets addressed to this host or sent by it are taken ([`LocalHooks`]): each is
+/// first checked as a reply of a NAT real server (`ip_vs_out_hook`: to a client on the
+/// director, or from a real server on it), then, if it is none, as a request for a virtual
+/// service (`ip_vs_in_hook`: from remote clients after filtering, and from clients on the
+/// director). Upstream registers the two at adjacent priorities (`NF_IP_PRI_NAT_SRC - 2`
+/// and `- 1`, `NF_IP_PRI_NAT_DST + 1` and `+ 2`), between which only a hook at exactly the
+/// first priority registered later could run (none of the kernel's own); one hook at the
+/// first does the same with one dispatch and one parse of the headers.
 const IN_HOOKS: [HookSpec; 2] = [
-    spec(InetHook::LocalIn, NF_IP_PRI_NAT_SRC - 1),
-    spec(InetHook::LocalOut, NF_IP_PRI_NAT_DST + 2),
-];
-
-/// Where replies of NAT real servers are rewritten (`ip_vs_out_hook`): routed through the
-/// director, addressed to a client on it, or sent by a real server on it.
-const OUT_HOOKS: [HookSpec; 3] = [
-    spec(InetHook::Forward, 100),
     spec(InetHook::LocalIn, NF_IP_PRI_NAT_SRC - 2),
     spec(InetHook::LocalOut, NF_IP_PRI_NAT_DST + 1),
 ];
+
+/// Where replies of NAT real servers routed through the director are rewritten
+/// (`ip_vs_out_hook` at FORWARD).
+const OUT_HOOKS: [HookSpec; 1] = [spec(InetHook::Forward, 100)];
 
 /// Where ICMP errors for connections are taken when the director routes them rather than
 /// receives them (`ip_vs_forward_icmp`).
@@ -130,7 +132,7 @@ const FWD_ICMP_HOOKS: [HookSpec; 1] = [spec(InetHook::Forward, 99)];
 
 /// The IPv6 hooks, at the same points and priorities (`ip_vs_ops6`).
 const IN_HOOKS6: [HookSpec; 2] = [spec6(IN_HOOKS[0]), spec6(IN_HOOKS[1])];
-const OUT_HOOKS6: [HookSpec; 3] = [spec6(OUT_HOOKS[0]), spec6(OUT_HOOKS[1]), spec6(OUT_HOOKS[2])];
+const OUT_HOOKS6: [HookSpec; 1] = [spec6(OUT_HOOKS[0])];
 const FWD_ICMP_HOOKS6: [HookSpec; 1] = [spec6(FWD_ICMP_HOOKS[0])];
 
 /// Keys of the registrations in a namespace's [`NetScope`].
@@ -183,7 +185,7 @@ impl CtlState {
         if scope.contains(keys[0]) {
             return Ok(());
         }
-        let r = netfilter::Registration::register(scope, keys[0], specs[0], Arc::new(InHooks, GFP_KERNEL)?)
+        let r = netfilter::Registration::register(scope, keys[0], specs[0], Arc::new(LocalHooks, GFP_KERNEL)?)
             .and_then(|()| netfilter::Registration::register(scope, keys[1], specs[1], Arc::new(OutHooks, GFP_KERNEL)?))
             .and_then(|()| netfilter::Registration::register(scope, keys[2], specs[2], Arc::new(FwdIcmpHooks, GFP_KERNEL)?));
         if r.is_err() {
@@ -510,8 +512,18 @@ fn port_unreach(net: &Net, skb: &mut SkBuff<'_>, ip: &IpHdr) {
 }
 
 impl Ipvs {
-    /// Client-to-service packets (`ip_vs_in_hook`).
-    fn ip_vs_in<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook, v6: bool) -> Verdict<'a> {
+    /// Client-to-service packets (`ip_vs_in_hook`). `parsed`: the packet's network header
+    /// and, for TCP and UDP, its ports, if [`Self::ip_vs_out`] read them already; `g`: the
+    /// hook's RCU read lock.
+    fn ip_vs_in<'a>(
+        &self,
+        net: &Net,
+        mut skb: SkBuff<'a>,
+        hook: InetHook,
+        v6: bool,
+        parsed: Option<(IpHdr, Option<Ports>)>,
+        g: &rcu::Guard,
+    ) -> Verdict<'a> {
         // Packets IPVS already sent on, link-layer broadcasts and others not for this host
         // (local clients' packets have no link layer), and unrouted ones are not ours.
         if skb.ipvs_property()
@@ -520,8 +532,12 @@ impl Ipvs {
         {
             return Verdict::Accept(skb);
         }
-        let Some(ip) = parse_ip(&mut skb, v6) else {
-            return Verdict::Accept(skb);
+        let (ip, ports) = match parsed {
+            Some(p) => p,
+            None => match parse_ip(&mut skb, v6) {
+                Some(ip) => (ip, None),
+                None => return Verdict::Accept(skb),
+            },
         };
         if ip.protocol == IPPROTO_ICMPV6 && v6 {
             return self.in_icmp_v6(net, skb, &ip, hook);
@@ -547,21 +563,19 @@ impl Ipvs {
             }
             return Verdict::Accept(skb);
         }
-        let Some(ports) = parse_ports(&mut skb, &ip) else {
+        let Some(ports) = ports.or_else(|| parse_ports(&mut skb, &ip)) else {
             return Verdict::Accept(skb);
         };
-        let g = rcu::read_lock();
         let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
-        let expire_nodest = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
-        if let Some(c) = found {
+        // Read only when needed: most packets are neither SYNs nor for removed servers.
+        let expire_nodest = || self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
+        if let Some(c) = found.filter(|_| ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_SYN != 0) {
             // A SYN reusing the client port of an old connection is scheduled anew
             // (`conn_reuse_mode`): no stall for the client, and the current servers.
             let reuse_mode = self.sysctl_values.get(ctl::SYSCTL_CONN_REUSE_MODE);
-            if ip.protocol == IPPROTO_TCP
-                && ports.tcp_flags & TCP_SYN != 0
-                && ((expire_nodest && c.dest().is_some_and(|d| d.info.weight() == 0))
-                    || (reuse_mode != 0 && c.reusable(reuse_mode)))
+            if (expire_nodest() && c.dest().is_some_and(|d| d.info.weight() == 0))
+                || (reuse_mode != 0 && c.reusable(reuse_mode))
             {
                 if c.ref_count() == 0 {
                     self.conns.expire_now(c);
@@ -573,7 +587,7 @@ impl Ipvs {
             // The connection's server was removed from its service. (An unbound synced
             // entry is forwarded to its address, as upstream does.)
             if c.dest().is_some_and(|d| !d.is_available()) {
-                if !expire_nodest {
+                if !expire_nodest() {
                     return Verdict::Drop(skb);
                 }
                 self.conns.expire_now(c);
@@ -669,14 +683,15 @@ impl Ipvs {
         };
         // Count the packet and tell the backups if it is time to (`ip_vs_sync_conn`); a
         // one-packet connection counts as at the sync threshold.
-        let pkts = if cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
+        let one_packet = cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0;
+        let pkts = if one_packet {
             self.sysctl_values.get_pair(ctl::SYSCTL_SYNC_THRESHOLD)[0] as u32
         } else {
             cp.in_pkts.fetch_add(1, Relaxed).wrapping_add(1)
         };
         if self.sync.state() & sync::STATE_MASTER != 0 {
             self.sync.sync_conn(cp, pkts, &g);
-        } else if cp.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0 {
+        } else if one_packet {
             if let Some(t) = cp.control(&g) {
                 t.in_pkts.fetch_add(1, Relaxed);
             }
@@ -686,8 +701,18 @@ impl Ipvs {
     }
 
     /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
-    /// come from the virtual service.
-    fn ip_vs_out<'a>(&self, net: &Net, mut skb: SkBuff<'a>, hook: InetHook, v6: bool) -> Verdict<'a> {
+    /// come from the virtual service. What it parsed of a packet that is no reply (accepted
+    /// unchanged, not marked as IPVS's) is left in `parsed` for [`Self::ip_vs_in`]. `g`: the
+    /// hook's RCU read lock.
+    fn ip_vs_out<'a>(
+        &self,
+        net: &Net,
+        mut skb: SkBuff<'a>,
+        hook: InetHook,
+        v6: bool,
+        parsed: &mut Option<(IpHdr, Option<Ports>)>,
+        g: &rcu::Guard,
+    ) -> Verdict<'a> {
         if skb.ipvs_property() || !skb.has_route() {
             return Verdict::Accept(skb);
         }
@@ -695,15 +720,18 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         if ip.protocol == IPPROTO_ICMPV6 && v6 {
+            *parsed = Some((ip, None));
             return self.out_icmp_v6(net, skb, &ip, hook);
         }
         if ip.protocol == IPPROTO_ICMP && !v6 {
+            *parsed = Some((ip, None));
             return self.out_icmp(net, skb, &ip, hook);
         }
         let Some(ports) = parse_ports(&mut skb, &ip) else {
+            *parsed = Some((ip, None));
             return Verdict::Accept(skb);
         };
-        let g = rcu::read_lock();
+        *parsed = Some((ip, Some(ports)));
         let p = conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that
@@ -1211,25 +1239,36 @@ fn quoted_param(q: &Quoted, reversed: bool) -> ConnParam {
     }
 }
 
-/// The hook functions for requests; the namespace's state is found from the packet's.
-struct InHooks;
+/// The hook functions at LOCAL_IN and LOCAL_OUT (see [`IN_HOOKS`]): a packet is checked as
+/// a reply, then, unless that took it, as a request; the namespace's state is found from the
+/// packet's.
+struct LocalHooks;
 
-impl Hooks for InHooks {
+impl Hooks for LocalHooks {
     fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
         // Packets IPVS sent on (through LOCAL_OUT) pass without a look at the namespace.
         if skb.ipvs_property() {
             return Verdict::Accept(skb);
         }
-        match IPVS.get(state.net) {
-            // A director that only backs up leaves requests to the stack.
-            Some(ipvs) if ipvs.sync.backup_only() => Verdict::Accept(skb),
-            Some(ipvs) => ipvs.ip_vs_in(state.net, skb, state.hook, state.pf == pf::IPV6),
-            None => Verdict::Accept(skb),
+        let Some(ipvs) = IPVS.get(state.net) else {
+            return Verdict::Accept(skb);
+        };
+        let v6 = state.pf == pf::IPV6;
+        let mut parsed = None;
+        // One read-side critical section for both.
+        let g = rcu::read_lock();
+        match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &mut parsed, &g) {
+            // Not a reply (a reply is marked as IPVS's): what upstream's request hook, next
+            // in line, would see. A director that only backs up leaves requests to the stack.
+            Verdict::Accept(skb) if !skb.ipvs_property() && !ipvs.sync.backup_only() => {
+                ipvs.ip_vs_in(state.net, skb, state.hook, v6, parsed, &g)
+            }
+            v => v,
         }
     }
 }
 
-/// The hook functions for replies.
+/// The hook functions for replies routed through the director.
 struct OutHooks;
 
 impl Hooks for OutHooks {
@@ -1237,8 +1276,10 @@ impl Hooks for OutHooks {
         if skb.ipvs_property() {
             return Verdict::Accept(skb);
         }
+        let mut parsed = None;
+        let g = rcu::read_lock();
         match IPVS.get(state.net) {
-            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6),
+            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6, &mut parsed, &g),
             None => Verdict::Accept(skb),
         }
     }

@@ -401,47 +401,88 @@ pub fn is_loopback(a: [u8; 4]) -> bool {
 /// Updates the Internet checksum `sum` (as stored in a packet) of data whose bytes `old`
 /// became `new` (same even length, at an even offset), without summing the rest again
 /// (RFC 1624, equation 3: `~(~sum + ~old + new)`).
+#[inline]
 pub fn csum_replace(sum: [u8; 2], old: &[u8], new: &[u8]) -> [u8; 2] {
+    // 16-bit words summed in a 32-bit accumulator (at most 9 pairs of 16-bit values for an
+    // IPv6 address and a port: no overflow), folded once at the end.
     let mut acc = u32::from(!u16::from_be_bytes(sum));
     let mut i = 0;
-    while i + 1 < old.len() && i + 1 < new.len() {
-        acc += u32::from(!u16::from_be_bytes([old[i], old[i + 1]]));
-        acc += u32::from(u16::from_be_bytes([new[i], new[i + 1]]));
+    while let (Some(o), Some(n)) = (old.get(i..i + 2), new.get(i..i + 2)) {
+        acc += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        acc += u32::from(u16::from_be_bytes([n[0], n[1]]));
         i += 2;
     }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    (!(acc as u16)).to_be_bytes()
+    (!fold(acc)).to_be_bytes()
+}
+
+/// `csum_fold` without the complement: `acc` folded to 16 bits with end-around carry.
+#[inline]
+fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
+}
+
+/// [`csum_replace`] for one 32-bit field (an IPv4 address) and a 16-bit one (a port) that
+/// changed together, as the NAT rewrite of a TCP or UDP checksum needs it: `~(~sum + ~old +
+/// new)` over the three 16-bit words of each, in one step.
+#[inline]
+pub fn csum_replace_addr_port(sum: [u8; 2], old: ([u8; 4], [u8; 2]), new: ([u8; 4], [u8; 2])) -> [u8; 2] {
+    let w = |a: u8, b: u8| u32::from(u16::from_be_bytes([a, b]));
+    let (oa, op) = old;
+    let (na, np) = new;
+    let acc = w(!sum[0], !sum[1])
+        + w(!oa[0], !oa[1])
+        + w(!oa[2], !oa[3])
+        + w(!op[0], !op[1])
+        + w(na[0], na[1])
+        + w(na[2], na[3])
+        + w(np[0], np[1]);
+    (!fold(acc)).to_be_bytes()
 }
 
 /// Decrements the TTL of the IPv4 header `h` and updates its checksum to match
-/// (`ip_decrease_ttl`). The TTL must be above zero.
+/// (`ip_decrease_ttl`: the checksum word holding the TTL drops by 0x0100, so the stored sum
+/// rises by as much, with end-around carry). The TTL must be above zero.
+#[inline]
 pub fn decrease_ttl(h: &mut [u8]) {
-    if h.len() < 20 || h[8] == 0 {
+    let Some(b) = h.get_mut(..12) else {
+        return;
+    };
+    if b[8] == 0 {
         return;
     }
-    let sum = csum_replace([h[10], h[11]], &[h[8], h[9]], &[h[8] - 1, h[9]]);
-    h[8] -= 1;
-    h[10..12].copy_from_slice(&sum);
+    b[8] -= 1;
+    // As the kernel's own: a carry out of the 16 bits comes back in (and a sum reaching
+    // 0xffff is stored as 0).
+    let sum = u32::from(u16::from_be_bytes([b[10], b[11]])) + 0x0100;
+    let sum = sum + u32::from(sum >= 0xffff);
+    b[10..12].copy_from_slice(&(sum as u16).to_be_bytes());
 }
 
-/// Recomputes the IPv4 header checksum of `h` (its first `ihl` bytes).
+/// Recomputes the IPv4 header checksum of `h` (its first `ihl` bytes, a multiple of 4 as
+/// IPv4 header lengths are).
+#[inline]
 pub fn ip_send_check(h: &mut [u8], ihl: usize) {
-    if h.len() < ihl || ihl < 20 {
+    if ihl < 20 {
         return;
     }
-    h[10] = 0;
-    h[11] = 0;
-    let mut sum: u32 = 0;
-    for w in h[..ihl].chunks(2) {
-        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
+    let Some(b) = h.get_mut(..ihl) else {
+        return;
+    };
+    b[10] = 0;
+    b[11] = 0;
+    // 32-bit words summed in 64 bits (at most 15 of them), then folded.
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while let Some(w) = b.get(i..i + 4) {
+        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        i += 4;
     }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let c = !(sum as u16);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let sum = (sum & 0xffff_ffff) + (sum >> 32);
+    let sum = (sum & 0xffff_ffff) + (sum >> 32);
+    let c = !fold(sum as u32);
+    b[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -488,6 +529,58 @@ mod tests {
             // 0x0000 and 0xffff are the same one's complement value.
             let norm = |s: [u8; 2]| if s == [0xff, 0xff] { [0, 0] } else { s };
             assert_eq!(norm(sum), norm([check[10], check[11]]));
+        }
+    }
+
+    #[test]
+    fn addr_port_checksum() {
+        // The one-step update of an address and a port equals two updates of their bytes,
+        // and a full sum over a pseudo transport header.
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (seed >> 16) as u8
+        };
+        for _ in 0..2000 {
+            // Address, port and 4 more bytes, with a checksum over them that is right.
+            let mut d = [0u8; 12];
+            for b in d.iter_mut().take(10) {
+                *b = next();
+            }
+            let full = |d: &[u8; 12]| {
+                let mut x = *d;
+                x[10] = 0;
+                x[11] = 0;
+                let mut s: u32 = x.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+                while s > 0xffff {
+                    s = (s & 0xffff) + (s >> 16);
+                }
+                (!(s as u16)).to_be_bytes()
+            };
+            let c = full(&d);
+            d[10..12].copy_from_slice(&c);
+            let (na, np) = ([next(), next(), next(), next()], [next(), next()]);
+            let oa = [d[0], d[1], d[2], d[3]];
+            let op = [d[4], d[5]];
+            let one = csum_replace_addr_port([d[10], d[11]], (oa, op), (na, np));
+            let two = csum_replace(csum_replace([d[10], d[11]], &oa, &na), &op, &np);
+            let norm = |s: [u8; 2]| if s == [0xff, 0xff] { [0, 0] } else { s };
+            assert_eq!(norm(one), norm(two));
+            d[..4].copy_from_slice(&na);
+            d[4..6].copy_from_slice(&np);
+            assert_eq!(norm(one), norm(full(&d)));
+        }
+    }
+
+    #[test]
+    fn ttl_checksum_carry() {
+        // The kernel's `ip_decrease_ttl` stores a sum reaching 0xffff as 0, and brings a
+        // carry out of 16 bits back in.
+        for (before, after) in [([0xfe, 0xff], [0, 0]), ([0xff, 0x00], [0, 1]), ([0x12, 0x34], [0x13, 0x34])] {
+            let mut h = HDR;
+            h[10..12].copy_from_slice(&before);
+            decrease_ttl(&mut h);
+            assert_eq!([h[10], h[11]], after);
         }
     }
 

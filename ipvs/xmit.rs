@@ -43,10 +43,10 @@ fn csum_off(protocol: u8) -> usize {
 /// Rewrites one address and port of the packet, with incremental checksum updates.
 /// `src` selects the source (SNAT of replies) or destination (DNAT) fields; `addr` is of the
 /// packet's family (IPv4 in its first 4 bytes).
+#[inline]
 fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u8; 2]) -> Result {
     let l4 = proto::l4_len(ip.protocol).ok_or(EINVAL)?;
     let v6 = ip.is_v6();
-    let alen = if v6 { 16 } else { 4 };
     let a_off = match (v6, src) {
         (false, true) => 12,
         (false, false) => 16,
@@ -56,34 +56,67 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u
     let p_off = if src { 0 } else { 2 };
     let cs = ip.len + csum_off(ip.protocol);
     let po = ip.len + p_off;
-    let new_addr = addr.get(..alen).ok_or(EINVAL)?;
     let state = skb.checksum();
     if matches!(state, Checksum::Partial | Checksum::Complete) {
         // The stack's helpers also keep the packet's own checksum state right.
         return mangle_with_state(skb, ip, l4, (a_off, po, cs), addr, port, state);
     }
+    if v6 {
+        return mangle_v6(skb, ip, l4, (a_off, po, cs), addr, port);
+    }
+    let h = skb.writable(ip.len + l4)?;
+    // In range: `h` holds the IP header (`ip.len` >= 20 bytes) and the transport header, whose
+    // ports and checksum are within its first `l4` bytes.
+    let new_addr = [addr[0], addr[1], addr[2], addr[3]];
+    let old_addr = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3]];
+    let old_port = [h[po], h[po + 1]];
+    // A UDP checksum of zero means "none" and stays so.
+    if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
+        let mut sum = proto::csum_replace_addr_port([h[cs], h[cs + 1]], (old_addr, old_port), (new_addr, port));
+        if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
+            // A computed UDP checksum of zero is sent as all ones.
+            sum = [0xff, 0xff];
+        }
+        h[cs] = sum[0];
+        h[cs + 1] = sum[1];
+    }
+    // The IP header checksum too: only the address changed (the stack verified the rest).
+    let ip_sum = proto::csum_replace([h[10], h[11]], &old_addr, &new_addr);
+    h[10] = ip_sum[0];
+    h[11] = ip_sum[1];
+    h[a_off..a_off + 4].copy_from_slice(&new_addr);
+    h[po] = port[0];
+    h[po + 1] = port[1];
+    Ok(())
+}
+
+/// [`mangle`] of an IPv6 packet whose checksum state needs no care (not `Partial` or
+/// `Complete`). `at`: offsets of the address, port and transport checksum.
+fn mangle_v6(
+    skb: &mut SkBuff<'_>,
+    ip: &IpHdr,
+    l4: usize,
+    (a_off, po, cs): (usize, usize, usize),
+    addr: &[u8; 16],
+    port: [u8; 2],
+) -> Result {
     let h = skb.writable(ip.len + l4)?;
     // Old and new address and port, as one run of bytes for the checksum update.
     let (mut old, mut new) = ([0u8; 18], [0u8; 18]);
-    old[..alen].copy_from_slice(h.get(a_off..a_off + alen).ok_or(EINVAL)?);
-    old[alen..alen + 2].copy_from_slice(&[h[po], h[po + 1]]);
-    new[..alen].copy_from_slice(new_addr);
-    new[alen..alen + 2].copy_from_slice(&port);
+    old[..16].copy_from_slice(h.get(a_off..a_off + 16).ok_or(EINVAL)?);
+    old[16..].copy_from_slice(&[h[po], h[po + 1]]);
+    new[..16].copy_from_slice(addr);
+    new[16..].copy_from_slice(&port);
     // A UDP checksum of zero means "none" and stays so.
     if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
-        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old[..alen + 2], &new[..alen + 2]);
+        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old, &new);
         if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
             // A computed UDP checksum of zero is sent as all ones.
             sum = [0xff, 0xff];
         }
         h[cs..cs + 2].copy_from_slice(&sum);
     }
-    if !v6 {
-        // The IP header checksum too: only the address changed (the stack verified the rest).
-        let ip_sum = proto::csum_replace([h[10], h[11]], &old[..4], new_addr);
-        h[10..12].copy_from_slice(&ip_sum);
-    }
-    h[a_off..a_off + alen].copy_from_slice(new_addr);
+    h[a_off..a_off + 16].copy_from_slice(addr);
     h[po..po + 2].copy_from_slice(&port);
     Ok(())
 }
@@ -103,30 +136,41 @@ fn mangle_with_state(
 ) -> Result {
     let v6 = ip.is_v6();
     let alen = if v6 { 16 } else { 4 };
+    // The new address and port go in first, with the IP header checksum's update (IPv4; only
+    // the address changed), then the transport checksum is adjusted through the stack.
     let (old_addr, old_port, udp_nocsum) = {
         let h = skb.writable(ip.len + l4)?;
         let mut old_addr = [0u8; 16];
-        old_addr[..alen].copy_from_slice(h.get(a_off..a_off + alen).ok_or(EINVAL)?);
-        (old_addr, [h[po], h[po + 1]], ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
-    };
-    if !udp_nocsum {
-        if v6 {
-            skb.csum_replace16(cs, &old_addr, addr)?;
-        } else {
+        let a = h.get_mut(a_off..a_off + alen).ok_or(EINVAL)?;
+        old_addr[..alen].copy_from_slice(a);
+        a.copy_from_slice(addr.get(..alen).ok_or(EINVAL)?);
+        let old_port = [h[po], h[po + 1]];
+        h[po] = port[0];
+        h[po + 1] = port[1];
+        if !v6 {
             let o = [old_addr[0], old_addr[1], old_addr[2], old_addr[3]];
-            skb.csum_replace4(cs, o, [addr[0], addr[1], addr[2], addr[3]], true)?;
+            let ip_sum = proto::csum_replace([h[10], h[11]], &o, &addr[..4]);
+            h[10] = ip_sum[0];
+            h[11] = ip_sum[1];
         }
-        skb.csum_replace2(cs, old_port, port, false)?;
+        (old_addr, old_port, ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
+    };
+    if udp_nocsum {
+        return Ok(());
     }
-    let h = skb.writable(ip.len + l4)?;
-    if ip.protocol == IPPROTO_UDP && !udp_nocsum && state != Checksum::Partial && h[cs] == 0 && h[cs + 1] == 0 {
-        h[cs] = 0xff;
-        h[cs + 1] = 0xff;
+    if v6 {
+        skb.csum_replace16(cs, &old_addr, addr)?;
+    } else {
+        let o = [old_addr[0], old_addr[1], old_addr[2], old_addr[3]];
+        skb.csum_replace4(cs, o, [addr[0], addr[1], addr[2], addr[3]], true)?;
     }
-    h[a_off..a_off + alen].copy_from_slice(addr.get(..alen).ok_or(EINVAL)?);
-    h[po..po + 2].copy_from_slice(&port);
-    if !v6 {
-        proto::ip_send_check(h, ip.len);
+    skb.csum_replace2(cs, old_port, port, false)?;
+    if ip.protocol == IPPROTO_UDP && state != Checksum::Partial {
+        let h = skb.writable(ip.len + l4)?;
+        if h[cs] == 0 && h[cs + 1] == 0 {
+            h[cs] = 0xff;
+            h[cs + 1] = 0xff;
+        }
     }
     Ok(())
 }
