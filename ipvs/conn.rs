@@ -204,6 +204,10 @@ impl ConnData {
     /// (a shorter timeout), lowers the bucket's bound so that the sweep does not miss it.
     fn touch(&self, tab: &ConnTable, now: u64) {
         let new = now + self.timeout.load(Relaxed) as u64;
+        // Packets of one jiffy all set the same time: read before writing the shared line.
+        if self.expires.load(Relaxed) == new {
+            return;
+        }
         // An exchange rather than a store: of two CPUs refreshing the entry at once (the
         // two directions of a NAT connection), the one that lowers the expiry knows it.
         if new < self.expires.swap(new, Relaxed) {
@@ -234,8 +238,12 @@ impl ConnData {
         timeouts: &[AtomicU32; proto_tcp::NR_STATES],
         secure: bool,
     ) {
+        // Each read-modify-write below is guarded by a plain read, as upstream's plain stores
+        // are: most packets change nothing, and the line is shared by both directions.
         let dir = if output {
-            self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            }
             Direction::Output
         } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
             Direction::InputOnly
@@ -247,6 +255,9 @@ impl ConnData {
         let (old, new) = loop {
             let from = TcpState::from_u8(cur as u8).unwrap_or(TcpState::None);
             let to = proto_tcp::next_state_in(from, dir, ev, secure);
+            if to as u16 == cur {
+                break (from, to);
+            }
             match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
                 Ok(_) => break (from, to),
                 Err(now) => cur = now,
@@ -255,19 +266,27 @@ impl ConnData {
         if new != old && new == TcpState::Established {
             self.assure_control();
         }
+        let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
         if new.is_active() {
-            if self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0 {
+            // Of two CPUs clearing the flag at once, the one that cleared it counts.
+            if inactive
+                && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0
+            {
                 if let Some(d) = self.dest() {
                     d.info.activeconns.fetch_add(1, Relaxed);
                 }
             }
-        } else if self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0 {
+        } else if !inactive
+            && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0
+        {
             if let Some(d) = self.dest() {
                 d.info.activeconns.fetch_sub(1, Relaxed);
             }
         }
-        self.timeout
-            .store(timeouts[new as usize].load(Relaxed), Relaxed);
+        let timeout = timeouts[new as usize].load(Relaxed);
+        if self.timeout.load(Relaxed) != timeout {
+            self.timeout.store(timeout, Relaxed);
+        }
         self.touch(tab, jiffies_64());
     }
 
