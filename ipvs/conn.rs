@@ -301,7 +301,9 @@ impl ConnData {
 
     /// Refreshes a connection whose protocol has a single state with `timeout` jiffies.
     pub(crate) fn refresh(&self, tab: &ConnTable, timeout: u32) {
-        self.timeout.store(timeout, Relaxed);
+        if self.timeout.load(Relaxed) != timeout {
+            self.timeout.store(timeout, Relaxed);
+        }
         self.touch(tab, jiffies_64());
     }
 

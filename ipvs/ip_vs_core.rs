@@ -1118,8 +1118,9 @@ impl Ipvs {
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
     fn in_stats(&self, cp: &Conn, len: u32, g: &rcu::Guard) {
-        let Some(d) = cp.dest() else {
-            Stats::count_in(&[&self.stats], len);
+        // As upstream, nothing counts for a connection without an available server
+        // (unbound, or its server removed).
+        let Some(d) = cp.dest().filter(|d| d.is_available()) else {
             return;
         };
         if let Some(svc) = d.svc_stats(g) {
@@ -1129,8 +1130,7 @@ impl Ipvs {
 
     /// Counts a packet from the real server of `cp` (`ip_vs_out_stats`).
     fn out_stats(&self, cp: &Conn, len: u32, g: &rcu::Guard) {
-        let Some(d) = cp.dest() else {
-            Stats::count_out(&[&self.stats], len);
+        let Some(d) = cp.dest().filter(|d| d.is_available()) else {
             return;
         };
         if let Some(svc) = d.svc_stats(g) {
