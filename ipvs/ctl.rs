@@ -125,6 +125,13 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
     any_int(c_str!("ignore_tunneled"), 0),
     priv_only(any_int(c_str!("run_estimation"), 1)),
     other(c_str!("est_nice"), 0, Kind::Int { min: -20, max: 19 }, 0o444),
+    priv_only(ranged(
+        c_str!("svc_lfactor"),
+        service::SVC_LFACTOR_DEFAULT,
+        service::SVC_LFACTOR_MIN,
+        service::SVC_LFACTOR_MAX,
+        Some(svc_lfactor_changed),
+    )),
 ];
 /// Index of `amemthresh` in [`SYSCTLS`].
 pub(crate) const SYSCTL_AMEMTHRESH: usize = 0;
@@ -172,6 +179,21 @@ pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 23;
 pub(crate) const SYSCTL_IGNORE_TUNNELED: usize = 25;
 /// Index of `run_estimation` in [`SYSCTLS`].
 pub(crate) const SYSCTL_RUN_ESTIMATION: usize = 26;
+
+/// Index of `svc_lfactor` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SVC_LFACTOR: usize = 28;
+
+/// A write changed `svc_lfactor`: the service table takes the size the new load factor
+/// gives it at once (upstream resizes from a work item soon after).
+fn svc_lfactor_changed(net: &Net, _index: usize) {
+    let Some(ipvs) = IPVS.get(net) else {
+        return;
+    };
+    let lfactor = ipvs.sysctl_values.get(SYSCTL_SVC_LFACTOR);
+    let ctl = ipvs.ctl.lock();
+    // Short of memory, the table keeps its size until the next change of services.
+    let _ = ctl.services.refit(&ipvs.svc_table, lfactor);
+}
 
 /// A write changed `drop_entry`, `drop_packet` or `secure_tcp`: the defense levels are
 /// recomputed at once, as upstream's `proc_do_defense_mode` does.
@@ -243,7 +265,7 @@ impl SockoptOps for Ctl {
         // Upstream finds the service by its key alone: ADD fails with EEXIST when the key
         // (a firewall mark, say) is taken under another protocol, while the other commands
         // only act on a service of the protocol they name (ESRCH otherwise).
-        let found = ctl.services.lookup(&key);
+        let found = ctl.services.lookup(&key, &ipvs.svc_table);
         let svc = match op {
             ctl_config::ServiceOp::Add(_) => found,
             _ => found.filter(|s| s.protocol == key.protocol()),
@@ -328,7 +350,7 @@ impl SockoptOps for Ctl {
             }
             get::SERVICE => {
                 let key = ServiceUser::decode(&arg).key();
-                let svc = ctl.services.lookup(&key).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&key, &ipvs.svc_table).ok_or(ESRCH)?;
                 let e = service_entry(&svc, ipvs.conns.hz(), &rcu::read_lock()).encode();
                 write(0, &e)
             }
@@ -337,7 +359,7 @@ impl SockoptOps for Ctl {
                 if *len as usize != req.full_len() {
                     return Err(EINVAL);
                 }
-                let svc = ctl.services.lookup(&req.key()).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&req.key(), &ipvs.svc_table).ok_or(ESRCH)?;
                 let mut out = KVec::new();
                 {
                     let g = rcu::read_lock();
@@ -535,7 +557,7 @@ impl NetSeqIter for ProcIpVs {
             return;
         };
         let g = rcu::read_lock();
-        let Some(svc) = ipvs.svc_table.get(&g).and_then(|t| t.nth(cur.bucket, cur.index)) else {
+        let Some(svc) = ipvs.svc_table.get(&g).and_then(|t| t.at(cur)) else {
             return;
         };
         let name = svc.sched_name(&g);
