@@ -324,7 +324,7 @@ pub(crate) fn bits_for(n: usize, lfactor: i32) -> u32 {
 /// grows past its upper threshold (`u_thresh`, `2^bits << lfactor` services), and shrinks
 /// below a sixteenth of it, to the size [`bits_for`] gives (so that neither comes back at
 /// once).
-fn resize_to(bits: u32, n: usize, lfactor: i32) -> Option<u32> {
+pub(crate) fn resize_to(bits: u32, n: usize, lfactor: i32) -> Option<u32> {
     let size = 1usize.checked_shl(bits)?;
     let u_thresh = shift(size, lfactor);
     if n > u_thresh || (bits > SVC_TAB_MIN_BITS && n < u_thresh / 16) {
