@@ -13,11 +13,11 @@
 #     more services (TCP, UDP, firewall marks) are restored: the table grows
 #     from 16 to 2^14 buckets (2,001 services at 8 buckets each) in ten
 #     steps; every answer must come;
-#  4. each of the 2,001 services answers a lookup (ipvsadm -L -t/-u/-f of a
-#     sample of 200, with the table resized in between by svc_lfactor
-#     writes, which resize at once);
+#  4. each of the 2,000 services answers a lookup (generic netlink
+#     GET_SERVICE), with the table resized every 100 by svc_lfactor writes
+#     (8, 0), which resize at once;
 #  5. /proc/net/ip_vs lists each of the 2,001 services exactly once when read
-#     in pieces of 512 bytes with svc_lfactor flipped between 8 and -8 (a
+#     in pieces of 2048 bytes with svc_lfactor flipped between 8 and 0 (a
 #     resize) before each piece: the listing follows the services' hashes,
 #     not their buckets, so a resize does not move the reader's place;
 #  6. if /proc/net/ip_vs_status is there, the service buckets it shows grew
@@ -146,25 +146,40 @@ ktap_diag "restore of $N services: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "
 got=$(D ipvsadm -Ln | grep -c -E '^(TCP|UDP|FWM) ')
 ktap_check "restore of $N services with traffic flowing ($got listed)" all '"$rc" = 0' '"$got" = $((N + 1))'
 
-# 4. Lookups of a sample, the table resized between them.
+# 4. Lookups of every service (generic netlink GET_SERVICE, one process),
+# svc_lfactor flipped between 8 and 0 every 100 (each write resizes).
 echo lookups > "$phase_file"
-miss=0
-for ((i = 0; i < N; i += 10)); do
-	case $((i / 10 % 4)) in
-	0) D sysctl -qw net.ipv4.vs.svc_lfactor=8 ;;
-	2) D sysctl -qw net.ipv4.vs.svc_lfactor=-8 ;;
-	esac
-	a="10.30.$((i / 250)).$((i % 250 + 1))"
-	case $((i % 5)) in
-	0) s="-f $((i + 1))" ;;
-	1) s="-u $a:53" ;;
-	*) s="-t $a:$((1000 + i % 7))" ;;
-	esac
-	# shellcheck disable=SC2086
-	D ipvsadm -Ln $s 2>/dev/null | grep -q '10.1.1.2:80' || { miss=$((miss + 1)); ktap_diag "lookup $s failed"; }
-done
-D sysctl -qw net.ipv4.vs.svc_lfactor=-3
-ktap_check "lookups of $((N / 10)) services while the table resizes: $miss missed" [ "$miss" = 0 ]
+miss=$(D python3 - "$TOOLS/lib" "$N" "$SYS/svc_lfactor" <<- 'EOF'
+	import socket, sys
+	sys.path.insert(0, sys.argv[1])
+	import ipvs_genl as g
+	n, lf = int(sys.argv[2]), sys.argv[3]
+	nl = g.Nl()
+	fam = nl.family_id("IPVS")
+	def key(i):
+	    a = socket.inet_aton("10.30.%d.%d" % (i // 250, i % 250 + 1)) + bytes(12)
+	    k = i % 5
+	    if k == 0:
+	        inner = g.u16(1, 2) + g.u32(5, i + 1)
+	    else:
+	        proto, port = (17, 53) if k == 1 else (6, 1000 + i % 7)
+	        inner = g.u16(1, 2) + g.u16(2, proto) + g.nla(3, a) + g.be16(4, port)
+	    return g.nla(1, inner)
+	miss = 0
+	for i in range(n):
+	    if i % 100 == 0:
+	        with open(lf, "w") as f:
+	            f.write(("8" if i % 200 == 0 else "0") + "\n")
+	    err, data, _ = nl.request(fam, 4, 0, key(i))
+	    if err or not data:
+	        miss += 1
+	        print("miss", i, err, file=sys.stderr)
+	with open(lf, "w") as f:
+	    f.write("-3\n")
+	print(miss)
+	EOF
+)
+ktap_check "GET_SERVICE of each of the $N services while the table resizes: ${miss:-?} missed" [ "$miss" = 0 ]
 
 # 5. /proc/net/ip_vs read in pieces, resized between pieces.
 echo proc > "$phase_file"
@@ -178,9 +193,9 @@ res=$(D python3 - "$SYS/svc_lfactor" <<- 'EOF'
 	flip = 0
 	with open("/proc/net/ip_vs", "rb", buffering=0) as f:
 	    while True:
-	        setlf(["8", "-8"][flip])
+	        setlf(["8", "0"][flip])
 	        flip ^= 1
-	        b = f.read(512)
+	        b = f.read(2048)
 	        if not b:
 	            break
 	        buf += b
@@ -191,7 +206,7 @@ res=$(D python3 - "$SYS/svc_lfactor" <<- 'EOF'
 	print(len(svcs), len(c), dup)
 	EOF
 )
-ktap_diag "/proc/net/ip_vs in 512-byte reads: lines, distinct, repeated: $res"
+ktap_diag "/proc/net/ip_vs in 2048-byte reads: lines, distinct, repeated: $res"
 ktap_check "/proc/net/ip_vs lists each service once across resizes" [ "$res" = "$((N + 1)) $((N + 1)) 0" ]
 
 # 6. and 7. Shrink: every service deleted, one command each.
