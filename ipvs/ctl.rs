@@ -137,6 +137,13 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
         on_write: Some(conn_max_changed),
         ..other(c_str!("conn_max"), conn::CONN_MAX_LIMIT, Kind::Limit { max: conn::CONN_MAX_LIMIT }, 0o644)
     },
+    priv_only(ranged(
+        c_str!("svc_lfactor"),
+        service::SVC_LFACTOR_DEFAULT,
+        service::SVC_LFACTOR_MIN,
+        service::SVC_LFACTOR_MAX,
+        Some(svc_lfactor_changed),
+    )),
 ];
 /// Index of `conn_lfactor` in [`SYSCTLS`].
 pub(crate) const SYSCTL_CONN_LFACTOR: usize = 28;
@@ -200,6 +207,21 @@ pub(crate) const SYSCTL_CONN_REUSE_MODE: usize = 23;
 pub(crate) const SYSCTL_IGNORE_TUNNELED: usize = 25;
 /// Index of `run_estimation` in [`SYSCTLS`].
 pub(crate) const SYSCTL_RUN_ESTIMATION: usize = 26;
+
+/// Index of `svc_lfactor` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SVC_LFACTOR: usize = 30;
+
+/// A write changed `svc_lfactor`: the service table takes the size the new load factor
+/// gives it at once (upstream resizes from a work item soon after).
+fn svc_lfactor_changed(net: &Net, _index: usize) {
+    let Some(ipvs) = IPVS.get(net) else {
+        return;
+    };
+    let lfactor = ipvs.sysctl_values.get(SYSCTL_SVC_LFACTOR);
+    let ctl = ipvs.ctl.lock();
+    // Short of memory, the table keeps its size until the next change of services.
+    let _ = ctl.services.refit(&ipvs.svc_table, lfactor);
+}
 
 /// A write changed `drop_entry`, `drop_packet` or `secure_tcp`: the defense levels are
 /// recomputed at once, as upstream's `proc_do_defense_mode` does.
@@ -271,7 +293,7 @@ impl SockoptOps for Ctl {
         // Upstream finds the service by its key alone: ADD fails with EEXIST when the key
         // (a firewall mark, say) is taken under another protocol, while the other commands
         // only act on a service of the protocol they name (ESRCH otherwise).
-        let found = ctl.services.lookup(&key);
+        let found = ctl.services.lookup(&key, &ipvs.svc_table);
         let svc = match op {
             ctl_config::ServiceOp::Add(_) => found,
             _ => found.filter(|s| s.protocol == key.protocol()),
@@ -356,7 +378,7 @@ impl SockoptOps for Ctl {
             }
             get::SERVICE => {
                 let key = ServiceUser::decode(&arg).key();
-                let svc = ctl.services.lookup(&key).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&key, &ipvs.svc_table).ok_or(ESRCH)?;
                 let e = service_entry(&svc, ipvs.conns.hz(), &rcu::read_lock()).encode();
                 write(0, &e)
             }
@@ -365,7 +387,7 @@ impl SockoptOps for Ctl {
                 if *len as usize != req.full_len() {
                     return Err(EINVAL);
                 }
-                let svc = ctl.services.lookup(&req.key()).ok_or(ESRCH)?;
+                let svc = ctl.services.lookup(&req.key(), &ipvs.svc_table).ok_or(ESRCH)?;
                 let mut out = KVec::new();
                 {
                     let g = rcu::read_lock();
@@ -563,7 +585,7 @@ impl NetSeqIter for ProcIpVs {
             return;
         };
         let g = rcu::read_lock();
-        let Some(svc) = ipvs.svc_table.get(&g).and_then(|t| t.nth(cur.bucket, cur.index)) else {
+        let Some(svc) = ipvs.svc_table.get(&g).and_then(|t| t.at(cur)) else {
             return;
         };
         let name = svc.sched_name(&g);
@@ -748,13 +770,13 @@ impl NetSeqShow for ProcIpVsStats {
 pub(crate) struct ProcIpVsStatus;
 
 /// The chain-length lines of a histogram (`len-7` counts 7 and more).
-fn status_histogram(m: &mut SeqFile, what: &str, h: &kernel::rcu_hash::Histogram) {
-    let sum: u64 = h.iter().map(|&n| u64::from(n)).sum();
-    let sum1 = sum - u64::from(h[0]);
-    let _ = writeln!(m, "{what} buckets empty:\t{} ({}%)", h[0], u64::from(h[0]) * 100 / sum.max(1));
+fn status_histogram(m: &mut SeqFile, what: &str, h: &[u64; 8]) {
+    let sum: u64 = h.iter().sum();
+    let sum1 = sum - h[0];
+    let _ = writeln!(m, "{what} buckets empty:\t{} ({}%)", h[0], h[0] * 100 / sum.max(1));
     for (i, &n) in h.iter().enumerate().skip(1) {
         if n != 0 {
-            let _ = writeln!(m, "{what} buckets len-{i}:\t{n} ({}%)", u64::from(n) * 100 / sum1.max(1));
+            let _ = writeln!(m, "{what} buckets len-{i}:\t{n} ({}%)", n * 100 / sum1.max(1));
         }
     }
 }
@@ -767,13 +789,13 @@ impl NetSeqShow for ProcIpVsStatus {
         let _ = writeln!(m, "Conns:\t{}", conns.count());
         let _ = writeln!(m, "Conn buckets:\t{size} ({bits} bits, lfactor {})", conns.lfactor());
         if conns.count() != 0 {
-            status_histogram(m, "Conn", &conns.histogram());
+            status_histogram(m, "Conn", &conns.histogram().map(u64::from));
         }
-        let st = ipvs.svc_table.status();
+        let st = ipvs.svc_table.status(&rcu::read_lock());
         let _ = writeln!(m, "Services:\t{}", st.services);
         let _ = writeln!(m, "Service buckets:\t{} ({} bits, lfactor {})", st.buckets, st.bits, st.lfactor);
         if st.services != 0 {
-            status_histogram(m, "Service", &st.histogram);
+            status_histogram(m, "Service", &st.chains.map(|n| n as u64));
         }
         let _ = writeln!(m, "Stats thread slots:\t0 (max 0)");
         let _ = writeln!(m, "Stats chain max len:\t0");

@@ -12,7 +12,7 @@
 use crate::{
     ctl,
     ctl_config::{self, Af, DestConfig, PeName, SchedName, ServiceConfig, ServiceKey, ServiceOp},
-    service::{self, Service},
+    service::{self, Service, ServiceTable},
     Ipvs, IPVS,
 };
 use core::sync::atomic::Ordering::Relaxed;
@@ -24,6 +24,7 @@ use kernel::{
         PolicyEntry,
     },
     prelude::*,
+    proc_fs::SeqCursor,
     sync::{rcu, Arc},
 };
 
@@ -368,8 +369,11 @@ fn dump_from<T>(
     r
 }
 
-/// `ip_vs_genl_dump_services`: every service of the namespace, the address-hashed ones
-/// first, then the firewall-mark ones.
+/// `ip_vs_genl_dump_services`: every service of the namespace, in the table's order (by
+/// hash). Each call resumes at the cursor the last one left in `cb->args[0..2]` (a hash
+/// and a rank: see [`service::ServiceView::seek`]), so that a dump costs one pass over the
+/// table (upstream counts its way back from the first service on every call) and a
+/// resize between two calls neither skips nor repeats a service.
 fn dump_services(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let _ctl = ipvs.ctl.lock();
     let hz = ipvs.conns.hz();
@@ -377,7 +381,26 @@ fn dump_services(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let Some(table) = ipvs.svc_table.get(&g) else {
         return Ok(());
     };
-    dump_from(dump, table.iter(), cmd::NEW_SERVICE, |m, s| fill_service(m, s, hz, &g))
+    let [h, rank, ..] = *dump.args();
+    let (Ok(bucket), Ok(index)) = (usize::try_from(h), usize::try_from(rank)) else {
+        return Ok(());
+    };
+    let mut cur = SeqCursor { bucket, index };
+    let mut r = Ok(());
+    while table.seek(&mut cur) {
+        let Some(s) = table.at(&cur) else {
+            break;
+        };
+        r = dump.entry(cmd::NEW_SERVICE, |m| fill_service(m, s, hz, &g));
+        if r.is_err() {
+            break;
+        }
+        cur.index = cur.index.saturating_add(1);
+    }
+    let args = dump.args();
+    args[0] = isize::try_from(cur.bucket).unwrap_or(isize::MAX);
+    args[1] = isize::try_from(cur.index).unwrap_or(isize::MAX);
+    r
 }
 
 /// `ip_vs_genl_dump_dests`: the real servers of the service the request names; a request
@@ -387,7 +410,7 @@ fn dump_dests(ipvs: &Ipvs, dump: &mut Dump<'_>) -> Result {
     let Ok(attrs) = dump.parse_request(&CMD_POLICY) else {
         return Ok(());
     };
-    let Ok(Some(svc)) = find_service(&ctl, attrs.get(cmd_attr::SERVICE)) else {
+    let Ok(Some(svc)) = find_service(&ctl, &ipvs.svc_table, attrs.get(cmd_attr::SERVICE)) else {
         return Ok(());
     };
     let g = rcu::read_lock();
@@ -419,6 +442,7 @@ struct ParsedService {
 
 fn parse_service(
     ctl: &crate::CtlState,
+    table: &ServiceTable,
     nla: Option<Attr<'_>>,
     full: bool,
 ) -> Result<ParsedService> {
@@ -447,7 +471,7 @@ fn parse_service(
         }
         _ => return Err(EINVAL),
     };
-    let svc = ctl.services.lookup(&key);
+    let svc = ctl.services.lookup(&key, table);
     let config = if full {
         let (Some(sched), Some(flags), Some(timeout), Some(netmask)) = (
             attrs.get(svc_attr::SCHED_NAME),
@@ -481,8 +505,12 @@ fn parse_service(
 }
 
 /// The identifying part of a service attribute, then the service if it exists.
-fn find_service(ctl: &crate::CtlState, nla: Option<Attr<'_>>) -> Result<Option<Arc<Service>>> {
-    Ok(parse_service(ctl, nla, false)?.svc)
+fn find_service(
+    ctl: &crate::CtlState,
+    table: &ServiceTable,
+    nla: Option<Attr<'_>>,
+) -> Result<Option<Arc<Service>>> {
+    Ok(parse_service(ctl, table, nla, false)?.svc)
 }
 
 /// A real server attribute decoded (`ip_vs_genl_parse_dest`): address, port and family
@@ -544,7 +572,7 @@ fn set_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     let c = info.cmd();
     let mut ctl = ipvs.ctl.lock();
     let full_svc = c == cmd::NEW_SERVICE || c == cmd::SET_SERVICE;
-    let p = parse_service(&ctl, info.attr(cmd_attr::SERVICE), full_svc)?;
+    let p = parse_service(&ctl, &ipvs.svc_table, info.attr(cmd_attr::SERVICE), full_svc)?;
     if c != cmd::NEW_SERVICE && p.svc.is_none() {
         return Err(ESRCH);
     }
@@ -577,7 +605,7 @@ fn get_cmd(ipvs: &Ipvs, info: &Info<'_>) -> Result {
     let ctl = ipvs.ctl.lock();
     match info.cmd() {
         cmd::GET_SERVICE => {
-            let svc = find_service(&ctl, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
+            let svc = find_service(&ctl, &ipvs.svc_table, info.attr(cmd_attr::SERVICE))?.ok_or(ESRCH)?;
             let hz = ipvs.conns.hz();
             info.reply(cmd::NEW_SERVICE, |m| fill_service(m, &svc, hz, &rcu::read_lock()))
         }

@@ -1163,11 +1163,11 @@ impl Ipvs {
         Ok(())
     }
 
-    /// `ip_vs_zero_all`.
-    pub(crate) fn zero_all(&self, ctl: &CtlState) {
+    /// `ip_vs_zero_all`, under the control mutex (`_ctl`), which keeps the services.
+    pub(crate) fn zero_all(&self, _ctl: &CtlState) {
         self.stats.zero();
         let g = rcu::read_lock();
-        for s in ctl.services.iter() {
+        for s in self.svc_table.get(&g).into_iter().flat_map(|t| t.iter()) {
             s.stats.zero();
             if let Some(l) = s.dests.get(&g) {
                 for d in l.dests.iter() {

@@ -541,6 +541,38 @@ unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
     t.ok(r, "sched_binding");
 }
 
+/// The service table's sizing (`svc_lfactor`): sizes from the count, thresholds with their
+/// hysteresis, bounds; and an empty table's status.
+unsafe extern "C" fn svc_table_sizing(test: *mut bindings::kunit) {
+    let t = Test(test);
+    use service::{bits_for, resize_to};
+    t.expect(bits_for(0, -3) == 4 && bits_for(2, -3) == 4, "bits_for: least 2^4");
+    t.expect(bits_for(3, -3) == 5, "bits_for: 3 services at -3 want 24 buckets: 2^5");
+    t.expect(bits_for(2001, -3) == 14, "bits_for: 2001 at -3: 2^14");
+    t.expect(bits_for(50_000, -3) == 19, "bits_for: 50000 at -3: 2^19");
+    t.expect(bits_for(usize::MAX, -8) == 20, "bits_for: at most 2^20");
+    t.expect(bits_for(4096, 8) == 4 && bits_for(1 << 20, 8) == 12, "bits_for: positive lfactor");
+    t.expect(resize_to(4, 2, -3).is_none(), "resize_to: 2 services fit 16 buckets at -3");
+    t.expect(resize_to(4, 3, -3) == Some(5), "resize_to: the third grows it");
+    t.expect(resize_to(19, 50_000, -3).is_none(), "resize_to: 50000 stay in 2^19");
+    t.expect(resize_to(19, 4096, -3).is_none(), "resize_to: no shrink at u_thresh/16");
+    t.expect(resize_to(19, 4095, -3) == Some(15), "resize_to: shrink below u_thresh/16");
+    t.expect(resize_to(15, 4095, -3).is_none(), "resize_to: no oscillation after a shrink");
+    t.expect(resize_to(20, usize::MAX, -8).is_none(), "resize_to: nothing past 2^20");
+    t.expect(resize_to(4, 0, -3).is_none(), "resize_to: nothing below 2^4");
+    match service::ServiceTable::new() {
+        Ok(tab) => {
+            let g = rcu::read_lock();
+            let st = tab.status(&g);
+            t.expect(
+                st.services == 0 && st.buckets == 16 && st.bits == 4 && st.lfactor == -3 && st.chains[0] == 16,
+                "status of an empty table",
+            );
+        }
+        Err(e) => t.ok(Err(e), "ServiceTable::new"),
+    }
+}
+
 const fn case(
     name: &'static kernel::str::CStr,
     run: unsafe extern "C" fn(*mut bindings::kunit),
@@ -577,6 +609,7 @@ static mut CASES: [bindings::kunit_case; 10] = [
     case(c_str!("rr_schedule"), rr_schedule),
     case(c_str!("sched_binding"), sched_binding),
     case(c_str!("stats_percpu"), stats_percpu),
+    case(c_str!("svc_table_sizing"), svc_table_sizing),
     // SAFETY: The all-zeroes terminator KUnit expects.
     unsafe { MaybeUninit::zeroed().assume_init() },
 ];

@@ -21,7 +21,7 @@ use crate::{
 };
 use core::sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use kernel::{
-    alloc::{flags::GFP_KERNEL, KBox, KVec},
+    alloc::{flags::{GFP_KERNEL, GFP_NOWAIT}, KBox, KVVec, KVec},
     error::code::*,
     net::{namespace::Net, skbuff::RouteCache},
     proc_fs::SeqCursor,
@@ -205,6 +205,8 @@ pub(crate) struct Service {
     pub(crate) port: [u8; 2],
     /// Firewall mark, or 0.
     pub(crate) fwmark: u32,
+    /// Its hash in the [`ServiceTable`] (of its key, with the table's seed).
+    hash: u32,
     /// `IP_VS_SVC_F_*`, with `HASHED` set as upstream reports it.
     pub(crate) flags: AtomicU32,
     /// Persistence timeout in seconds, as given (any `u32`): see [`Service::timeout_jiffies`].
@@ -282,140 +284,315 @@ impl Service {
     }
 }
 
-const SVC_TAB_SIZE: usize = 256;
+/// Least size of the table, in bits (16 buckets).
+pub(crate) const SVC_TAB_MIN_BITS: u32 = 4;
+/// Greatest size of the table, in bits (about a million buckets).
+pub(crate) const SVC_TAB_MAX_BITS: u32 = 20;
+/// `svc_lfactor`'s default: a table of eight buckets per service.
+pub(crate) const SVC_LFACTOR_DEFAULT: i32 = -3;
+/// Least `svc_lfactor` (the largest table: 256 buckets per service).
+pub(crate) const SVC_LFACTOR_MIN: i32 = -8;
+/// Greatest `svc_lfactor` (the smallest table: 256 services per bucket).
+pub(crate) const SVC_LFACTOR_MAX: i32 = 8;
 
-/// Bucket of a <protocol, address, port> service (upstream's function, without the
-/// namespace pointer it mixes in, which only reorders `/proc/net/ip_vs`).
-fn svc_hashkey(protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> usize {
-    let porth = u16::from_be_bytes(port) as u32;
-    // An IPv6 address folds its four words; an IPv4 one (the first word, the others zero)
-    // is its own fold.
-    let w = |i: usize| u32::from_be_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
-    let ahash = w(0) ^ w(4) ^ w(8) ^ w(12);
-    ((protocol as u32 ^ ahash ^ (porth >> 8) ^ porth) as usize) & (SVC_TAB_SIZE - 1)
-}
-
-fn fwm_hashkey(mark: u32) -> usize {
-    mark as usize & (SVC_TAB_SIZE - 1)
-}
-
-/// Number of buckets of each of the two tables (`IP_VS_SVC_TAB_SIZE`): the
-/// <protocol, address, port> table, then the firewall-mark table.
-const BUCKETS: usize = 2 * SVC_TAB_SIZE;
-
-/// The bucket of the service `key` names, in the numbering of [`ServiceTable::nth`].
-fn bucket_of_key(key: &ServiceKey) -> usize {
-    match key {
-        ServiceKey::Fwmark { mark, .. } => SVC_TAB_SIZE + fwm_hashkey(*mark),
-        ServiceKey::Addr { protocol, port, .. } => svc_hashkey(*protocol, &key.addr_nf(), *port),
-    }
-}
-
-/// The bucket of a service.
-fn bucket_of(s: &Service) -> usize {
-    if s.fwmark != 0 {
-        SVC_TAB_SIZE + fwm_hashkey(s.fwmark)
+/// `x << k` for a positive `k`, `x >> -k` otherwise; saturating.
+fn shift(x: usize, k: i32) -> usize {
+    let n = k.unsigned_abs();
+    if k > 0 {
+        match x.checked_shl(n) {
+            Some(v) if v.checked_shr(n) == Some(x) => v,
+            _ => usize::MAX,
+        }
     } else {
-        svc_hashkey(s.protocol, &s.addr, s.port)
+        x.checked_shr(n).unwrap_or(0)
     }
 }
 
-/// The packet path's view of a namespace's services: two hash tables of [`SVC_TAB_SIZE`]
-/// buckets each, every bucket an immutable list published through RCU. A change
-/// republishes the one bucket it touches, so its cost does not grow with the number of
-/// services (upstream changes its `hlist`s in place, which is the same cost).
+/// The size (in bits) of a table for `n` services with the load factor `lfactor`
+/// (`2^lfactor` services per bucket): `n << -lfactor` buckets (`n >> lfactor`), rounded up
+/// to a power of two, within [`SVC_TAB_MIN_BITS`]`..=`[`SVC_TAB_MAX_BITS`].
+pub(crate) fn bits_for(n: usize, lfactor: i32) -> u32 {
+    let want = shift(n, lfactor.saturating_neg());
+    let bits = match want.checked_sub(1) {
+        None | Some(0) => 0,
+        Some(m) => usize::BITS - m.leading_zeros(),
+    };
+    bits.clamp(SVC_TAB_MIN_BITS, SVC_TAB_MAX_BITS)
+}
+
+/// The size a table of `bits` holding `n` services should take, if it should change: it
+/// grows past its upper threshold (`u_thresh`, `2^bits << lfactor` services), and shrinks
+/// below a sixteenth of it, to the size [`bits_for`] gives (so that neither comes back at
+/// once).
+pub(crate) fn resize_to(bits: u32, n: usize, lfactor: i32) -> Option<u32> {
+    let size = 1usize.checked_shl(bits)?;
+    let u_thresh = shift(size, lfactor);
+    if n > u_thresh || (bits > SVC_TAB_MIN_BITS && n < u_thresh / 16) {
+        let want = bits_for(n, lfactor);
+        (want != bits).then_some(want)
+    } else {
+        None
+    }
+}
+
+/// The hash of the <protocol, address, port> service of family `af` (jhash with the table's
+/// random `seed`, as upstream since its tables became resizable; every bit of the address
+/// counts).
+fn hash_addr(seed: u32, af: u16, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> u32 {
+    let a = crate::hash::jhash_addr16(addr, seed);
+    let pp = (u32::from(protocol) << 16) | u32::from(u16::from_ne_bytes(port));
+    crate::hash::jhash_3words(a, pp, u32::from(af), seed)
+}
+
+/// Told apart from an address hash's second word (protocols are below 256).
+const FWMARK_TAG: u32 = 0xf1f0_0000;
+
+/// The hash of the firewall-mark service of family `af`.
+fn hash_fwmark(seed: u32, af: u16, mark: u32) -> u32 {
+    crate::hash::jhash_3words(mark, FWMARK_TAG, u32::from(af), seed)
+}
+
+/// The hash of the service `key` names.
+fn hash_key(seed: u32, key: &ServiceKey) -> u32 {
+    match key {
+        ServiceKey::Fwmark { mark, .. } => hash_fwmark(seed, key.af().raw(), *mark),
+        ServiceKey::Addr { protocol, port, .. } => {
+            hash_addr(seed, key.af().raw(), *protocol, &key.addr_nf(), *port)
+        }
+    }
+}
+
+/// One size of the table: `2^bits` buckets, each an immutable list of services published
+/// through RCU. A service's bucket is the top `bits` bits of its hash, and every list is
+/// sorted by hash, so that the table lists its services in the order of their hashes
+/// whatever its size: a listing resumed after a resize neither skips nor repeats a service.
+struct Tab {
+    bits: u32,
+    buckets: KVVec<RcuBox<KVec<Arc<Service>>>>,
+}
+
+impl Tab {
+    /// An empty table of `bits` (at most [`SVC_TAB_MAX_BITS`]).
+    fn new(bits: u32) -> Result<Self> {
+        let n = 1usize.checked_shl(bits.min(SVC_TAB_MAX_BITS)).ok_or(EINVAL)?;
+        let mut buckets = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            buckets.push(RcuBox::new(None), GFP_KERNEL)?;
+        }
+        Ok(Self { bits, buckets })
+    }
+
+    /// The bucket of `hash`.
+    fn index(&self, hash: u32) -> usize {
+        hash.checked_shr(32u32.saturating_sub(self.bits)).unwrap_or(0) as usize
+    }
+
+    /// The services of bucket `b` (none past the end).
+    fn bucket<'a>(&'a self, b: usize, g: &'a rcu::Guard) -> &'a [Arc<Service>] {
+        match self.buckets.get(b).and_then(|slot| slot.get(g)) {
+            Some(v) => v,
+            None => &[],
+        }
+    }
+}
+
+/// The packet path's view of a namespace's services (upstream's `svc_table`, per namespace
+/// and resizable as since Linux 7.1): one hash table for services by address and by firewall
+/// mark, published through RCU, whose buckets are immutable lists published through RCU
+/// too. A change republishes the one bucket it touches; the table is rebuilt (and the old
+/// one freed after a grace period) only when the number of services crosses a threshold of
+/// `svc_lfactor` ([`bits_for`]), so that chains stay short, and lookups O(1), at any
+/// number of services. Changes are serialised by the control mutex.
 pub(crate) struct ServiceTable {
-    buckets: KVec<RcuBox<KVec<Arc<Service>>>>,
+    tab: RcuBox<Tab>,
+    /// The hashes' random key, for the table's lifetime (so that the listing order stays).
+    seed: u32,
+    /// `svc_lfactor`, as the table was last fitted with.
+    lfactor: AtomicI32,
 }
 
 /// A [`ServiceTable`] seen from inside an RCU read section.
 #[derive(Clone, Copy)]
 pub(crate) struct ServiceView<'a> {
-    table: &'a ServiceTable,
+    tab: &'a Tab,
+    seed: u32,
     g: &'a rcu::Guard,
 }
 
+/// Figures about a namespace's service table (for `/proc/net/ip_vs_status`), as seen in
+/// one RCU read section.
+#[allow(dead_code)] // Until /proc/net/ip_vs_status shows them; KUnit reads them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SvcStatus {
+    /// Number of services in the table.
+    pub(crate) services: usize,
+    /// Number of buckets (`2^bits`).
+    pub(crate) buckets: usize,
+    /// The table's size in bits.
+    pub(crate) bits: u32,
+    /// The load factor the table was last sized with (`svc_lfactor`).
+    pub(crate) lfactor: i32,
+    /// `chains[i]`: how many buckets hold `i` services, `chains[7]` those with 7 or more.
+    pub(crate) chains: [usize; 8],
+}
+
 impl ServiceTable {
-    /// An empty table.
+    /// An empty table of the least size.
     pub(crate) fn new() -> Result<Self> {
-        let mut buckets = KVec::with_capacity(BUCKETS, GFP_KERNEL)?;
-        for _ in 0..BUCKETS {
-            buckets.push(RcuBox::new(None), GFP_KERNEL)?;
-        }
-        Ok(Self { buckets })
+        Ok(Self {
+            tab: RcuBox::new(Some(RcuNode::new(Tab::new(SVC_TAB_MIN_BITS)?, GFP_KERNEL)?)),
+            seed: crate::abi::random_u32(),
+            lfactor: AtomicI32::new(SVC_LFACTOR_DEFAULT),
+        })
     }
 
     /// The table inside the read section `g`.
     pub(crate) fn get<'a>(&'a self, g: &'a rcu::Guard) -> Option<ServiceView<'a>> {
-        Some(ServiceView { table: self, g })
+        self.tab.get(g).map(|tab| ServiceView { tab, seed: self.seed, g })
     }
 
-    /// Publishes `services` (oldest first), then `newest`, as bucket `b`, newest first as
-    /// upstream's `hlist_add_head` orders it.
-    fn publish(&self, b: usize, services: &[Arc<Service>], newest: Option<&Arc<Service>>) -> Result {
-        let Some(slot) = self.buckets.get(b) else {
-            return Err(EINVAL);
-        };
-        let node = if services.is_empty() && newest.is_none() {
-            None
-        } else {
-            let mut v = KVec::with_capacity(services.len() + 1, GFP_KERNEL)?;
-            for s in Iterator::chain(newest.into_iter(), services.iter().rev()) {
-                v.push(s.clone(), GFP_KERNEL)?;
-            }
-            Some(RcuNode::new(v, GFP_KERNEL)?)
-        };
-        slot.replace_deferred(node);
-        Ok(())
-    }
-}
-
-/// What `/proc/net/ip_vs_status` shows of the service table.
-pub(crate) struct SvcStatus {
-    /// Number of services.
-    pub(crate) services: u32,
-    /// Number of buckets, and their bits.
-    pub(crate) buckets: u32,
-    pub(crate) bits: u32,
-    /// The load factor the table is sized for (0: fixed size).
-    pub(crate) lfactor: i32,
-    /// Buckets with 0, 1, ... 6 and 7 or more services.
-    pub(crate) histogram: kernel::rcu_hash::Histogram,
-}
-
-impl ServiceTable {
-    /// The table's size and chain lengths (both hash tables' buckets together).
-    pub(crate) fn status(&self) -> SvcStatus {
+    /// The service `key` names (`__ip_vs_service_find`, `__ip_vs_svc_fwm_find`, by the
+    /// key of a request: the protocol of a firewall-mark service is not compared).
+    pub(crate) fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
         let g = rcu::read_lock();
-        let mut st = SvcStatus {
-            services: 0,
-            buckets: BUCKETS as u32,
-            bits: BUCKETS.trailing_zeros(),
-            lfactor: 0,
-            histogram: Default::default(),
+        let v = self.get(&g)?;
+        let h = hash_key(self.seed, key);
+        v.tab.bucket(v.tab.index(h), &g).iter().find(|s| s.hash == h && s.key_matches(key)).cloned()
+    }
+
+    /// The service table's figures for `/proc/net/ip_vs_status`: services, buckets, bits,
+    /// load factor and the histogram of chain lengths, walked in the read section `g`
+    /// (every bucket: the cost of one read of the file grows with the table).
+    #[allow(dead_code)] // Until /proc/net/ip_vs_status calls it; KUnit does.
+    pub(crate) fn status(&self, g: &rcu::Guard) -> SvcStatus {
+        let mut st = SvcStatus { lfactor: self.lfactor.load(Relaxed), ..SvcStatus::default() };
+        let Some(tab) = self.tab.get(g) else {
+            return st;
         };
-        for slot in self.buckets.iter() {
-            let n = slot.get(&g).map_or(0, |v| v.len());
-            st.services = st.services.saturating_add(n as u32);
-            if let Some(c) = st.histogram.get_mut(n.min(7)) {
-                *c += 1;
+        st.bits = tab.bits;
+        st.buckets = tab.buckets.len();
+        for slot in tab.buckets.iter() {
+            let n = slot.get(g).map_or(0, |v| v.len());
+            st.services = st.services.saturating_add(n);
+            if let Some(c) = st.chains.get_mut(n.min(7)) {
+                *c = c.saturating_add(1);
             }
         }
         st
+    }
+
+    /// Sets the load factor the next fitting uses (`svc_lfactor` was written).
+    pub(crate) fn set_lfactor(&self, lfactor: i32) {
+        self.lfactor.store(lfactor.clamp(SVC_LFACTOR_MIN, SVC_LFACTOR_MAX), Relaxed);
+    }
+
+    /// Publishes the bucket of `svc` with `svc` in it, after the services of its hash or
+    /// below. The copy is of one bucket (short: see [`bits_for`]).
+    fn insert(&self, svc: &Arc<Service>) -> Result {
+        let g = rcu::read_lock();
+        let tab = self.tab.get(&g).ok_or(EINVAL)?;
+        let slot = tab.buckets.get(tab.index(svc.hash)).ok_or(EINVAL)?;
+        let old = slot.get(&g).map_or(&[][..], |v| &v[..]);
+        let pos = old.iter().position(|s| s.hash > svc.hash).unwrap_or(old.len());
+        let mut v = KVec::with_capacity(old.len() + 1, GFP_ATOMIC)?;
+        for s in old.iter().take(pos) {
+            v.push(s.clone(), GFP_ATOMIC)?;
+        }
+        v.push(svc.clone(), GFP_ATOMIC)?;
+        for s in old.iter().skip(pos) {
+            v.push(s.clone(), GFP_ATOMIC)?;
+        }
+        slot.replace_deferred(Some(RcuNode::new(v, GFP_ATOMIC)?));
+        Ok(())
+    }
+
+    /// Publishes the bucket of `svc` without it; whether it was there.
+    fn remove(&self, svc: &Arc<Service>) -> Result<bool> {
+        let g = rcu::read_lock();
+        let tab = self.tab.get(&g).ok_or(EINVAL)?;
+        let slot = tab.buckets.get(tab.index(svc.hash)).ok_or(EINVAL)?;
+        let old = slot.get(&g).map_or(&[][..], |v| &v[..]);
+        if !old.iter().any(|s| Arc::ptr_eq(s, svc)) {
+            return Ok(false);
+        }
+        let node = if old.len() <= 1 {
+            None
+        } else {
+            let mut v = KVec::with_capacity(old.len() - 1, GFP_ATOMIC)?;
+            for s in old.iter().filter(|s| !Arc::ptr_eq(s, svc)) {
+                v.push(s.clone(), GFP_ATOMIC)?;
+            }
+            Some(RcuNode::new(v, GFP_ATOMIC)?)
+        };
+        slot.replace_deferred(node);
+        Ok(true)
+    }
+
+    /// Every service, in listing order, `count` of them (the caller's count: the room is
+    /// made before the read section).
+    fn collect(&self, count: usize) -> Result<KVVec<Arc<Service>>> {
+        let mut all = KVVec::with_capacity(count, GFP_KERNEL)?;
+        let g = rcu::read_lock();
+        if let Some(v) = self.get(&g) {
+            for s in v.iter() {
+                // Within the room made, unless the count is wrong: then the resize fails.
+                all.push(s.clone(), GFP_NOWAIT)?;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Publishes a table of `bits` holding `services` (in listing order), then waits for
+    /// the readers of the old one, which is freed here.
+    fn rebuild(&self, bits: u32, services: &[Arc<Service>]) -> Result {
+        let mut tab = Tab::new(bits)?;
+        let mut rest = services;
+        while let Some(first) = rest.first() {
+            let b = tab.index(first.hash);
+            let n = rest.iter().take_while(|s| tab.index(s.hash) == b).count();
+            let (run, tail) = rest.split_at(n);
+            let mut v = KVec::with_capacity(run.len(), GFP_KERNEL)?;
+            for s in run.iter() {
+                v.push(s.clone(), GFP_KERNEL)?;
+            }
+            if let Some(slot) = tab.buckets.get_mut(b) {
+                *slot = RcuBox::new(Some(RcuNode::new(v, GFP_KERNEL)?));
+            }
+            rest = tail;
+        }
+        self.tab.replace(Some(RcuNode::new(tab, GFP_KERNEL)?));
+        Ok(())
+    }
+
+    /// Resizes the table for `count` services if it crossed a threshold of the load factor
+    /// ([`resize_to`]): amortised over the changes that made it cross, the cost per change
+    /// does not grow with the number of services.
+    fn fit(&self, count: usize) -> Result {
+        let bits = {
+            let g = rcu::read_lock();
+            self.tab.get(&g).map_or(SVC_TAB_MIN_BITS, |t| t.bits)
+        };
+        let Some(want) = resize_to(bits, count, self.lfactor.load(Relaxed)) else {
+            return Ok(());
+        };
+        let all = self.collect(count)?;
+        self.rebuild(want, &all)
     }
 }
 
 impl<'a> ServiceView<'a> {
     fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
-        match self.table.buckets.get(b).and_then(|slot| slot.get(self.g)) {
-            Some(v) => v,
-            None => &[],
-        }
+        self.tab.bucket(b, self.g)
+    }
+
+    /// The services of hash `h`.
+    fn of_hash(&self, h: u32) -> impl Iterator<Item = &'a Arc<Service>> + 'a {
+        self.bucket(self.tab.index(h)).iter().filter(move |s| s.hash == h)
     }
 
     /// The service of family `af` for <protocol, address, port> (`__ip_vs_service_find`).
     pub(crate) fn find(&self, af: u16, protocol: u16, addr: &[u8; 16], port: [u8; 2]) -> Option<&'a Arc<Service>> {
-        self.bucket(svc_hashkey(protocol, addr, port)).iter().find(|s| {
+        self.of_hash(hash_addr(self.seed, af, protocol, addr, port)).find(|s| {
             s.af == af && s.fwmark == 0 && s.protocol == protocol && s.addr == *addr && s.port == port
         })
     }
@@ -423,54 +600,77 @@ impl<'a> ServiceView<'a> {
     /// The service of family `af` for a firewall mark (`__ip_vs_svc_fwm_find`): a mark
     /// names one service per family.
     pub(crate) fn find_fwmark(&self, af: u16, mark: u32) -> Option<&'a Arc<Service>> {
-        self.bucket(SVC_TAB_SIZE + fwm_hashkey(mark))
-            .iter()
-            .find(|s| s.af == af && s.fwmark == mark)
+        self.of_hash(hash_fwmark(self.seed, af, mark)).find(|s| s.af == af && s.fwmark == mark)
     }
 
-    /// Service `index` of bucket `bucket`, the buckets of <protocol, address, port> first,
-    /// then those of firewall marks (upstream's listing order).
-    pub(crate) fn nth(&self, bucket: usize, index: usize) -> Option<&'a Arc<Service>> {
-        self.bucket(bucket).get(index)
+    /// The service at `cur`, in the numbering of [`Self::seek`].
+    pub(crate) fn at(&self, cur: &SeqCursor) -> Option<&'a Arc<Service>> {
+        let h = u32::try_from(cur.bucket).ok()?;
+        self.of_hash(h).nth(cur.index)
     }
 
-    /// Moves `cur` to the first service at or after it in listing order; false past the
-    /// last one.
+    /// Moves `cur` to the first service at or after it in listing order (by hash); false
+    /// past the last one. A cursor is a hash (`bucket`) and the rank of a service among
+    /// those of that hash (`index`), so it keeps its place when the table is resized.
     pub(crate) fn seek(&self, cur: &mut SeqCursor) -> bool {
-        while cur.bucket < BUCKETS {
-            if self.nth(cur.bucket, cur.index).is_some() {
+        let Ok(mut h) = u32::try_from(cur.bucket) else {
+            return false;
+        };
+        let mut rank = cur.index;
+        let mut b = self.tab.index(h);
+        while b < self.tab.buckets.len() {
+            let mut seen = 0usize;
+            for s in self.bucket(b).iter() {
+                if s.hash < h {
+                    continue;
+                }
+                if s.hash == h {
+                    if seen < rank {
+                        seen = seen.saturating_add(1);
+                        continue;
+                    }
+                    cur.index = rank;
+                } else {
+                    cur.index = 0;
+                }
+                cur.bucket = s.hash as usize;
                 return true;
             }
-            cur.bucket += 1;
-            cur.index = 0;
+            // The next buckets hold greater hashes only: their first service is next.
+            b = b.saturating_add(1);
+            h = 0;
+            rank = 0;
         }
         false
     }
 
-    /// All services in upstream's listing order.
+    /// All services in listing order (by hash).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Arc<Service>> + 'a {
         let v = *self;
-        (0..BUCKETS).flat_map(move |b| v.bucket(b).iter())
+        (0..v.tab.buckets.len()).flat_map(move |b| v.bucket(b).iter())
     }
 }
 
-/// The authoritative services of a namespace, kept under the control mutex in the buckets of
-/// the [`ServiceTable`] they are published to (oldest first); a change republishes the bucket
-/// it touches.
+/// The control path's side of a namespace's services, under the control mutex: their
+/// counts and the real servers of deleted services. The services themselves are in the
+/// [`ServiceTable`] every method is given (the namespace's), which only changes under that
+/// mutex.
 pub(crate) struct Services {
-    buckets: KVec<KVec<Arc<Service>>>,
     count: usize,
     count_v4: usize,
     /// The real servers of deleted services (the namespace's part of upstream's
     /// `dest_trash`, which is per namespace): a service added again takes its servers back,
     /// and the connections still bound to them go on.
     orphans: KVec<Orphan>,
+    /// How many orphans were left by the last look for expired ones: the next look comes
+    /// when their number has doubled, so that deleting services costs O(1) each.
+    orphans_kept: usize,
 }
 
 impl Services {
-    /// An empty set (its buckets come with the first service).
+    /// None yet.
     pub(crate) fn new() -> Self {
-        Self { buckets: KVec::new(), count: 0, count_v4: 0, orphans: KVec::new() }
+        Self { count: 0, count_v4: 0, orphans: KVec::new(), orphans_kept: 0 }
     }
 
     /// Number of services.
@@ -483,10 +683,9 @@ impl Services {
         self.count_v4
     }
 
-
-    /// The service `key` names.
-    pub(crate) fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
-        self.buckets.get(bucket_of_key(key))?.iter().find(|s| s.key_matches(key)).cloned()
+    /// The service `key` names, in `table` (the namespace's).
+    pub(crate) fn lookup(&self, key: &ServiceKey, table: &ServiceTable) -> Option<Arc<Service>> {
+        table.lookup(key)
     }
 
     /// `ip_vs_add_service`: the module reference (`ENOPROTOOPT`), the scheduler (`ENOENT`),
@@ -502,13 +701,6 @@ impl Services {
             return Err(ENOENT);
         }
         u.check_prefix()?;
-        if self.buckets.is_empty() {
-            let mut buckets = KVec::with_capacity(BUCKETS, GFP_KERNEL)?;
-            for _ in 0..BUCKETS {
-                buckets.push(KVec::new(), GFP_KERNEL)?;
-            }
-            self.buckets = buckets;
-        }
         let svc = Arc::new(
             Service {
                 af: u.key.af().raw(),
@@ -516,6 +708,7 @@ impl Services {
                 addr: u.key.addr_nf(),
                 port: u.key.port(),
                 fwmark: u.key.fwmark(),
+                hash: hash_key(table.seed, &u.key),
                 flags: AtomicU32::new(u.flags | svc_flags::HASHED),
                 timeout: AtomicU32::new(u.timeout),
                 netmask: AtomicU32::new(u32::from_ne_bytes(u.netmask)),
@@ -528,16 +721,19 @@ impl Services {
             },
             GFP_KERNEL,
         )?;
-        let b = bucket_of(&svc);
-        let bucket = self.buckets.get_mut(b).ok_or(EINVAL)?;
-        // Room first, so that the push after publishing cannot fail.
-        bucket.reserve(1, GFP_KERNEL)?;
-        table.publish(b, bucket, Some(&svc))?;
-        let v4 = usize::from(svc.af == AF_INET);
-        bucket.push(svc, GFP_KERNEL)?;
-        self.count += 1;
-        self.count_v4 += v4;
+        table.insert(&svc)?;
+        self.count = self.count.saturating_add(1);
+        self.count_v4 = self.count_v4.saturating_add(usize::from(svc.af == AF_INET));
+        // Short of memory for a larger table, the service is in and lookups walk longer
+        // chains until the next change resizes it.
+        let _ = table.fit(self.count);
         Ok(())
+    }
+
+    /// Resizes `table` for a new `svc_lfactor` (`lfactor`), if it asks for another size.
+    pub(crate) fn refit(&self, table: &ServiceTable, lfactor: i32) -> Result {
+        table.set_lfactor(lfactor);
+        table.fit(self.count)
     }
 
     /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`:
@@ -582,46 +778,28 @@ impl Services {
 
     /// `ip_vs_del_service`.
     pub(crate) fn del(&mut self, svc: &Arc<Service>, table: &ServiceTable) -> Result {
-        let b = bucket_of(svc);
-        let Some(bucket) = self.buckets.get_mut(b) else {
-            return Err(ESRCH);
-        };
-        let mut kept = KVec::with_capacity(bucket.len(), GFP_KERNEL)?;
-        for s in bucket.iter() {
-            if !Arc::ptr_eq(s, svc) {
-                kept.push(s.clone(), GFP_KERNEL)?;
-            }
-        }
-        table.publish(b, &kept, None)?;
-        let removed = bucket.len() != kept.len();
-        *bucket = kept;
-        if removed {
+        if table.remove(svc)? {
             self.count = self.count.saturating_sub(1);
             self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
         }
         Self::unlink_dests(svc);
         self.adopt(svc);
+        // Short of memory for a smaller table, the larger one stays.
+        let _ = table.fit(self.count);
         Ok(())
     }
 
-    /// Keeps the real servers of the deleted service `svc`, those it had and those in its
-    /// trash, restorable into a service of the same identity (`__ip_vs_del_service` puts
-    /// them in the namespace's trash). Short of memory, they are only lost for restoring.
-    fn adopt(&mut self, svc: &Service) {
-        let now = kernel::timer::jiffies_64();
+    /// Drops the orphans unused for [`TRASH_PERIOD_MS`], as upstream's trash timer would
+    /// have, once their number has doubled since the last time (amortised O(1) per
+    /// orphan); short of memory, they stay.
+    fn prune_orphans(&mut self, now: u64) {
+        if self.orphans.len() < self.orphans_kept.saturating_mul(2).max(64) {
+            return;
+        }
         let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
-        let Ok(live) = snapshot(svc) else {
+        let Ok(mut kept) = KVec::with_capacity(self.orphans.len(), GFP_KERNEL) else {
             return;
         };
-        // The trash only changes under the control mutex, which the caller holds.
-        let trashed = svc.trash.get(&rcu::read_lock()).map_or(0, |t| t.len());
-        let room = self.orphans.len() + live.len() + trashed;
-        let Ok(mut kept) = KVec::with_capacity(room, GFP_KERNEL) else {
-            return;
-        };
-        let g = rcu::read_lock();
-        let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
-        // Drop the unused ones whose time is up, as upstream's trash timer would have.
         for mut o in core::mem::take(&mut self.orphans) {
             match (o.t.in_use(), o.t.idle_since) {
                 (true, _) => o.t.idle_since = 0,
@@ -632,6 +810,27 @@ impl Services {
             // Within the capacity reserved: cannot fail.
             let _ = kept.push(o, GFP_ATOMIC);
         }
+        self.orphans_kept = kept.len();
+        self.orphans = kept;
+    }
+
+    /// Keeps the real servers of the deleted service `svc`, those it had and those in its
+    /// trash, restorable into a service of the same identity (`__ip_vs_del_service` puts
+    /// them in the namespace's trash), at a cost that does not grow with the orphans
+    /// already kept. Short of memory, they are only lost for restoring.
+    fn adopt(&mut self, svc: &Service) {
+        let now = kernel::timer::jiffies_64();
+        self.prune_orphans(now);
+        let Ok(live) = snapshot(svc) else {
+            return;
+        };
+        // The trash only changes under the control mutex, which the caller holds.
+        let trashed = svc.trash.get(&rcu::read_lock()).map_or(0, |t| t.len());
+        if self.orphans.reserve(live.len() + trashed, GFP_KERNEL).is_err() {
+            return;
+        }
+        let g = rcu::read_lock();
+        let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
         let gone = Iterator::chain(
             live.iter().map(|d| (d, 0)),
             trashed.iter().map(|t| (&t.dest, t.idle_since)),
@@ -645,9 +844,9 @@ impl Services {
                 fwmark: svc.fwmark,
                 t: Trashed { dest: dest.clone(), idle_since },
             };
-            let _ = kept.push(o, GFP_ATOMIC);
+            // Within the room reserved: cannot fail.
+            let _ = self.orphans.push(o, GFP_ATOMIC);
         }
-        self.orphans = kept;
     }
 
     /// Takes the real server at `addr` and `port` of a deleted service of the identity of
@@ -688,31 +887,21 @@ impl Services {
         add_dest(net, svc, u, defrag6, |addr, port| self.take_orphan(svc, addr, port))
     }
 
-    /// `ip_vs_flush`: every bucket emptied, yielding the CPU between buckets.
+    /// `ip_vs_flush`: the table replaced by an empty one of the least size (one grace
+    /// period), then every service's real servers unlinked, yielding the CPU as it goes.
     pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
+        let all = table.collect(self.count)?;
+        table.rebuild(SVC_TAB_MIN_BITS, &[])?;
         self.count = 0;
         self.count_v4 = 0;
-        for b in 0..self.buckets.len() {
-            let Some(bucket) = self.buckets.get_mut(b) else {
-                break;
-            };
-            if bucket.is_empty() {
-                continue;
+        for (i, s) in all.iter().enumerate() {
+            Self::unlink_dests(s);
+            self.adopt(s);
+            if i % 256 == 255 {
+                kernel::sched::cond_resched();
             }
-            table.publish(b, &[], None)?;
-            let gone = core::mem::take(bucket);
-            for s in gone.iter() {
-                Self::unlink_dests(s);
-                self.adopt(s);
-            }
-            kernel::sched::cond_resched();
         }
         Ok(())
-    }
-
-    /// Iterates the services (in bucket order).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
-        self.buckets.iter().flat_map(|b| b.iter())
     }
 }
 
