@@ -599,7 +599,7 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 10] = [
+static mut CASES: [bindings::kunit_case; 11] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     case(c_str!("conn_families"), conn_families),
     case(c_str!("conn_resize"), conn_resize),
