@@ -79,7 +79,7 @@ persist_timeouts() {
 	# The services sorted: their listing order is the hash table's, whose
 	# key upstream (since 7.1) and ours choose at random.
 	nsx "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-		cat /proc/net/ip_vs | tail -n +2 | { head -n 2; sort; } || return 1
+		cat /proc/net/ip_vs | tail -n +2 | awk 'NR <= 2 { print; fflush(); next } { print | "LC_ALL=C sort" }' || return 1
 	i=0
 	for t in "${TIMEOUTS[@]}"; do
 		i=$((i + 1))

@@ -172,7 +172,14 @@ run_impl() {
 	send > "$work/$impl/answers" 2>&1
 	wait "$cpid"
 	nsx "$NS_D" ipvsadm -Ln --tun-info > "$work/$impl/list" 2>&1
-	nsx "$NS_D" cat /proc/net/ip_vs > "$work/$impl/proc" 2>&1
+	# Services sorted, each with its real server: the listing order is the
+	# service hash table's, whose key ours (as upstream since 7.1) draws
+	# at random.
+	nsx "$NS_D" cat /proc/net/ip_vs 2>&1 | awk '
+		NR <= 3 { print; fflush(); next }
+		/^[A-Z]/ { if (b != "") print b | "LC_ALL=C sort"; b = $0; next }
+		{ b = b "\001" $0 }
+		END { if (b != "") print b | "LC_ALL=C sort" }' | tr '\001' '\n' > "$work/$impl/proc"
 	cleanup_ns
 }
 
