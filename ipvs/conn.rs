@@ -39,7 +39,7 @@ use kernel::{
     once_arc::OnceArc,
     prelude::*,
     proc_fs::SeqCursor,
-    rcu_hash::{self, EntryRef, HashTable, Histogram, Item, Pool, RefSlot},
+    rcu_hash::{self, EntryRef, HashTable, Histogram, Item, Pool, PoolSlot, RefSlot},
     sync::{rcu, Arc},
     sysctl::SysctlValues,
     timer::{jiffies_64, Timer, TimerCallback},
@@ -422,6 +422,28 @@ const CTPL_S_ASSURED: u16 = 1;
 /// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
 pub(crate) const F_INVALID: u32 = 1 << 31;
 
+/// The `ip_vs_conn` slab cache all namespaces' tables allocate from: installed at module
+/// load ([`ConnCache`]), before any namespace is set up.
+pub(crate) static POOL: PoolSlot<ConnData> = PoolSlot::new();
+
+/// The module's hold on [`POOL`]: creates the cache, and empties the slot when dropped
+/// (module unload, after every namespace's table is gone).
+pub(crate) struct ConnCache(());
+
+impl ConnCache {
+    /// Creates the `ip_vs_conn` cache and installs it in [`POOL`].
+    pub(crate) fn new() -> Result<Self> {
+        POOL.install(Pool::new(c_str!("ip_vs_conn"))?)?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for ConnCache {
+    fn drop(&mut self) {
+        POOL.take();
+    }
+}
+
 /// Smallest table, as upstream's `IP_VS_CONN_TAB_MIN_BITS`.
 pub(crate) const TAB_MIN_BITS: u32 = 8;
 
@@ -528,9 +550,7 @@ impl ConnTable {
     pub(crate) fn new(max_bits: u32, hz: u32, limits: Option<Limits>) -> Result<Self> {
         let max_bits = max_bits.clamp(TAB_MIN_BITS, 27);
         let empty = due_bound(u64::MAX, jiffies_64());
-        // A slab cache per namespace, named as upstream's single one (the allocator merges
-        // caches of one size): a table then owns everything its entries need.
-        let pool = Pool::new(c_str!("ip_vs_conn"))?;
+        let pool = POOL.get().ok_or(ENOMEM)?;
         Ok(Self {
             table: HashTable::new(pool, TAB_MIN_BITS, empty)?,
             seed: crate::abi::random_u32(),

@@ -1355,6 +1355,7 @@ struct IpVsModule {
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
+    cache: Option<conn::ConnCache>,
 }
 
 impl kernel::Module for IpVsModule {
@@ -1365,8 +1366,10 @@ impl kernel::Module for IpVsModule {
             sockopt: None,
             pernet: None,
             sched: None,
+            cache: None,
         };
         ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
+        m.cache = Some(conn::ConnCache::new()?);
         m.sched = Some(sched::Registry::new()?);
         m.pernet = Some(IPVS.register()?);
         m.sockopt = Some(SockoptRegistration::new(
@@ -1408,6 +1411,7 @@ impl Drop for IpVsModule {
         self.pernet = None;
         rcu::barrier();
         self.sched = None;
+        self.cache = None;
         pr_info!("ipvs: Rust IPVS unloaded.\n");
     }
 }

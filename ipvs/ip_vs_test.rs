@@ -127,11 +127,17 @@ fn client(port: u16, protocol: u8) -> ConnParam {
     }
 }
 
-/// Runs `body` (which builds its own tables), then waits for the RCU frees.
+/// Runs `body` with the connection slab cache installed, then waits for the RCU frees.
 fn with_cache(t: &Test, what: &str, body: impl FnOnce(&Test) -> Result) {
-    let r = body(t);
-    t.ok(r, what);
-    rcu::barrier();
+    match conn::ConnCache::new() {
+        Ok(cache) => {
+            let r = body(t);
+            t.ok(r, what);
+            rcu::barrier();
+            drop(cache);
+        }
+        Err(e) => t.ok(Err(e), "creating the ip_vs_conn cache"),
+    }
 }
 
 /// The slow timer of `table`, with the resizer it queues and what waits for it.

@@ -186,6 +186,64 @@ impl<T> Drop for Pool<T> {
     }
 }
 
+/// A place for the pool the tables of a module share, meant for a `static`: filled at
+/// module load, emptied at unload, read by whoever builds a table in between.
+///
+/// # Invariants
+///
+/// `ptr` is null or comes from [`Arc::into_raw`] and is owned by the slot.
+pub struct PoolSlot<T> {
+    ptr: AtomicPtr<Pool<T>>,
+}
+
+// SAFETY: The slot holds an `Arc<Pool<T>>`, shareable when `T` is `Send + Sync`.
+unsafe impl<T: Send + Sync> Send for PoolSlot<T> {}
+// SAFETY: As above; the slot itself is an atomic pointer.
+unsafe impl<T: Send + Sync> Sync for PoolSlot<T> {}
+
+impl<T: Item> PoolSlot<T> {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self { ptr: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Fills the slot; `EBUSY` if it holds a pool already.
+    pub fn install(&self, pool: Arc<Pool<T>>) -> Result {
+        let p = Arc::into_raw(pool).cast_mut();
+        match self.ptr.compare_exchange(ptr::null_mut(), p, AcqRel, Acquire) {
+            // INVARIANT: The slot owns the reference from now on.
+            Ok(_) => Ok(()),
+            Err(_) => {
+                // SAFETY: `p` came from `Arc::into_raw` above and was not stored.
+                drop(unsafe { Arc::from_raw(p) });
+                Err(EBUSY)
+            }
+        }
+    }
+
+    /// A reference to the pool, if the slot holds one.
+    pub fn get(&self) -> Option<Arc<Pool<T>>> {
+        let _g = rcu::read_lock();
+        let p = self.ptr.load(Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: An owned `Arc` (type invariants); `take` drops it only a grace period
+        // after removing it, so it is live for this read-side critical section.
+        Some(unsafe { crate::sync::ArcBorrow::from_raw(p) }.into())
+    }
+
+    /// Empties the slot, dropping its reference after a grace period. Process context.
+    pub fn take(&self) {
+        let p = self.ptr.swap(ptr::null_mut(), AcqRel);
+        if !p.is_null() {
+            rcu::synchronize_rcu();
+            // SAFETY: Owned by the slot until the swap above; no `get` still reads it.
+            drop(unsafe { Arc::from_raw(p) });
+        }
+    }
+}
+
 /// One bucket array.
 struct Tab<T> {
     heads: VVec<AtomicPtr<Entry<T>>>,
