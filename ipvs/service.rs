@@ -661,7 +661,7 @@ pub(crate) struct Services {
     /// The real servers of deleted services (the namespace's part of upstream's
     /// `dest_trash`, which is per namespace): a service added again takes its servers back,
     /// and the connections still bound to them go on.
-    orphans: KVec<Orphan>,
+    orphans: KVVec<Orphan>,
     /// How many orphans were left by the last look for expired ones: the next look comes
     /// when their number has doubled, so that deleting services costs O(1) each.
     orphans_kept: usize,
@@ -670,7 +670,7 @@ pub(crate) struct Services {
 impl Services {
     /// None yet.
     pub(crate) fn new() -> Self {
-        Self { count: 0, count_v4: 0, orphans: KVec::new(), orphans_kept: 0 }
+        Self { count: 0, count_v4: 0, orphans: KVVec::new(), orphans_kept: 0 }
     }
 
     /// Number of services.
@@ -797,10 +797,10 @@ impl Services {
             return;
         }
         let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
-        let Ok(mut kept) = KVec::with_capacity(self.orphans.len(), GFP_KERNEL) else {
+        let Ok(mut kept) = KVVec::with_capacity(self.orphans.len(), GFP_KERNEL) else {
             return;
         };
-        for mut o in core::mem::take(&mut self.orphans) {
+        for mut o in core::mem::replace(&mut self.orphans, KVVec::new()) {
             match (o.t.in_use(), o.t.idle_since) {
                 (true, _) => o.t.idle_since = 0,
                 (false, 0) => o.t.idle_since = now,
@@ -862,9 +862,9 @@ impl Services {
             return None;
         }
         // Short of memory the server stays where it is, and a new one is made.
-        let mut kept = KVec::with_capacity(self.orphans.len(), GFP_KERNEL).ok()?;
+        let mut kept = KVVec::with_capacity(self.orphans.len(), GFP_KERNEL).ok()?;
         let mut taken = None;
-        for o in core::mem::take(&mut self.orphans) {
+        for o in core::mem::replace(&mut self.orphans, KVVec::new()) {
             if taken.is_none() && hit(&o) {
                 taken = Some(o.t.dest);
             } else {
