@@ -341,15 +341,25 @@ impl ConnData {
         self.touch(tab, jiffies_64());
     }
 
-    fn matches_in(&self, p: &ConnParam) -> bool {
-        // The most telling fields first; all in the entry's first cache line.
+    /// Whether the entry's client and virtual tuples are `p`'s. The most telling fields
+    /// first; all in the entry's first cache line.
+    fn same_tuple(&self, p: &ConnParam) -> bool {
         self.cport == p.cport
             && self.caddr == p.caddr
             && self.vport == p.vport
             && self.vaddr == p.vaddr
             && self.protocol == p.protocol
             && self.af as u16 == p.af
-            && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+    }
+
+    fn matches_in(&self, p: &ConnParam) -> bool {
+        self.same_tuple(p) && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+    }
+
+    /// Matches a valid persistence template for `p`.
+    fn matches_template(&self, p: &ConnParam) -> bool {
+        let f = self.flags.load(Relaxed);
+        self.same_tuple(p) && f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
     }
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
@@ -632,18 +642,7 @@ impl ConnTable {
     /// client address, `p.cport` 0.
     pub(crate) fn template_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
         let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
-        self.table.lookup(h, g, |c| {
-            c.cport == p.cport
-                && c.caddr == p.caddr
-                && c.vport == p.vport
-                && c.vaddr == p.vaddr
-                && c.protocol == p.protocol
-                && c.af as u16 == p.af
-                && {
-                    let f = c.flags.load(Relaxed);
-                    f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
-                }
-        })
+        self.table.lookup(h, g, |c| c.matches_template(p))
     }
 
     /// Creates and links a persistence template <`p`, `daddr`, `dport`> to `dest` that
