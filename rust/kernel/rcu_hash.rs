@@ -421,12 +421,6 @@ impl<T: Item> HashTable<T> {
         (t.mask + 1, t.bits)
     }
 
-    /// Whether a resize is moving entries.
-    pub fn is_resizing(&self) -> bool {
-        let g = rcu::read_lock();
-        Self::next_tab(self.tab(&g), &g).is_some()
-    }
-
     /// The entry of hash `h` for which `f` holds.
     #[inline]
     pub fn lookup<'a>(&'a self, h: u32, g: &'a rcu::Guard, f: impl Fn(&T) -> bool) -> Option<&'a Entry<T>> {
