@@ -105,14 +105,17 @@ table() {
 	nsx "$NS_D" ipvsadm -Ln | awk '$1 == "->" { print $1, $2, $3, $4; next } { print }'
 }
 
-# wait_table N: until the VIP:80 and [VIP6]:80 services have N real
-# servers each (60 s).
+# wait_table N: until the VIP:80, [VIP6]:80 and fwmark 5 services have N
+# real servers each (60 s). keepalived's checkers of each virtual server
+# run on their own timers, so each one must be waited for before the table
+# is compared.
 wait_table() {
-	local end=$((SECONDS + 60)) n n6
+	local end=$((SECONDS + 60)) n n6 nf
 	while [ $SECONDS -lt $end ]; do
 		n=$(nsx "$NS_D" ipvsadm -Ln -t "$VIP:80" 2>/dev/null | grep -c -- '-> 10\.')
 		n6=$(nsx "$NS_D" ipvsadm -Ln -t "[$VIP6]:80" 2>/dev/null | grep -c -- '-> \[fd00:')
-		[ "$n" = "$1" ] && [ "$n6" = "$1" ] && return 0
+		nf=$(nsx "$NS_D" ipvsadm -Ln -f 5 2>/dev/null | grep -c -- '-> 10\.')
+		[ "$n" = "$1" ] && [ "$n6" = "$1" ] && [ "$nf" = "$1" ] && return 0
 		sleep 0.2
 	done
 	return 1
