@@ -26,6 +26,7 @@
 
 use crate::{
     hash,
+    proto_sctp,
     proto_tcp::{self, Direction, Event, TcpState},
     service::Dest,
     uapi::conn_flags,
@@ -139,6 +140,10 @@ impl ConnData {
     /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
     /// bit 2, one in FIN_WAIT whose replies the director does not see.
     pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
+        if self.protocol == crate::proto::IPPROTO_SCTP && !self.has_control() {
+            // `is_new_conn_expected`: a closed association.
+            return self.state.load(Relaxed) == proto_sctp::SctpState::Closed as u16;
+        }
         if self.has_control() || self.protocol != crate::proto::IPPROTO_TCP {
             return false;
         }
@@ -179,6 +184,9 @@ impl ConnData {
                 TcpState::from_u8(self.state() as u8).map_or("ERR!", TcpState::name)
             }
             crate::proto::IPPROTO_UDP => "UDP",
+            crate::proto::IPPROTO_SCTP => {
+                proto_sctp::SctpState::from_u8(self.state() as u8).map_or("ERR!", proto_sctp::SctpState::name)
+            }
             0 => "NONE",
             _ => "ERR!",
         }
@@ -284,6 +292,66 @@ impl ConnData {
             }
         }
         let timeout = timeouts[new as usize].load(Relaxed);
+        if self.timeout.load(Relaxed) != timeout {
+            self.timeout.store(timeout, Relaxed);
+        }
+        self.touch(tab, jiffies_64());
+    }
+
+    /// Moves an SCTP association along its state machine after a packet with `event`
+    /// travelling `output` (server to client) or not (`set_sctp_state`): only ESTABLISHED
+    /// counts as active, reaching it assures the controlling template; then refreshes the
+    /// timeout with the new state's.
+    pub(crate) fn sctp_transition(
+        &self,
+        tab: &ConnTable,
+        output: bool,
+        event: proto_sctp::Event,
+        timeouts: &[AtomicU32; proto_sctp::NR_STATES],
+    ) {
+        use proto_sctp::{Direction as D, SctpState as S};
+        let dir = if output {
+            if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            }
+            D::Output
+        } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+            D::InputOnly
+        } else {
+            D::Input
+        };
+        let mut cur = self.state.load(Relaxed);
+        let (old, new) = loop {
+            let from = S::from_u8(cur as u8).unwrap_or(S::None);
+            let to = proto_sctp::next_state(from, dir, event);
+            if to as u16 == cur {
+                break (from, to);
+            }
+            match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
+                Ok(_) => break (from, to),
+                Err(now) => cur = now,
+            }
+        };
+        if new != old {
+            let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
+            if new.is_active() {
+                if inactive
+                    && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0
+                {
+                    if let Some(d) = self.dest() {
+                        d.info.activeconns.fetch_add(1, Relaxed);
+                    }
+                }
+                self.assure_control();
+            } else if !inactive
+                && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0
+            {
+                if let Some(d) = self.dest() {
+                    d.info.activeconns.fetch_sub(1, Relaxed);
+                }
+            }
+        }
+        let timeout = timeouts.get(new as usize).map_or(0, |t| t.load(Relaxed));
         if self.timeout.load(Relaxed) != timeout {
             self.timeout.store(timeout, Relaxed);
         }
@@ -895,6 +963,14 @@ impl ConnTable {
             return match TcpState::from_u8(c.state() as u8) {
                 Some(TcpState::SynRecv | TcpState::SynAck) => true,
                 Some(TcpState::Established) => self.todrop_entry(c, now),
+                _ => false,
+            };
+        }
+        if c.protocol == crate::proto::IPPROTO_SCTP {
+            use proto_sctp::SctpState as S;
+            return match S::from_u8(c.state() as u8) {
+                Some(S::Init1 | S::Init) => true,
+                Some(S::Established) => self.todrop_entry(c, now),
                 _ => false,
             };
         }

@@ -31,6 +31,7 @@ mod ctl_config;
 mod est;
 mod hash;
 mod proto;
+mod proto_sctp;
 mod proto_tcp;
 mod sched;
 mod service;

@@ -347,6 +347,14 @@ impl SyncState {
             }
             force = state != cp.old_state.load(Relaxed);
             set_now = force && state != S::Established as u16;
+        } else if cp.protocol == crate::proto::IPPROTO_SCTP {
+            use crate::proto_sctp::SctpState as S;
+            let synced = [S::Established, S::ShutdownSent, S::ShutdownReceived, S::ShutdownAckSent, S::Closed];
+            if !synced.iter().any(|s| *s as u16 == state) {
+                return false;
+            }
+            force = state != cp.old_state.load(Relaxed);
+            set_now = force && state != S::Established as u16;
         }
         if !set_now {
             let refresh = sysctl.get(ctl::SYSCTL_SYNC_REFRESH_PERIOD).max(0) as u32;
@@ -677,9 +685,12 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
                 sh.timeouts.tcp.get(c.state as usize).map(|t| t.load(Relaxed)),
             ),
             crate::proto::IPPROTO_UDP => (UDP_S_LAST, Some(sh.timeouts.udp.load(Relaxed))),
+            crate::proto::IPPROTO_SCTP => (
+                crate::proto_sctp::NR_STATES as u16,
+                sh.timeouts.sctp.get(c.state as usize).map(|t| t.load(Relaxed)),
+            ),
             IPPROTO_AH | IPPROTO_ESP => (1, None),
-            // "Unsupported protocol" (upstream knows SCTP when built with it; this
-            // director has no SCTP).
+            // "Unsupported protocol".
             _ => return false,
         };
         if c.state >= states {
