@@ -4,9 +4,9 @@
 #
 # SCTP services, differential: NAT, direct routing and IP-in-IP tunnel.
 #
-#   client -> director (VIP 10.0.100.1) -> rs1..rs3: SCTP VIP:80 NAT (-m),
-#             VIP:81 DR (-g), VIP:82 tunnel (-i), all rr; [VIP6]:80 NAT
-#             to rs1 over IPv6
+#   client -> director (VIP 10.0.100.1) -> rs1..rs3: SCTP VIP:80 NAT (-m,
+#             to port 8080), VIP:81 DR (-g), VIP:82 tunnel (-i), all rr;
+#             [VIP6]:80 NAT to rs1 port 8080 over IPv6
 #
 # tools/lib/ipvs-sctp-lifecycle (one Python process, sockets in every
 # namespace) opens 6 associations per IPv4 service one after the other,
@@ -21,9 +21,8 @@
 #
 # NAT clients use 10.0.0.3 and fd00::3: CIP 10.0.0.2 is routed back from
 # the real servers directly, for DR and tunnel. NAT rewrites the ports
-# (the real servers' ports equal the virtual ones, but the association's
-# CRC32c is recomputed whenever the stack left it to be filled in, which
-# veth does), so wrong checksums show as associations that never come up.
+# both ways (80 <-> 8080), so the CRC32c is recomputed on every packet: a
+# wrong one shows as associations that never come up.
 #
 # The whole scenario runs under the C IPVS (the reference) and then under
 # $IPVS_IMPL in the same boot, each in fresh namespaces; every snapshot
