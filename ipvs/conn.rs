@@ -28,6 +28,7 @@ use crate::{
     hash,
     proto_sctp,
     proto_tcp::{self, Direction, Event, TcpState},
+    protocol::Protocol,
     service::Dest,
     uapi::conn_flags,
 };
@@ -179,16 +180,10 @@ impl ConnData {
                 "NONE"
             };
         }
-        match self.protocol {
-            crate::proto::IPPROTO_TCP => {
-                TcpState::from_u8(self.state() as u8).map_or("ERR!", TcpState::name)
-            }
-            crate::proto::IPPROTO_UDP => "UDP",
-            crate::proto::IPPROTO_SCTP => {
-                proto_sctp::SctpState::from_u8(self.state() as u8).map_or("ERR!", proto_sctp::SctpState::name)
-            }
-            0 => "NONE",
-            _ => "ERR!",
+        match Protocol::of(self.protocol) {
+            Some(p) => p.state_name(self.state()),
+            None if self.protocol == 0 => "NONE",
+            None => "ERR!",
         }
     }
 
@@ -959,22 +954,10 @@ impl ConnTable {
             }
             return c.state() & CTPL_S_ASSURED == 0;
         }
-        if c.protocol == crate::proto::IPPROTO_TCP {
-            return match TcpState::from_u8(c.state() as u8) {
-                Some(TcpState::SynRecv | TcpState::SynAck) => true,
-                Some(TcpState::Established) => self.todrop_entry(c, now),
-                _ => false,
-            };
+        match Protocol::of(c.protocol).and_then(|p| p.drop_rule(c.state())) {
+            Some(drop) => drop,
+            None => self.todrop_entry(c, now),
         }
-        if c.protocol == crate::proto::IPPROTO_SCTP {
-            use proto_sctp::SctpState as S;
-            return match S::from_u8(c.state() as u8) {
-                Some(S::Init1 | S::Init) => true,
-                Some(S::Established) => self.todrop_entry(c, now),
-                _ => false,
-            };
-        }
-        self.todrop_entry(c, now)
     }
 
     /// `todrop_entry`: an entry idle for at least a minute with `i` packets from the client

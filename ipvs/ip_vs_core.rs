@@ -43,6 +43,7 @@ mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod protocol;
 mod sched;
 mod sctp;
 mod service;
@@ -53,6 +54,7 @@ mod uapi;
 mod xmit;
 
 use conn::{Conn, ConnParam, ConnTable, Expiry};
+use protocol::{Protocol, Timeouts};
 use proto::{
     Icmp, IpHdr, Ipv4, Ports, Quoted, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, ICMP_DEST_UNREACH,
     ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_SCTP,
@@ -228,16 +230,6 @@ pub(crate) struct Ipvs {
     defrag6: AtomicBool,
 }
 
-/// Protocol timeouts of a namespace, in jiffies (`ipvsadm --set` changes three of them).
-pub(crate) struct Timeouts {
-    /// Per TCP state.
-    pub(crate) tcp: [AtomicU32; proto_tcp::NR_STATES],
-    pub(crate) udp: AtomicU32,
-    /// Per SCTP state.
-    pub(crate) sctp: [AtomicU32; proto_sctp::NR_STATES],
-}
-
-const UDP_TIMEOUT_SECS: u32 = 5 * 60;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 /// Length of the IP-in-IP tunnel header.
@@ -306,14 +298,7 @@ impl PernetData for Ipvs {
                 table: svc_table.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
             }),
-            timeouts: Arc::new(
-                Timeouts {
-                    tcp: proto_tcp::default_timeouts(hz),
-                    udp: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
-                    sctp: proto_sctp::default_timeouts(hz),
-                },
-                GFP_KERNEL,
-            )?,
+            timeouts: Arc::new(Timeouts::new(hz), GFP_KERNEL)?,
             hz,
             sync <- sync::SyncState::new(Arc::new(
                 sync::Shared {
@@ -659,11 +644,7 @@ impl Ipvs {
                     svc_flags: svc.flags.load(Relaxed),
                     fwmark: svc.fwmark,
                 };
-                let timeout = match ip.protocol {
-                    IPPROTO_UDP => self.timeouts.udp.load(Relaxed),
-                    IPPROTO_SCTP => self.timeouts.sctp[0].load(Relaxed),
-                    _ => self.timeouts.tcp[0].load(Relaxed),
-                };
+                let timeout = Protocol::of(ip.protocol).map_or(0, |pr| pr.initial_timeout(&self.timeouts));
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
                     self.sched_persist(svc, &p, &pkt, timeout, &g)
                 } else {

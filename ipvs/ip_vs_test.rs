@@ -33,6 +33,7 @@ mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod protocol;
 mod sched;
 mod service;
 mod stats;
