@@ -26,7 +26,9 @@
 
 use crate::{
     hash,
+    proto_sctp,
     proto_tcp::{self, Direction, Event, TcpState},
+    protocol::Protocol,
     service::Dest,
     uapi::conn_flags,
 };
@@ -139,6 +141,10 @@ impl ConnData {
     /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
     /// bit 2, one in FIN_WAIT whose replies the director does not see.
     pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
+        if self.protocol == crate::proto::IPPROTO_SCTP && !self.has_control() {
+            // `is_new_conn_expected`: a closed association.
+            return self.state.load(Relaxed) == proto_sctp::SctpState::Closed as u16;
+        }
         if self.has_control() || self.protocol != crate::proto::IPPROTO_TCP {
             return false;
         }
@@ -174,13 +180,10 @@ impl ConnData {
                 "NONE"
             };
         }
-        match self.protocol {
-            crate::proto::IPPROTO_TCP => {
-                TcpState::from_u8(self.state() as u8).map_or("ERR!", TcpState::name)
-            }
-            crate::proto::IPPROTO_UDP => "UDP",
-            0 => "NONE",
-            _ => "ERR!",
+        match Protocol::of(self.protocol) {
+            Some(p) => p.state_name(self.state()),
+            None if self.protocol == 0 => "NONE",
+            None => "ERR!",
         }
     }
 
@@ -284,6 +287,66 @@ impl ConnData {
             }
         }
         let timeout = timeouts[new as usize].load(Relaxed);
+        if self.timeout.load(Relaxed) != timeout {
+            self.timeout.store(timeout, Relaxed);
+        }
+        self.touch(tab, jiffies_64());
+    }
+
+    /// Moves an SCTP association along its state machine after a packet with `event`
+    /// travelling `output` (server to client) or not (`set_sctp_state`): only ESTABLISHED
+    /// counts as active, reaching it assures the controlling template; then refreshes the
+    /// timeout with the new state's.
+    pub(crate) fn sctp_transition(
+        &self,
+        tab: &ConnTable,
+        output: bool,
+        event: proto_sctp::Event,
+        timeouts: &[AtomicU32; proto_sctp::NR_STATES],
+    ) {
+        use proto_sctp::{Direction as D, SctpState as S};
+        let dir = if output {
+            if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            }
+            D::Output
+        } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
+            D::InputOnly
+        } else {
+            D::Input
+        };
+        let mut cur = self.state.load(Relaxed);
+        let (old, new) = loop {
+            let from = S::from_u8(cur as u8).unwrap_or(S::None);
+            let to = proto_sctp::next_state(from, dir, event);
+            if to as u16 == cur {
+                break (from, to);
+            }
+            match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
+                Ok(_) => break (from, to),
+                Err(now) => cur = now,
+            }
+        };
+        if new != old {
+            let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
+            if new.is_active() {
+                if inactive
+                    && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0
+                {
+                    if let Some(d) = self.dest() {
+                        d.info.activeconns.fetch_add(1, Relaxed);
+                    }
+                }
+                self.assure_control();
+            } else if !inactive
+                && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0
+            {
+                if let Some(d) = self.dest() {
+                    d.info.activeconns.fetch_sub(1, Relaxed);
+                }
+            }
+        }
+        let timeout = timeouts.get(new as usize).map_or(0, |t| t.load(Relaxed));
         if self.timeout.load(Relaxed) != timeout {
             self.timeout.store(timeout, Relaxed);
         }
@@ -891,14 +954,10 @@ impl ConnTable {
             }
             return c.state() & CTPL_S_ASSURED == 0;
         }
-        if c.protocol == crate::proto::IPPROTO_TCP {
-            return match TcpState::from_u8(c.state() as u8) {
-                Some(TcpState::SynRecv | TcpState::SynAck) => true,
-                Some(TcpState::Established) => self.todrop_entry(c, now),
-                _ => false,
-            };
+        match Protocol::of(c.protocol).and_then(|p| p.drop_rule(c.state())) {
+            Some(drop) => drop,
+            None => self.todrop_entry(c, now),
         }
-        self.todrop_entry(c, now)
     }
 
     /// `todrop_entry`: an entry idle for at least a minute with `i` packets from the client

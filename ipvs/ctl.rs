@@ -96,7 +96,7 @@ const fn priv_only(e: IntSysctl) -> IntSysctl {
 /// implemented refuse the writes that would ask for it (`EINVAL`): `conntrack` (0, the
 /// behaviour implemented: forwarded packets are untracked), `cache_bypass` (connections
 /// without a real server) and `schedule_icmp` (scheduling on an ICMP error) accept only 0;
-/// `sloppy_sctp` and `est_nice` are read-only (no SCTP, no estimator kthreads).
+/// `est_nice` is read-only (no estimator kthreads).
 pub(crate) const SYSCTLS: &[IntSysctl] = &[
     any_int(c_str!("amemthresh"), 1024),
     any_int(c_str!("am_droprate"), 10),
@@ -113,7 +113,7 @@ pub(crate) const SYSCTLS: &[IntSysctl] = &[
     ranged(c_str!("cache_bypass"), 0, 0, 0, None),
     any_int(c_str!("expire_nodest_conn"), 0),
     any_int(c_str!("sloppy_tcp"), 0),
-    other(c_str!("sloppy_sctp"), 0, Kind::Int { min: 0, max: 0 }, 0o444),
+    any_int(c_str!("sloppy_sctp"), 0),
     any_int(c_str!("expire_quiescent_template"), 0),
     other(c_str!("sync_threshold"), 3, Kind::Threshold { second: 50 }, 0o644),
     other(c_str!("sync_refresh_period"), 0, Kind::Jiffies, 0o644),
@@ -195,6 +195,8 @@ pub(crate) const SYSCTL_BACKUP_ONLY: usize = 22;
 pub(crate) const SYSCTL_EXPIRE_NODEST_CONN: usize = 13;
 /// Index of `sloppy_tcp` in [`SYSCTLS`].
 pub(crate) const SYSCTL_SLOPPY_TCP: usize = 14;
+/// Index of `sloppy_sctp` in [`SYSCTLS`].
+pub(crate) const SYSCTL_SLOPPY_SCTP: usize = 15;
 /// Index of `expire_quiescent_template` in [`SYSCTLS`].
 pub(crate) const SYSCTL_EXPIRE_QUIESCENT_TEMPLATE: usize = 16;
 /// Index of `nat_icmp_send` in [`SYSCTLS`].

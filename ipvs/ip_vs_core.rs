@@ -41,8 +41,11 @@ mod ctl_config;
 mod genl;
 mod hash;
 mod proto;
+mod proto_sctp;
 mod proto_tcp;
+mod protocol;
 mod sched;
+mod sctp;
 mod service;
 mod stats;
 mod sync;
@@ -51,10 +54,11 @@ mod uapi;
 mod xmit;
 
 use conn::{Conn, ConnParam, ConnTable, Expiry};
+use protocol::{Protocol, Timeouts};
 use proto::{
     Icmp, IpHdr, Ipv4, Ports, Quoted, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, ICMP_DEST_UNREACH,
-    ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_TCP,
-    IPPROTO_UDP,
+    ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_SCTP,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 use service::{ServiceTable, ServiceView, Services, AF_INET};
 use stats::Stats;
@@ -226,14 +230,6 @@ pub(crate) struct Ipvs {
     defrag6: AtomicBool,
 }
 
-/// Protocol timeouts of a namespace, in jiffies (`ipvsadm --set` changes three of them).
-pub(crate) struct Timeouts {
-    /// Per TCP state.
-    pub(crate) tcp: [AtomicU32; proto_tcp::NR_STATES],
-    pub(crate) udp: AtomicU32,
-}
-
-const UDP_TIMEOUT_SECS: u32 = 5 * 60;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 /// Length of the IP-in-IP tunnel header.
@@ -302,13 +298,7 @@ impl PernetData for Ipvs {
                 table: svc_table.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
             }),
-            timeouts: Arc::new(
-                Timeouts {
-                    tcp: proto_tcp::default_timeouts(hz),
-                    udp: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
-                },
-                GFP_KERNEL,
-            )?,
+            timeouts: Arc::new(Timeouts::new(hz), GFP_KERNEL)?,
             hz,
             sync <- sync::SyncState::new(Arc::new(
                 sync::Shared {
@@ -555,7 +545,7 @@ impl Ipvs {
             }
             return self.in_icmp(net, skb, &ip, hook);
         }
-        if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP {
+        if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_SCTP {
             // Not a protocol of ours: if it comes back decapsulated (a tunnel ending here),
             // `ignore_tunneled` keeps it from being taken then.
             if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
@@ -564,13 +554,29 @@ impl Ipvs {
             return Verdict::Accept(skb);
         }
         let Some(ports) = ports.or_else(|| parse_ports(&mut skb, &ip)) else {
+            // `sctp_conn_schedule`: SCTP without its common header is dropped.
+            if ip.protocol == IPPROTO_SCTP && !ip.fragment {
+                return Verdict::Drop(skb);
+            }
             return Verdict::Accept(skb);
+        };
+        // SCTP: the common header and first chunk (the transport header is there: `ports`).
+        let sctp_hdr = if ip.protocol == IPPROTO_SCTP {
+            sctp::header(&mut skb, &ip)
+        } else {
+            None
         };
         let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
         // Read only when needed: most packets are neither SYNs nor for removed servers.
         let expire_nodest = || self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
-        if let Some(c) = found.filter(|_| ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_SYN != 0) {
+        // `is_new_conn`: a TCP SYN, an SCTP INIT.
+        let new_conn = match ip.protocol {
+            IPPROTO_TCP => ports.tcp_flags & TCP_SYN != 0,
+            IPPROTO_SCTP => sctp_hdr.is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::INIT)),
+            _ => false,
+        };
+        if let Some(c) = found.filter(|_| new_conn) {
             // A SYN reusing the client port of an old connection is scheduled anew
             // (`conn_reuse_mode`): no stall for the client, and the current servers.
             let reuse_mode = self.sysctl_values.get(ctl::SYSCTL_CONN_REUSE_MODE);
@@ -597,6 +603,16 @@ impl Ipvs {
         let cp = match found {
             Some(c) => c,
             None => {
+                // Only an INIT starts an SCTP association (with `sloppy_sctp`, any chunk but
+                // ABORT); a packet without a chunk header is dropped.
+                if ip.protocol == IPPROTO_SCTP {
+                    let sloppy = self.sysctl_values.get(ctl::SYSCTL_SLOPPY_SCTP) != 0;
+                    match sctp_hdr {
+                        Some(h) if h.chunk_type.is_none() => return Verdict::Drop(skb),
+                        Some(h) if h.may_schedule(sloppy) => {}
+                        _ => return Verdict::Accept(skb),
+                    }
+                }
                 let Some(tab) = self.svc_table.get(&g) else {
                     return Verdict::Accept(skb);
                 };
@@ -628,11 +644,7 @@ impl Ipvs {
                     svc_flags: svc.flags.load(Relaxed),
                     fwmark: svc.fwmark,
                 };
-                let timeout = if ip.protocol == IPPROTO_UDP {
-                    self.timeouts.udp.load(Relaxed)
-                } else {
-                    self.timeouts.tcp[0].load(Relaxed)
-                };
+                let timeout = Protocol::of(ip.protocol).map_or(0, |pr| pr.initial_timeout(&self.timeouts));
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
                     self.sched_persist(svc, &p, &pkt, timeout, &g)
                 } else {
@@ -668,6 +680,8 @@ impl Ipvs {
         self.in_stats(cp, skb.len(), &g);
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
+        } else if ip.protocol == IPPROTO_SCTP {
+            self.sctp_transition(&mut skb, &ip, cp, false);
         } else {
             cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
         }
@@ -738,6 +752,9 @@ impl Ipvs {
             // expired, say) hears "port unreachable", unless it is resetting anyway.
             if self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
                 && !(ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_RST != 0)
+                && !(ip.protocol == IPPROTO_SCTP
+                    && sctp::header(&mut skb, &ip)
+                        .is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::ABORT)))
                 && self.has_real_service(ip.af, ip.protocol, &ip.saddr, ports.sport, &g)
             {
                 port_unreach(net, &mut skb, &ip);
@@ -754,6 +771,8 @@ impl Ipvs {
         self.out_stats(cp, skb.len(), &g);
         if ip.protocol == IPPROTO_TCP {
             cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
+        } else if ip.protocol == IPPROTO_SCTP {
+            self.sctp_transition(&mut skb, &ip, cp, true);
         } else {
             cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
             cp.assure_control();
@@ -1135,6 +1154,15 @@ impl Ipvs {
         };
         if let Some(svc) = d.svc_stats(g) {
             Stats::count_out(&[&d.stats, svc, &self.stats], len);
+        }
+    }
+
+    /// Moves SCTP connection `cp` along its state machine after the packet `skb`
+    /// (`sctp_state_transition`); a packet without a chunk only refreshes it.
+    fn sctp_transition(&self, skb: &mut SkBuff<'_>, ip: &IpHdr, cp: &Conn, output: bool) {
+        match sctp::header(skb, ip).and_then(|h| sctp::event(skb, ip, &h)) {
+            Some(ev) => cp.sctp_transition(&self.conns, output, ev, &self.timeouts.sctp),
+            None => cp.refresh(&self.conns, cp.timeout()),
         }
     }
 

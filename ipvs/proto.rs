@@ -23,6 +23,8 @@ pub const IPPROTO_GRE: u8 = 47;
 pub const IPPROTO_IPV6: u8 = 41;
 /// `IPPROTO_ICMPV6`.
 pub const IPPROTO_ICMPV6: u8 = 58;
+/// `IPPROTO_SCTP`.
+pub const IPPROTO_SCTP: u8 = 132;
 
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
@@ -42,6 +44,8 @@ pub fn l4_len(protocol: u8) -> Option<usize> {
     match protocol {
         IPPROTO_TCP => Some(20),
         IPPROTO_UDP => Some(8),
+        // The common header (ports, verification tag, CRC32c); see `proto_sctp`.
+        IPPROTO_SCTP => Some(12),
         _ => None,
     }
 }
@@ -267,13 +271,14 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Parses the transport header of `protocol`.
+    /// Parses the transport header of `protocol` (for SCTP, `csum` holds the first half of
+    /// the CRC32c).
     pub fn parse(protocol: u8, h: &[u8]) -> Option<Self> {
         let b = h.get(..l4_len(protocol)?)?;
-        let (flags, off) = if protocol == IPPROTO_TCP {
-            (b[13], TCP_CSUM_OFF)
-        } else {
-            (0, UDP_CSUM_OFF)
+        let (flags, off) = match protocol {
+            IPPROTO_TCP => (b[13], TCP_CSUM_OFF),
+            IPPROTO_SCTP => (0, 8),
+            _ => (0, UDP_CSUM_OFF),
         };
         Some(Self {
             sport: [b[0], b[1]],
@@ -615,6 +620,9 @@ mod tests {
         assert_eq!(p.csum, [0xab, 0xcd]);
         assert!(Ports::parse(IPPROTO_TCP, &tcp[..19]).is_none());
         assert!(Ports::parse(IPPROTO_ICMP, &tcp).is_none());
+        let sctp = Ports::parse(IPPROTO_SCTP, &tcp[..12]).unwrap();
+        assert_eq!((sctp.sport, sctp.tcp_flags, sctp.csum), ([0x1f, 0x90], 0, [0, 0]));
+        assert!(Ports::parse(IPPROTO_SCTP, &tcp[..11]).is_none());
         let udp = [0, 53, 0x30, 0x39, 0, 8, 0, 0];
         assert_eq!(Ports::parse(IPPROTO_UDP, &udp).unwrap().csum, [0, 0]);
     }

@@ -16,8 +16,8 @@ use crate::{
     conn::{Conn, ConnParam, ConnTable},
     ctl, ctl_config,
     service::{Dest, ServiceTable},
+    protocol::{Protocol, SyncRule, Timeouts},
     sync_msg::{self, conn_flags as f, Record, SyncConn, Version},
-    Timeouts,
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::{
@@ -54,8 +54,6 @@ const WAKEUP_RATE: u32 = 8;
 const FLUSH_TIME_SECS: u64 = 2;
 /// Template state count (`IP_VS_CTPL_S_LAST`).
 const CTPL_S_LAST: u16 = 2;
-/// UDP state count (`IP_VS_UDP_S_LAST`): the one state `IP_VS_UDP_S_NORMAL`.
-const UDP_S_LAST: u16 = 1;
 /// `IPPROTO_ESP` and `IPPROTO_AH`: upstream's receiver knows them (one state each, no
 /// timeout table) although they have no services of their own.
 const IPPROTO_ESP: u8 = 50;
@@ -339,14 +337,15 @@ impl SyncState {
         } else if sysctl.get(ctl::SYSCTL_SYNC_PERSIST_MODE) != 0 && cp.has_control() {
             // `in_persistence`: the template's sync is enough.
             return false;
-        } else if cp.protocol == crate::proto::IPPROTO_TCP {
-            use crate::proto_tcp::TcpState as S;
-            let synced = [S::Established, S::FinWait, S::Close, S::CloseWait, S::TimeWait];
-            if !synced.iter().any(|s| *s as u16 == state) {
-                return false;
+        } else if let Some(p) = Protocol::of(cp.protocol) {
+            match p.sync_rule(state, cp.old_state.load(Relaxed)) {
+                SyncRule::Never => return false,
+                SyncRule::States { force: f, now } => {
+                    force = f;
+                    set_now = now;
+                }
+                SyncRule::Single => {}
             }
-            force = state != cp.old_state.load(Relaxed);
-            set_now = force && state != S::Established as u16;
         }
         if !set_now {
             let refresh = sysctl.get(ctl::SYSCTL_SYNC_REFRESH_PERIOD).max(0) as u32;
@@ -671,15 +670,10 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     let template = flags & f::TEMPLATE != 0;
     let hz = sh.hz;
     let proto_timeout = if !template {
-        let (states, timeout) = match c.protocol {
-            crate::proto::IPPROTO_TCP => (
-                crate::proto_tcp::NR_STATES as u16,
-                sh.timeouts.tcp.get(c.state as usize).map(|t| t.load(Relaxed)),
-            ),
-            crate::proto::IPPROTO_UDP => (UDP_S_LAST, Some(sh.timeouts.udp.load(Relaxed))),
-            IPPROTO_AH | IPPROTO_ESP => (1, None),
-            // "Unsupported protocol" (upstream knows SCTP when built with it; this
-            // director has no SCTP).
+        let (states, timeout) = match (Protocol::of(c.protocol), c.protocol) {
+            (Some(p), _) => (p.num_states(), p.state_timeout(&sh.timeouts, c.state)),
+            (None, IPPROTO_AH | IPPROTO_ESP) => (1, None),
+            // "Unsupported protocol".
             _ => return false,
         };
         if c.state >= states {

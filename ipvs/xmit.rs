@@ -45,6 +45,10 @@ fn csum_off(protocol: u8) -> usize {
 /// packet's family (IPv4 in its first 4 bytes).
 #[inline]
 fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u8; 2]) -> Result {
+    if ip.protocol == proto::IPPROTO_SCTP {
+        // No pseudo header in SCTP's CRC32c: its own rewrite.
+        return crate::sctp::mangle(skb, ip, src, addr, port);
+    }
     let l4 = proto::l4_len(ip.protocol).ok_or(EINVAL)?;
     let v6 = ip.is_v6();
     let a_off = match (v6, src) {

@@ -94,10 +94,9 @@ unpriv_sysctl_modes() {
 		for f in /proc/sys/net/ipv4/vs/*; do
 			n=${f##*/}
 			# est_cpulist: upstream only (no estimator kthreads here);
-			# sloppy_sctp: read-only here (no SCTP yet, see design.rst);
 			# svc_lfactor, conn_lfactor, conn_max: newer than this C
 			# IPVS (svc_table.sh, conn_table.sh).
-			case $n in est_cpulist|sloppy_sctp|svc_lfactor|conn_lfactor|conn_max) continue ;; esac
+			case $n in est_cpulist|svc_lfactor|conn_lfactor|conn_max) continue ;; esac
 			if v=$(cat "$f" 2>/dev/null) && (echo "$v" > "$f") 2>/dev/null; then
 				echo "$n writable"
 			else

@@ -45,8 +45,8 @@ NOT_OURS="est_cpulist"	# a CPU list for estimator kthreads; ours estimates from 
 NEWER="svc_lfactor conn_lfactor conn_max"
 # Ours offers these with upstream's default but refuses writes that change them:
 # conntrack, cache_bypass, schedule_icmp (only 0: the behaviour of 1 is not
-# implemented), sloppy_sctp (no SCTP), est_nice (no estimator kthreads).
-REJECTED="conntrack cache_bypass schedule_icmp sloppy_sctp est_nice"
+# implemented), est_nice (no estimator kthreads).
+REJECTED="conntrack cache_bypass schedule_icmp est_nice"
 
 ktap_header 19
 

@@ -9,6 +9,8 @@ pub mod est;
 pub mod hash;
 #[path = "../../ipvs/proto.rs"]
 pub mod proto;
+#[path = "../../ipvs/proto_sctp.rs"]
+pub mod proto_sctp;
 #[path = "../../ipvs/proto_tcp.rs"]
 pub mod proto_tcp;
 #[path = "../../ipvs/sync_msg.rs"]

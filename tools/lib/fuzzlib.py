@@ -315,6 +315,28 @@ SO_SET_ZERO = IP_VS_BASE_CTL + 15
 FWD_MASQ, FWD_LOCAL, FWD_TUNNEL, FWD_DROUTE = 0, 1, 2, 3
 
 
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC32c (Castagnoli) of data, as SCTP's checksum takes it (stored
+    little-endian, over the packet with the checksum field zero)."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
 def pack_service(proto, addr, port, fwmark=0, sched=b"rr", flags=0, timeout=0,
                  netmask=b"\xff\xff\xff\xff"):
     """struct ip_vs_service_user (44 bytes); ADDR a dotted quad or 4 bytes."""
