@@ -25,7 +25,9 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
 use crate::{
+    conn_pe::PeTable,
     hash,
+    pe::PeData,
     proto_tcp::{self, Direction, Event, TcpState},
     service::Dest,
     uapi::conn_flags,
@@ -359,7 +361,14 @@ impl ConnData {
     /// Matches a valid persistence template for `p`.
     fn matches_template(&self, p: &ConnParam) -> bool {
         let f = self.flags.load(Relaxed);
-        self.same_tuple(p) && f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
+        self.same_tuple(p) && f & (conn_flags::TEMPLATE | F_INVALID | F_PE) == conn_flags::TEMPLATE
+    }
+
+    /// Matches a valid template with persistence-engine data for `p` (its data is compared
+    /// by the caller).
+    fn matches_pe_template(&self, p: &ConnParam) -> bool {
+        let f = self.flags.load(Relaxed);
+        self.same_tuple(p) && f & (conn_flags::TEMPLATE | F_INVALID | F_PE) == conn_flags::TEMPLATE | F_PE
     }
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
@@ -382,6 +391,8 @@ enum Origin {
     Conn,
     /// A persistence template made here.
     Template,
+    /// A persistence template with engine data, linked with the data's hash.
+    PeTemplate(u32),
     /// Learned from a master (a connection or a template, as `flags` say).
     Sync { flags: u32, state: u16 },
 }
@@ -432,6 +443,10 @@ const CTPL_S_ASSURED: u16 = 1;
 /// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
 pub(crate) const F_INVALID: u32 = 1 << 31;
 
+/// Internal flag of a template that has persistence-engine data (see `conn_pe.rs`); lookups
+/// without engine data skip it. Not one of the `IP_VS_CONN_F_*` bits either.
+pub(crate) const F_PE: u32 = 1 << 30;
+
 /// The `ip_vs_conn` slab cache all namespaces' tables allocate from: installed at module
 /// load ([`ConnCache`]), before any namespace is set up.
 pub(crate) static POOL: PoolSlot<ConnData> = PoolSlot::new();
@@ -444,6 +459,10 @@ impl ConnCache {
     /// Creates the `ip_vs_conn` cache and installs it in [`POOL`].
     pub(crate) fn new() -> Result<Self> {
         POOL.install(Pool::new(c_str!("ip_vs_conn"))?)?;
+        if let Err(e) = crate::conn_pe::install_pool() {
+            POOL.take();
+            return Err(e);
+        }
         Ok(Self(()))
     }
 }
@@ -451,6 +470,7 @@ impl ConnCache {
 impl Drop for ConnCache {
     fn drop(&mut self) {
         POOL.take();
+        crate::conn_pe::remove_pool();
     }
 }
 
@@ -552,6 +572,8 @@ pub(crate) struct ConnTable {
     /// The load factor the current array was sized for.
     lfactor: AtomicI32,
     limits: Option<Limits>,
+    /// The persistence-engine data of templates.
+    pe: PeTable,
 }
 
 impl ConnTable {
@@ -570,6 +592,7 @@ impl ConnTable {
             max_bits,
             lfactor: AtomicI32::new(LFACTOR_DEFAULT),
             limits,
+            pe: PeTable::new()?,
         })
     }
 
@@ -620,7 +643,64 @@ impl ConnTable {
 
     /// The hash entry `c` is linked with.
     fn hash_of(&self, c: &ConnData) -> u32 {
+        if c.flags.load(Relaxed) & F_PE != 0 {
+            let g = rcu::read_lock();
+            if let Some(pe) = self.pe.get(c, &g) {
+                return PeTable::data_hash(pe, self.seed);
+            }
+        }
         self.hashkey(c.af as u16, c.protocol, &c.caddr, c.cport)
+    }
+
+    /// The persistence-engine data of template `c`, if it has some.
+    pub(crate) fn pe_data<'a>(&'a self, c: &ConnData, g: &'a rcu::Guard) -> Option<&'a PeData> {
+        if c.flags.load(Relaxed) & F_PE == 0 {
+            return None;
+        }
+        self.pe.get(c, g)
+    }
+
+    /// The valid persistence template for `p` with engine data `pe` (`ip_vs_ct_in_get`
+    /// with `pe_data`: the engine's `hashkey_raw` and `ct_match`).
+    pub(crate) fn template_get_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        g: &'a rcu::Guard,
+    ) -> Option<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        self.table.lookup(h, g, |c| {
+            c.matches_pe_template(p) && self.pe.get(c, g).is_some_and(|d| d.same(pe))
+        })
+    }
+
+    /// As [`Self::new_template`], for a template with the engine data `pe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_template_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        let t = self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::PeTemplate(h), g)?;
+        if let Err(e) = self.pe.attach(t, pe, g) {
+            self.expire_now(t);
+            return Err(e);
+        }
+        Ok(t)
+    }
+
+    /// An entry leaves the table: its counts, and its engine data.
+    fn gone(&self, c: &ConnData) {
+        account_gone(c);
+        if c.flags.load(Relaxed) & F_PE != 0 {
+            self.pe.detach(c);
+        }
     }
 
     /// The connection a client packet belongs to (`ip_vs_conn_in_get`).
@@ -733,6 +813,10 @@ impl ConnTable {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
                 (df | conn_flags::INACTIVE | conn_flags::TEMPLATE, 0)
             }
+            Origin::PeTemplate(_) => {
+                let df = dest_flags & !conn_flags::ONE_PACKET;
+                (df | conn_flags::INACTIVE | conn_flags::TEMPLATE | F_PE, 0)
+            }
             Origin::Sync { flags, state } => match dest {
                 Some(d) => (bound_sync_flags(flags, d), state),
                 None => (flags, state),
@@ -745,7 +829,10 @@ impl ConnTable {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
             None => None,
         };
-        let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
+        let h = match origin {
+            Origin::PeTemplate(h) => h,
+            _ => self.hashkey(p.af, p.protocol, &p.caddr, p.cport),
+        };
         let now = jiffies_64();
         let conn = ConnData {
             caddr: p.caddr,
@@ -829,6 +916,7 @@ impl ConnTable {
             }
         }
         self.table.submit();
+        self.pe.submit();
     }
 
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
@@ -855,7 +943,7 @@ impl ConnTable {
             first = u64::MAX;
             self.table.retain_bucket(b, |c| {
                 if gone(c) {
-                    account_gone(c);
+                    self.gone(c);
                     true
                 } else {
                     first = first.min(c.expires.load(Relaxed));
@@ -922,7 +1010,8 @@ impl ConnTable {
     /// Removes every entry (`ip_vs_conn_flush`). Process context only (control path,
     /// namespace teardown, module unload): it yields the CPU now and then.
     pub(crate) fn flush(&self) {
-        self.table.flush_with(account_gone);
+        self.table.flush_with(|c| self.gone(c));
+        self.pe.submit();
     }
 
     /// Entry `index` of bucket `bucket`, in chain order (buckets of a resize's new array
@@ -940,7 +1029,7 @@ impl ConnTable {
 
     /// Expires `cp` now (`ip_vs_conn_expire_now`).
     pub(crate) fn expire_now(&self, cp: &Conn) {
-        self.table.unlink_with(cp, account_gone);
+        self.table.unlink_with(cp, |c| self.gone(c));
     }
 
     /// The configured tick rate.

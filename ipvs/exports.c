@@ -39,3 +39,9 @@ int ip_vs_conn_tab_bits_param(void)
 
 	return clamp(conn_tab_bits, 8, max);
 }
+
+/* Implemented in Rust (pe.rs); the argument is a struct PeOps (pe_abi.rs). */
+int ip_vs_register_pe(const void *ops);
+void ip_vs_unregister_pe(const void *ops);
+EXPORT_SYMBOL_GPL(ip_vs_register_pe);
+EXPORT_SYMBOL_GPL(ip_vs_unregister_pe);

@@ -42,6 +42,9 @@ mod genl;
 mod hash;
 mod proto;
 mod proto_tcp;
+mod pe;
+mod pe_abi;
+mod conn_pe;
 mod sched;
 mod service;
 mod stats;
@@ -381,6 +384,23 @@ fn parse_ip(skb: &mut SkBuff<'_>, v6: bool) -> Option<IpHdr> {
 
 /// The transport ports and flags of a TCP or UDP packet that carries its transport header:
 /// not an IPv4 fragment (IPVS reassembles those first), not a non-first IPv6 fragment.
+/// The persistence-engine data of a packet starting a connection of persistent service
+/// `svc` (`ip_vs_conn_fill_param_persist`): none without an engine, or when the engine finds
+/// none (upstream's SIP engine looks at UDP only; the payload starts after the UDP header).
+fn pe_data_of(svc: &service::Service, skb: &mut SkBuff<'_>, ip: &IpHdr, g: &rcu::Guard) -> Option<pe::PeData> {
+    let pe = svc.pe.get(g)?;
+    if ip.protocol != IPPROTO_UDP {
+        return None;
+    }
+    let dataoff = ip.len.checked_add(proto::l4_len(IPPROTO_UDP)?)?;
+    let total = skb.len() as usize;
+    if dataoff >= total {
+        return None;
+    }
+    let data = skb.pull(total).ok()?;
+    pe.fill_param(data.get(dataoff..)?, dataoff)
+}
+
 fn parse_ports(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
     if if ip.is_v6() { ip.frag_offset != 0 } else { ip.fragment } {
         return None;
@@ -634,7 +654,8 @@ impl Ipvs {
                     self.timeouts.tcp[0].load(Relaxed)
                 };
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
-                    self.sched_persist(svc, &p, &pkt, timeout, &g)
+                    let pe = pe_data_of(svc, &mut skb, &ip, &g);
+                    self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g)
                 } else {
                     match self.schedule(svc, &pkt, &g) {
                         Some(dest) => {
@@ -1009,6 +1030,7 @@ impl Ipvs {
         svc: &service::Service,
         p: &ConnParam,
         pkt: &abi::Packet,
+        pe: Option<&pe::PeData>,
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> core::result::Result<&'a Conn, SchedError> {
@@ -1039,7 +1061,12 @@ impl Ipvs {
             vport,
         };
         let quiescent = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
-        let found = self.conns.template_get(&tp, g).filter(|t| {
+        // With engine data (`--pe`), the template is the one of that data.
+        let found = match pe {
+            Some(pe) => self.conns.template_get_pe(&tp, pe, g),
+            None => self.conns.template_get(&tp, g),
+        };
+        let found = found.filter(|t| {
             // An unbound synced template names no server of ours.
             let usable = t
                 .dest()
@@ -1062,9 +1089,11 @@ impl Ipvs {
                     [0, 0]
                 };
                 let ttl = svc.timeout_jiffies(self.hz);
-                self.conns
-                    .new_template(&tp, dest.info.addr, tdport, dest, ttl, g)
-                    .map_err(|_| SchedError::Failed)?
+                match pe {
+                    Some(pe) => self.conns.new_template_pe(&tp, pe, dest.info.addr, tdport, dest, ttl, g),
+                    None => self.conns.new_template(&tp, dest.info.addr, tdport, dest, ttl, g),
+                }
+                .map_err(|_| SchedError::Failed)?
             }
         };
         let dest = ct.dest_arc().ok_or(SchedError::Failed)?;
@@ -1325,6 +1354,27 @@ pub unsafe extern "C" fn ip_vs_register_scheduler(ops: *const abi::SchedulerOps)
     }
 }
 
+/// Exported to persistence-engine modules through `exports.c` (`register_ip_vs_pe`).
+///
+/// # Safety
+///
+/// As [`pe::register`]: `ops` is null or a table kept valid and unchanged until it is
+/// unregistered, whose function keeps the contract of `pe_abi::PeOps`.
+#[no_mangle]
+pub unsafe extern "C" fn ip_vs_register_pe(ops: *const pe_abi::PeOps) -> i32 {
+    // SAFETY: The caller's guarantee is `pe::register`'s requirement.
+    match unsafe { pe::register(ops) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Exported to persistence-engine modules through `exports.c` (`unregister_ip_vs_pe`).
+#[no_mangle]
+pub extern "C" fn ip_vs_unregister_pe(ops: *const pe_abi::PeOps) {
+    pe::unregister(ops);
+}
+
 /// Exported to scheduler modules through `exports.c` (`unregister_ip_vs_scheduler`).
 #[no_mangle]
 pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
@@ -1355,6 +1405,7 @@ struct IpVsModule {
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
+    pe: Option<pe::Registry>,
     cache: Option<conn::ConnCache>,
 }
 
@@ -1366,11 +1417,13 @@ impl kernel::Module for IpVsModule {
             sockopt: None,
             pernet: None,
             sched: None,
+            pe: None,
             cache: None,
         };
         ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
         m.cache = Some(conn::ConnCache::new()?);
         m.sched = Some(sched::Registry::new()?);
+        m.pe = Some(pe::Registry::new()?);
         m.pernet = Some(IPVS.register()?);
         m.sockopt = Some(SockoptRegistration::new(
             module,
@@ -1411,6 +1464,7 @@ impl Drop for IpVsModule {
         self.pernet = None;
         rcu::barrier();
         self.sched = None;
+        self.pe = None;
         self.cache = None;
         pr_info!("ipvs: Rust IPVS unloaded.\n");
     }

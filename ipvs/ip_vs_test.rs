@@ -27,11 +27,14 @@ use kernel::{
 
 mod abi;
 mod conn;
+mod conn_pe;
 mod ctl_config;
 mod est;
 mod hash;
 mod proto;
 mod proto_tcp;
+mod pe;
+mod pe_abi;
 mod sched;
 mod service;
 mod stats;
