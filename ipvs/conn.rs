@@ -25,7 +25,7 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
 use crate::{
-    conn_pe::PeTable,
+    conn_pe::{self, PeTable},
     hash,
     pe::PeData,
     proto_tcp::{self, Direction, Event, TcpState},
@@ -107,6 +107,18 @@ const _: () = assert!(size_of::<Conn>() <= 128);
 // Lookups compare only fields of the first 64 bytes before a match (see `matches_in`): the
 // table's 8-byte link, then these.
 const _: () = assert!(8 + core::mem::offset_of!(ConnData, in_pkts) + 4 <= 64);
+
+impl Drop for ConnData {
+    fn drop(&mut self) {
+        // The engine data of a template goes with its memory (see `conn_pe.rs`): freed
+        // entries are dropped in RCU callbacks, outside the bucket locks.
+        if *self.flags.get_mut() & F_PE != 0 {
+            if let Some(t) = conn_pe::table() {
+                t.detach(self);
+            }
+        }
+    }
+}
 
 impl Item for ConnData {
     fn take_ref(&self) -> Option<EntryRef<Self>> {
@@ -459,7 +471,7 @@ impl ConnCache {
     /// Creates the `ip_vs_conn` cache and installs it in [`POOL`].
     pub(crate) fn new() -> Result<Self> {
         POOL.install(Pool::new(c_str!("ip_vs_conn"))?)?;
-        if let Err(e) = crate::conn_pe::install_pool() {
+        if let Err(e) = conn_pe::install() {
             POOL.take();
             return Err(e);
         }
@@ -470,7 +482,7 @@ impl ConnCache {
 impl Drop for ConnCache {
     fn drop(&mut self) {
         POOL.take();
-        crate::conn_pe::remove_pool();
+        conn_pe::remove();
     }
 }
 
@@ -572,8 +584,8 @@ pub(crate) struct ConnTable {
     /// The load factor the current array was sized for.
     lfactor: AtomicI32,
     limits: Option<Limits>,
-    /// The persistence-engine data of templates.
-    pe: PeTable,
+    /// The persistence-engine data of templates (the module's, see `conn_pe.rs`).
+    pe: &'static PeTable,
 }
 
 impl ConnTable {
@@ -592,7 +604,7 @@ impl ConnTable {
             max_bits,
             lfactor: AtomicI32::new(LFACTOR_DEFAULT),
             limits,
-            pe: PeTable::new()?,
+            pe: conn_pe::table().ok_or(ENOMEM)?,
         })
     }
 
@@ -695,12 +707,9 @@ impl ConnTable {
         Ok(t)
     }
 
-    /// An entry leaves the table: its counts, and its engine data.
+    /// An entry leaves the table: its counts (its engine data goes when it is freed).
     fn gone(&self, c: &ConnData) {
         account_gone(c);
-        if c.flags.load(Relaxed) & F_PE != 0 {
-            self.pe.detach(c);
-        }
     }
 
     /// The connection a client packet belongs to (`ip_vs_conn_in_get`).

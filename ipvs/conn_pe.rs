@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The persistence-engine data of templates (upstream's `cp->pe` and `cp->pe_data`), kept
-//! beside the connection table so that the 128-byte entry keeps its budget: only templates
+//! beside the connection tables so that the 128-byte entry keeps its budget: only templates
 //! of services with an engine have it. An entry here is keyed by the address of its
 //! template, which carries the internal flag [`crate::conn::F_PE`]; it is added when the
-//! template is made and removed when the template leaves the table (under the template's
-//! bucket lock), before the template's memory can be reused.
+//! template is made and removed when the template's memory is freed (its `Drop`, in the RCU
+//! callback that frees it, outside any bucket lock), so no other template can have that
+//! address meanwhile. One table serves every namespace (addresses are unique).
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c` (`pe_data` of `ip_vs_conn_new`,
 //! `ip_vs_conn_rcu_free`)
 
 use crate::{conn::ConnData, hash, pe::PeData};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
+    alloc::{flags::GFP_KERNEL, KBox},
     c_str,
     prelude::*,
-    rcu_hash::{EntryRef, HashTable, Item, Pool, PoolSlot},
+    rcu_hash::{EntryRef, HashTable, Item, Pool},
     sync::rcu,
 };
 
@@ -32,20 +35,42 @@ impl Item for PeSide {
     }
 }
 
-/// The `ip_vs_pe_data` slab cache of every namespace's [`PeTable`].
-pub(crate) static PE_POOL: PoolSlot<PeSide> = PoolSlot::new();
+/// The module's [`PeTable`], published for the connection entries' `Drop`; null outside
+/// the module's lifetime.
+static TABLE: AtomicPtr<PeTable> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Creates the cache of [`PE_POOL`] (module load).
-pub(crate) fn install_pool() -> Result {
-    PE_POOL.install(Pool::new(c_str!("ip_vs_pe_data"))?)
+/// Creates the table (module load, before any namespace is set up).
+pub(crate) fn install() -> Result {
+    let t = KBox::new(PeTable::new()?, GFP_KERNEL)?;
+    let p = KBox::into_raw(t);
+    if TABLE.compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // SAFETY: `p` came from `KBox::into_raw` just now and was not published.
+        drop(unsafe { KBox::from_raw(p) });
+        return Err(EBUSY);
+    }
+    Ok(())
 }
 
-/// Empties [`PE_POOL`] (module unload).
-pub(crate) fn remove_pool() {
-    PE_POOL.take();
+/// Drops the table (module unload: every namespace's connection table is gone and the RCU
+/// callbacks that free their entries have run).
+pub(crate) fn remove() {
+    let p = TABLE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !p.is_null() {
+        rcu::synchronize_rcu();
+        // SAFETY: Published by `install` from `KBox::into_raw`, taken out of `TABLE` once, here;
+        // readers are done (grace period above, and no entry is left to drop).
+        drop(unsafe { KBox::from_raw(p) });
+    }
 }
 
-/// The engine data of a namespace's templates.
+/// The module's table.
+pub(crate) fn table() -> Option<&'static PeTable> {
+    // SAFETY: Null or the table `install` published, which `remove` frees only at module
+    // unload, after every user (connection tables and their entries) is gone.
+    unsafe { TABLE.load(Ordering::Acquire).as_ref() }
+}
+
+/// The engine data of the templates of every namespace.
 pub(crate) struct PeTable {
     table: HashTable<PeSide>,
     seed: u32,
@@ -59,8 +84,8 @@ fn owner_of(c: &ConnData) -> usize {
 impl PeTable {
     /// An empty table. Process context.
     pub(crate) fn new() -> Result<Self> {
-        let pool = PE_POOL.get().ok_or(ENOMEM)?;
-        Ok(Self { table: HashTable::new(pool, 8, 0)?, seed: crate::abi::random_u32() })
+        let pool = Pool::new(c_str!("ip_vs_pe_data"))?;
+        Ok(Self { table: HashTable::new(pool, 12, 0)?, seed: crate::abi::random_u32() })
     }
 
     fn hash(&self, owner: usize) -> u32 {
@@ -80,7 +105,8 @@ impl PeTable {
         self.table.insert(self.hash(owner), PeSide { owner, pe: *pe }, u32::MAX, g).map(|_| ())
     }
 
-    /// Removes the data of template `c` (it is leaving the connection table).
+    /// Removes the data of template `c` (its memory is being freed). Any context, but not
+    /// under a bucket lock of a connection table (the tables share a lock class).
     pub(crate) fn detach(&self, c: &ConnData) {
         let owner = owner_of(c);
         let g = rcu::read_lock();
@@ -100,7 +126,9 @@ impl PeTable {
         let mut h = seed;
         for c in pe.data().chunks(8) {
             let mut w = [0u8; 8];
-            w.get_mut(..c.len()).map(|w| w.copy_from_slice(c));
+            if let Some(w) = w.get_mut(..c.len()) {
+                w.copy_from_slice(c);
+            }
             let a = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
             let b = u32::from_ne_bytes([w[4], w[5], w[6], w[7]]);
             h = hash::jhash_3words(a, b, c.len() as u32, h);
