@@ -385,20 +385,29 @@ fn parse_ip(skb: &mut SkBuff<'_>, v6: bool) -> Option<IpHdr> {
 /// The transport ports and flags of a TCP or UDP packet that carries its transport header:
 /// not an IPv4 fragment (IPVS reassembles those first), not a non-first IPv6 fragment.
 /// The persistence-engine data of a packet starting a connection of persistent service
-/// `svc` (`ip_vs_conn_fill_param_persist`): none without an engine, or when the engine finds
-/// none (upstream's SIP engine looks at UDP only; the payload starts after the UDP header).
-fn pe_data_of(svc: &service::Service, skb: &mut SkBuff<'_>, ip: &IpHdr, g: &rcu::Guard) -> Option<pe::PeData> {
-    let pe = svc.pe.get(g)?;
+/// `svc` (`ip_vs_conn_fill_param_persist`): `Ok(None)` without an engine; `Err` when the
+/// engine finds none, and upstream drops the packet (its SIP engine: not UDP, no payload
+/// after the UDP header, no valid Call-ID).
+fn pe_data_of(
+    svc: &service::Service,
+    skb: &mut SkBuff<'_>,
+    ip: &IpHdr,
+    g: &rcu::Guard,
+) -> core::result::Result<Option<pe::PeData>, ()> {
+    let Some(pe) = svc.pe.get(g) else {
+        return Ok(None);
+    };
     if ip.protocol != IPPROTO_UDP {
-        return None;
+        return Err(());
     }
-    let dataoff = ip.len.checked_add(proto::l4_len(IPPROTO_UDP)?)?;
+    let dataoff = ip.len.checked_add(proto::l4_len(IPPROTO_UDP).ok_or(())?).ok_or(())?;
     let total = skb.len() as usize;
     if dataoff >= total {
-        return None;
+        return Err(());
     }
-    let data = skb.pull(total).ok()?;
-    pe.fill_param(data.get(dataoff..)?, dataoff)
+    let data = skb.pull(total).map_err(|_| ())?;
+    let payload = data.get(dataoff..).ok_or(())?;
+    pe.fill_param(payload, dataoff).map(Some).ok_or(())
 }
 
 fn parse_ports(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
@@ -654,8 +663,11 @@ impl Ipvs {
                     self.timeouts.tcp[0].load(Relaxed)
                 };
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
-                    let pe = pe_data_of(svc, &mut skb, &ip, &g);
-                    self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g)
+                    match pe_data_of(svc, &mut skb, &ip, &g) {
+                        Ok(pe) => self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g),
+                        // The engine found no data: dropped, as upstream (`*ignored = -1`).
+                        Err(()) => Err(SchedError::Failed),
+                    }
                 } else {
                     match self.schedule(svc, &pkt, &g) {
                         Some(dest) => {
