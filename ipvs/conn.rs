@@ -405,8 +405,9 @@ enum Origin {
     Template,
     /// A persistence template with engine data, linked with the data's hash.
     PeTemplate(u32),
-    /// Learned from a master (a connection or a template, as `flags` say).
-    Sync { flags: u32, state: u16 },
+    /// Learned from a master (a connection or a template, as `flags` say); a template with
+    /// engine data is linked with the data's hash `pe`.
+    Sync { flags: u32, state: u16, pe: Option<u32> },
 }
 
 /// The flags of a synced entry bound to `d` (`ip_vs_bind_dest` for `IP_VS_CONN_F_SYNC`): the
@@ -799,7 +800,31 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, Origin::Sync { flags, state }, g)
+        self.insert(p, daddr, dport, dest, timeout, None, Origin::Sync { flags, state, pe: None }, g)
+    }
+
+    /// As [`Self::new_synced`], for a template with the engine data `pe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_synced_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: Option<&Arc<Dest>>,
+        flags: u32,
+        state: u16,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        let origin = Origin::Sync { flags: flags | F_PE, state, pe: Some(h) };
+        let t = self.insert(p, daddr, dport, dest, timeout, None, origin, g)?;
+        if let Err(e) = self.pe.attach(t, pe, g) {
+            self.expire_now(t);
+            return Err(e);
+        }
+        Ok(t)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -826,7 +851,7 @@ impl ConnTable {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
                 (df | conn_flags::INACTIVE | conn_flags::TEMPLATE | F_PE, 0)
             }
-            Origin::Sync { flags, state } => match dest {
+            Origin::Sync { flags, state, .. } => match dest {
                 Some(d) => (bound_sync_flags(flags, d), state),
                 None => (flags, state),
             },
@@ -839,7 +864,7 @@ impl ConnTable {
             None => None,
         };
         let h = match origin {
-            Origin::PeTemplate(h) => h,
+            Origin::PeTemplate(h) | Origin::Sync { pe: Some(h), .. } => h,
             _ => self.hashkey(p.af, p.protocol, &p.caddr, p.cport),
         };
         let now = jiffies_64();

@@ -117,6 +117,18 @@ pub(crate) fn unregister(ops: *const PeOps) {
     }
 }
 
+/// Whether an engine called `name` is registered (`__ip_vs_pe_getbyname` for a sync
+/// record, which loads no module).
+pub(crate) fn is_registered(name: &[u8]) -> bool {
+    let Some(reg) = registry() else {
+        return false;
+    };
+    let list = reg.lock();
+    // SAFETY: Registered tables are valid while in the list (type invariant; lock held).
+    let found = list.iter().flatten().any(|o| name_of(unsafe { &*o.0 }) == name);
+    found
+}
+
 /// A reference on an engine module.
 ///
 /// # Invariants
@@ -224,6 +236,16 @@ impl PeData {
         let mut d = Self { name: *name, len, data: [0; PEDATA_MAXLEN] };
         d.data.get_mut(..data.len())?.copy_from_slice(data);
         Some(d)
+    }
+
+    /// The data `data` of the engine `name` from a sync record; `None` if either is too long.
+    pub(crate) fn from_sync(name: &[u8], data: &[u8]) -> Option<Self> {
+        let mut n = [0u8; PENAME_MAXLEN + 1];
+        n.get_mut(..name.len())?.copy_from_slice(name);
+        if name.len() > PENAME_MAXLEN {
+            return None;
+        }
+        Self::new(&n, data)
     }
 
     /// The data.
