@@ -12,6 +12,8 @@
 #    and /proc/net/ip_vs_conn);
 #  - hostile payloads (no Call-ID, one over 255 bytes, truncated, empty)
 #    fall back to the client's usual template, as upstream;
+#  - sync: a backup director (sync daemon over a link of its own, sync
+#    threshold 1) gets the templates with their Call-IDs;
 #  - sipp: calls of sipp -sn uac (a socket per call) through the service to
 #    3 sipp -sn uas responders all complete, and every responder takes some.
 
@@ -20,7 +22,7 @@ require_vm
 trap cleanup EXIT
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 8
+ktap_header 9
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 SIPP=$(command -v sipp || true)
@@ -35,6 +37,18 @@ setup() {
 		nsx "$NS_D" ipvsadm -a -u "$VIP:5060" -r "${RIP[i]}:5060" -m || return 1
 		nsx "$NS_D" ipvsadm -a -u "$VIP:5062" -r "${RIP[i]}:5062" -m || return 1
 	done
+	# A backup director B on a link of its own, with the same service.
+	ns_add NS_B backup || return 1
+	veth_add "$NS_D" s0 "$NS_B" s1 || return 1
+	ip -n "$NS_D" addr add 10.9.0.1/24 dev s0 || return 1
+	ip -n "$NS_B" addr add 10.9.0.2/24 dev s1 || return 1
+	nsx "$NS_B" ipvsadm -A -u "$VIP:5060" -s rr -p 60 --pe sip || return 1
+	for ((i = 1; i <= 3; i++)); do
+		nsx "$NS_B" ipvsadm -a -u "$VIP:5060" -r "${RIP[i]}:5060" -m || return 1
+	done
+	nsx "$NS_D" sysctl -qw net.ipv4.vs.sync_threshold="1 50" || return 1
+	nsx "$NS_D" ipvsadm --start-daemon master --mcast-interface s0 --syncid 9 || return 1
+	nsx "$NS_B" ipvsadm --start-daemon backup --mcast-interface s1 --syncid 9 || return 1
 }
 
 if setup; then
@@ -125,6 +139,23 @@ else
 	ktap_diag "$ntpl $nproc"
 	ktap_diag "$lnc"
 	ktap_diag "$proc"
+fi
+
+# --- sync: B gets the templates with their Call-IDs
+for ((i = 0; i < 50; i++)); do
+	bproc=$(nsx "$NS_B" cat /proc/net/ip_vs_conn)
+	nb=$(grep -cE "^UDP 0A000002 0000 0A006401 13C4 0A010[123]02 13C4 [A-Z]+ +[0-9]+ sip call[1-6]-a1b2@10\.0\.0\.2$" <<< "$bproc")
+	[ "$nb" = 6 ] && break
+	sleep 0.2
+done
+dtpl=$(grep " sip " <<< "$proc" | awk '{ print $6, $11 }' | sort)
+btpl=$(grep " sip " <<< "$bproc" | awk '{ print $6, $11 }' | sort)
+if [ "$nb" = 6 ] && [ "$dtpl" = "$btpl" ]; then
+	ktap_pass "sync: the backup has the 6 templates, same Call-IDs on the same servers"
+else
+	ktap_fail "sync: the backup has the 6 templates, same Call-IDs on the same servers"
+	ktap_diag "$nb"
+	ktap_diag "$bproc"
 fi
 
 # --- a 255-byte Call-ID is kept; hostile payloads fall back to the client's template
