@@ -129,8 +129,9 @@ impl PeTable {
             if let Some(w) = w.get_mut(..c.len()) {
                 w.copy_from_slice(c);
             }
-            let a = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
-            let b = u32::from_ne_bytes([w[4], w[5], w[6], w[7]]);
+            let [a0, a1, a2, a3, b0, b1, b2, b3] = w;
+            let a = u32::from_ne_bytes([a0, a1, a2, a3]);
+            let b = u32::from_ne_bytes([b0, b1, b2, b3]);
             h = hash::jhash_3words(a, b, c.len() as u32, h);
         }
         hash::jhash_3words(pe.data().len() as u32, 0, 0, h)
