@@ -27,7 +27,7 @@
 use crate::{
     conn_pe::{self, PeTable},
     hash,
-    pe::PeData,
+    pe::{ModuleRef, PeData},
     proto_tcp::{self, Direction, Event, TcpState},
     service::Dest,
     uapi::conn_flags,
@@ -693,6 +693,7 @@ impl ConnTable {
         &'a self,
         p: &ConnParam,
         pe: &PeData,
+        module: ModuleRef,
         daddr: [u8; 16],
         dport: [u8; 2],
         dest: &Arc<Dest>,
@@ -701,7 +702,7 @@ impl ConnTable {
     ) -> Result<&'a Conn> {
         let h = PeTable::data_hash(pe, self.seed);
         let t = self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::PeTemplate(h), g)?;
-        if let Err(e) = self.pe.attach(t, pe, g) {
+        if let Err(e) = self.pe.attach(t, pe, module, g) {
             self.expire_now(t);
             return Err(e);
         }
@@ -809,6 +810,7 @@ impl ConnTable {
         &'a self,
         p: &ConnParam,
         pe: &PeData,
+        module: ModuleRef,
         daddr: [u8; 16],
         dport: [u8; 2],
         dest: Option<&Arc<Dest>>,
@@ -820,7 +822,7 @@ impl ConnTable {
         let h = PeTable::data_hash(pe, self.seed);
         let origin = Origin::Sync { flags: flags | F_PE, state, pe: Some(h) };
         let t = self.insert(p, daddr, dport, dest, timeout, None, origin, g)?;
-        if let Err(e) = self.pe.attach(t, pe, g) {
+        if let Err(e) = self.pe.attach(t, pe, module, g) {
             self.expire_now(t);
             return Err(e);
         }

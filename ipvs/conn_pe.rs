@@ -11,7 +11,11 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c` (`pe_data` of `ip_vs_conn_new`,
 //! `ip_vs_conn_rcu_free`)
 
-use crate::{conn::ConnData, hash, pe::PeData};
+use crate::{
+    conn::ConnData,
+    hash,
+    pe::{ModuleRef, PeData},
+};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},
@@ -27,6 +31,8 @@ pub(crate) struct PeSide {
     owner: usize,
     /// Its data.
     pub(crate) pe: PeData,
+    /// Keeps the engine's module loaded while a template has its data (as upstream).
+    _module: ModuleRef,
 }
 
 impl Item for PeSide {
@@ -99,10 +105,12 @@ impl PeTable {
         self.table.lookup(self.hash(owner), g, |s| s.owner == owner).map(|e| &e.pe)
     }
 
-    /// Gives template `c` the data `pe`. Any context.
-    pub(crate) fn attach(&self, c: &ConnData, pe: &PeData, g: &rcu::Guard) -> Result {
+    /// Gives template `c` the data `pe` of the engine whose module `module` pins. Any
+    /// context.
+    pub(crate) fn attach(&self, c: &ConnData, pe: &PeData, module: ModuleRef, g: &rcu::Guard) -> Result {
         let owner = owner_of(c);
-        self.table.insert(self.hash(owner), PeSide { owner, pe: *pe }, u32::MAX, g).map(|_| ())
+        let side = PeSide { owner, pe: *pe, _module: module };
+        self.table.insert(self.hash(owner), side, u32::MAX, g).map(|_| ())
     }
 
     /// Removes the data of template `c` (its memory is being freed). Any context, but not

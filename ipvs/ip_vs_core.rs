@@ -1102,7 +1102,12 @@ impl Ipvs {
                 };
                 let ttl = svc.timeout_jiffies(self.hz);
                 match pe {
-                    Some(pe) => self.conns.new_template_pe(&tp, pe, dest.info.addr, tdport, dest, ttl, g),
+                    Some(pe) => {
+                        // The template pins the engine's module (the service may have
+                        // dropped it meanwhile: then the packet is).
+                        let module = svc.pe.get(g).and_then(|b| b.module_ref()).ok_or(SchedError::Failed)?;
+                        self.conns.new_template_pe(&tp, pe, module, dest.info.addr, tdport, dest, ttl, g)
+                    }
                     None => self.conns.new_template(&tp, dest.info.addr, tdport, dest, ttl, g),
                 }
                 .map_err(|_| SchedError::Failed)?

@@ -117,24 +117,25 @@ pub(crate) fn unregister(ops: *const PeOps) {
     }
 }
 
-/// Whether an engine called `name` is registered (`__ip_vs_pe_getbyname` for a sync
-/// record, which loads no module).
-pub(crate) fn is_registered(name: &[u8]) -> bool {
-    let Some(reg) = registry() else {
-        return false;
-    };
-    let list = reg.lock();
-    // SAFETY: Registered tables are valid while in the list (type invariant; lock held).
-    let found = list.iter().flatten().any(|o| name_of(unsafe { &*o.0 }) == name);
-    found
+/// A reference on the module of the registered engine called `name`
+/// (`__ip_vs_pe_getbyname` for a sync record, which loads no module).
+pub(crate) fn get_registered(name: &[u8]) -> Option<ModuleRef> {
+    find_and_get(name).map(|(_, m)| m)
 }
 
-/// A reference on an engine module.
+/// A reference on an engine module: held by the services that use the engine, and by
+/// the templates that have its data (upstream's `ip_vs_pe_get` in `ip_vs_conn_new`), so
+/// that it cannot be unloaded meanwhile.
 ///
 /// # Invariants
 ///
 /// The object owns a reference on the module `0` points to, taken with `try_module_get`.
-struct ModuleRef(*mut bindings::module);
+pub(crate) struct ModuleRef(*mut bindings::module);
+
+// SAFETY: A module reference may be released on any CPU, in any context.
+unsafe impl Send for ModuleRef {}
+// SAFETY: `&ModuleRef` gives no access to anything.
+unsafe impl Sync for ModuleRef {}
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
@@ -203,6 +204,17 @@ impl PeBinding {
     /// The engine's name.
     pub(crate) fn name(&self) -> &[u8] {
         name_of(&self.ops)
+    }
+
+    /// Another reference on the engine's module, for a template with its data.
+    pub(crate) fn module_ref(&self) -> Option<ModuleRef> {
+        // SAFETY: The module is pinned by `self._module` (type invariants), so it is live.
+        if unsafe { kmod::try_module_get(self._module.0) } {
+            // INVARIANT: The reference was just taken.
+            Some(ModuleRef(self._module.0))
+        } else {
+            None
+        }
     }
 
     /// The engine's data in a packet's transport payload (`fill_param`), of which `dataoff` is

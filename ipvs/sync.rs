@@ -700,11 +700,14 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     // (`ip_vs_conn_fill_param_sync`: no module is loaded for it); else the record is
     // skipped.
     let pe = if !c.pe_name.is_empty() || !c.pe_data.is_empty() {
-        if c.pe_name.is_empty() || c.pe_data.is_empty() || !crate::pe::is_registered(c.pe_name) {
+        if c.pe_name.is_empty() || c.pe_data.is_empty() {
             return false;
         }
+        let Some(module) = crate::pe::get_registered(c.pe_name) else {
+            return false;
+        };
         match crate::pe::PeData::from_sync(c.pe_name, c.pe_data) {
-            Some(pe) => Some(pe),
+            Some(pe) => Some((pe, module)),
             None => return false,
         }
     } else {
@@ -739,7 +742,7 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     let tab = &*sh.conns;
     let g = rcu::read_lock();
     let mut found = match (&pe, template) {
-        (Some(pe), true) => tab.template_get_pe(&p, pe, &g),
+        (Some((pe, _)), true) => tab.template_get_pe(&p, pe, &g),
         (None, true) => tab.template_get(&p, &g),
         (_, false) => tab.in_get(&p, &g),
     };
@@ -776,8 +779,10 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
             // Upstream keeps an entry whose service or real server it does not know
             // ("unbound") until a later record finds it one; so does this director.
             let dest = find_dest(sh, af, c, &g);
-            let made = match pe.as_ref().filter(|_| template) {
-                Some(pe) => tab.new_synced_pe(&p, pe, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g),
+            let made = match pe.filter(|_| template) {
+                Some((pe, module)) => {
+                    tab.new_synced_pe(&p, &pe, module, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g)
+                }
                 None => tab.new_synced(&p, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g),
             };
             match made {

@@ -14,6 +14,8 @@
 #    fall back to the client's usual template, as upstream;
 #  - sync: a backup director (sync daemon over a link of its own, sync
 #    threshold 1) gets the templates with their Call-IDs;
+#  - with the services gone, the templates still hold ip_vs_pe_sip (as
+#    upstream: rmmod fails until they expire);
 #  - sipp: calls of sipp -sn uac (a socket per call) through the service to
 #    3 sipp -sn uas responders all complete, and every responder takes some.
 
@@ -22,7 +24,7 @@ require_vm
 trap cleanup EXIT
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 9
+ktap_header 10
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 SIPP=$(command -v sipp || true)
@@ -225,6 +227,17 @@ else
 		ktap_diag "$tpl"
 	fi
 	cd / && rm -rf "$tmp"
+fi
+
+# --- the templates hold the engine's module, as upstream's do
+nsx "$NS_D" ipvsadm -C
+nsx "$NS_B" ipvsadm -C
+if ! rmmod ip_vs_pe_sip 2>/dev/null && grep -q '^ip_vs_pe_sip ' /proc/modules &&
+	nsx "$NS_D" grep -q ' sip call1-a1b2@' /proc/net/ip_vs_conn; then
+	ktap_pass "with the services gone, the templates keep their Call-IDs and hold ip_vs_pe_sip"
+else
+	ktap_fail "with the services gone, the templates keep their Call-IDs and hold ip_vs_pe_sip"
+	ktap_diag "$(grep ip_vs /proc/modules)"
 fi
 
 ktap_exit
