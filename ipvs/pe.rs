@@ -168,11 +168,11 @@ fn find_and_get(name: &[u8]) -> Option<(PeOps, ModuleRef)> {
 ///
 /// # Invariants
 ///
-/// `ops` is a copy of a table registered by the module `_module` pins, so its function keeps
+/// `ops` is a copy of a table registered by the module `module` pins, so its function keeps
 /// the contract documented on [`PeOps`] and stays loaded while `self` lives.
 pub(crate) struct PeBinding {
     ops: PeOps,
-    _module: ModuleRef,
+    module: ModuleRef,
 }
 
 // SAFETY: The table's function may run on any CPU, concurrently; the module reference may be
@@ -198,7 +198,7 @@ impl PeBinding {
             }
         };
         // INVARIANT: Found registered, with its module pinned.
-        Ok(Self { ops, _module: module })
+        Ok(Self { ops, module })
     }
 
     /// The engine's name.
@@ -208,10 +208,10 @@ impl PeBinding {
 
     /// Another reference on the engine's module, for a template with its data.
     pub(crate) fn module_ref(&self) -> Option<ModuleRef> {
-        // SAFETY: The module is pinned by `self._module` (type invariants), so it is live.
-        if unsafe { kmod::try_module_get(self._module.0) } {
+        // SAFETY: The module is pinned by `self.module` (type invariants), so it is live.
+        if unsafe { kmod::try_module_get(self.module.0) } {
             // INVARIANT: The reference was just taken.
-            Some(ModuleRef(self._module.0))
+            Some(ModuleRef(self.module.0))
         } else {
             None
         }
