@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The C side of the Rust ip_vs module: symbols exported to scheduler and
- * persistence-engine modules, and the conn_tab_bits module parameter. Everything else is in ip_vs_core.rs.
+ * persistence-engine modules, and the conn_tab_bits module parameter.
+ * Everything else is in ip_vs_core.rs.
  */
 
 #include <linux/log2.h>
