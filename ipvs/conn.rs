@@ -25,7 +25,9 @@
 //! C: `srctree/net/netfilter/ipvs/ip_vs_conn.c`
 
 use crate::{
+    conn_pe::{self, PeTable},
     hash,
+    pe::{ModuleRef, PeData},
     proto_sctp,
     proto_tcp::{self, Direction, Event, TcpState},
     protocol::Protocol,
@@ -107,6 +109,18 @@ const _: () = assert!(size_of::<Conn>() <= 128);
 // Lookups compare only fields of the first 64 bytes before a match (see `matches_in`): the
 // table's 8-byte link, then these.
 const _: () = assert!(8 + core::mem::offset_of!(ConnData, in_pkts) + 4 <= 64);
+
+impl Drop for ConnData {
+    fn drop(&mut self) {
+        // The engine data of a template goes with its memory (see `conn_pe.rs`): freed
+        // entries are dropped in RCU callbacks, outside the bucket locks.
+        if *self.flags.get_mut() & F_PE != 0 {
+            if let Some(t) = conn_pe::table() {
+                t.detach(self);
+            }
+        }
+    }
+}
 
 impl Item for ConnData {
     fn take_ref(&self) -> Option<EntryRef<Self>> {
@@ -422,7 +436,14 @@ impl ConnData {
     /// Matches a valid persistence template for `p`.
     fn matches_template(&self, p: &ConnParam) -> bool {
         let f = self.flags.load(Relaxed);
-        self.same_tuple(p) && f & conn_flags::TEMPLATE != 0 && f & F_INVALID == 0
+        self.same_tuple(p) && f & (conn_flags::TEMPLATE | F_INVALID | F_PE) == conn_flags::TEMPLATE
+    }
+
+    /// Matches a valid template with persistence-engine data for `p` (its data is compared
+    /// by the caller).
+    fn matches_pe_template(&self, p: &ConnParam) -> bool {
+        let f = self.flags.load(Relaxed);
+        self.same_tuple(p) && f & (conn_flags::TEMPLATE | F_INVALID | F_PE) == conn_flags::TEMPLATE | F_PE
     }
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
@@ -445,8 +466,11 @@ enum Origin {
     Conn,
     /// A persistence template made here.
     Template,
-    /// Learned from a master (a connection or a template, as `flags` say).
-    Sync { flags: u32, state: u16 },
+    /// A persistence template with engine data, linked with the data's hash.
+    PeTemplate(u32),
+    /// Learned from a master (a connection or a template, as `flags` say); a template with
+    /// engine data is linked with the data's hash `pe`.
+    Sync { flags: u32, state: u16, pe: Option<u32> },
 }
 
 /// The flags of a synced entry bound to `d` (`ip_vs_bind_dest` for `IP_VS_CONN_F_SYNC`): the
@@ -495,6 +519,10 @@ const CTPL_S_ASSURED: u16 = 1;
 /// with impossible ports instead). Not one of the `IP_VS_CONN_F_*` bits shown to users.
 pub(crate) const F_INVALID: u32 = 1 << 31;
 
+/// Internal flag of a template that has persistence-engine data (see `conn_pe.rs`); lookups
+/// without engine data skip it. Not one of the `IP_VS_CONN_F_*` bits either.
+pub(crate) const F_PE: u32 = 1 << 30;
+
 /// The `ip_vs_conn` slab cache all namespaces' tables allocate from: installed at module
 /// load ([`ConnCache`]), before any namespace is set up.
 pub(crate) static POOL: PoolSlot<ConnData> = PoolSlot::new();
@@ -507,6 +535,10 @@ impl ConnCache {
     /// Creates the `ip_vs_conn` cache and installs it in [`POOL`].
     pub(crate) fn new() -> Result<Self> {
         POOL.install(Pool::new(c_str!("ip_vs_conn"))?)?;
+        if let Err(e) = conn_pe::install() {
+            POOL.take();
+            return Err(e);
+        }
         Ok(Self(()))
     }
 }
@@ -514,6 +546,7 @@ impl ConnCache {
 impl Drop for ConnCache {
     fn drop(&mut self) {
         POOL.take();
+        conn_pe::remove();
     }
 }
 
@@ -615,6 +648,8 @@ pub(crate) struct ConnTable {
     /// The load factor the current array was sized for.
     lfactor: AtomicI32,
     limits: Option<Limits>,
+    /// The persistence-engine data of templates (the module's, see `conn_pe.rs`).
+    pe: &'static PeTable,
 }
 
 impl ConnTable {
@@ -633,6 +668,7 @@ impl ConnTable {
             max_bits,
             lfactor: AtomicI32::new(LFACTOR_DEFAULT),
             limits,
+            pe: conn_pe::table().ok_or(ENOMEM)?,
         })
     }
 
@@ -683,7 +719,62 @@ impl ConnTable {
 
     /// The hash entry `c` is linked with.
     fn hash_of(&self, c: &ConnData) -> u32 {
+        if c.flags.load(Relaxed) & F_PE != 0 {
+            let g = rcu::read_lock();
+            if let Some(pe) = self.pe.get(c, &g) {
+                return PeTable::data_hash(pe, self.seed);
+            }
+        }
         self.hashkey(c.af as u16, c.protocol, &c.caddr, c.cport)
+    }
+
+    /// The persistence-engine data of template `c`, if it has some.
+    pub(crate) fn pe_data<'a>(&'a self, c: &ConnData, g: &'a rcu::Guard) -> Option<&'a PeData> {
+        if c.flags.load(Relaxed) & F_PE == 0 {
+            return None;
+        }
+        self.pe.get(c, g)
+    }
+
+    /// The valid persistence template for `p` with engine data `pe` (`ip_vs_ct_in_get`
+    /// with `pe_data`: the engine's `hashkey_raw` and `ct_match`).
+    pub(crate) fn template_get_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        g: &'a rcu::Guard,
+    ) -> Option<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        self.table.lookup(h, g, |c| {
+            c.matches_pe_template(p) && self.pe.get(c, g).is_some_and(|d| d.same(pe))
+        })
+    }
+
+    /// As [`Self::new_template`], for a template with the engine data `pe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_template_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        module: ModuleRef,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        let t = self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::PeTemplate(h), g)?;
+        if let Err(e) = self.pe.attach(t, pe, module, g) {
+            self.expire_now(t);
+            return Err(e);
+        }
+        Ok(t)
+    }
+
+    /// An entry leaves the table: its counts (its engine data goes when it is freed).
+    fn gone(&self, c: &ConnData) {
+        account_gone(c);
     }
 
     /// The connection a client packet belongs to (`ip_vs_conn_in_get`).
@@ -773,7 +864,32 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, dest, timeout, None, Origin::Sync { flags, state }, g)
+        self.insert(p, daddr, dport, dest, timeout, None, Origin::Sync { flags, state, pe: None }, g)
+    }
+
+    /// As [`Self::new_synced`], for a template with the engine data `pe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_synced_pe<'a>(
+        &'a self,
+        p: &ConnParam,
+        pe: &PeData,
+        module: ModuleRef,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: Option<&Arc<Dest>>,
+        flags: u32,
+        state: u16,
+        timeout: u32,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        let h = PeTable::data_hash(pe, self.seed);
+        let origin = Origin::Sync { flags: flags | F_PE, state, pe: Some(h) };
+        let t = self.insert(p, daddr, dport, dest, timeout, None, origin, g)?;
+        if let Err(e) = self.pe.attach(t, pe, module, g) {
+            self.expire_now(t);
+            return Err(e);
+        }
+        Ok(t)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -796,7 +912,11 @@ impl ConnTable {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
                 (df | conn_flags::INACTIVE | conn_flags::TEMPLATE, 0)
             }
-            Origin::Sync { flags, state } => match dest {
+            Origin::PeTemplate(_) => {
+                let df = dest_flags & !conn_flags::ONE_PACKET;
+                (df | conn_flags::INACTIVE | conn_flags::TEMPLATE | F_PE, 0)
+            }
+            Origin::Sync { flags, state, .. } => match dest {
                 Some(d) => (bound_sync_flags(flags, d), state),
                 None => (flags, state),
             },
@@ -808,7 +928,10 @@ impl ConnTable {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
             None => None,
         };
-        let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
+        let h = match origin {
+            Origin::PeTemplate(h) | Origin::Sync { pe: Some(h), .. } => h,
+            _ => self.hashkey(p.af, p.protocol, &p.caddr, p.cport),
+        };
         let now = jiffies_64();
         let conn = ConnData {
             caddr: p.caddr,
@@ -892,6 +1015,7 @@ impl ConnTable {
             }
         }
         self.table.submit();
+        self.pe.submit();
     }
 
     /// Unlinks the entries of bucket `b` that `dead` picks, but templates that still control
@@ -918,7 +1042,7 @@ impl ConnTable {
             first = u64::MAX;
             self.table.retain_bucket(b, |c| {
                 if gone(c) {
-                    account_gone(c);
+                    self.gone(c);
                     true
                 } else {
                     first = first.min(c.expires.load(Relaxed));
@@ -981,7 +1105,8 @@ impl ConnTable {
     /// Removes every entry (`ip_vs_conn_flush`). Process context only (control path,
     /// namespace teardown, module unload): it yields the CPU now and then.
     pub(crate) fn flush(&self) {
-        self.table.flush_with(account_gone);
+        self.table.flush_with(|c| self.gone(c));
+        self.pe.submit();
     }
 
     /// Entry `index` of bucket `bucket`, in chain order (buckets of a resize's new array
@@ -999,7 +1124,7 @@ impl ConnTable {
 
     /// Expires `cp` now (`ip_vs_conn_expire_now`).
     pub(crate) fn expire_now(&self, cp: &Conn) {
-        self.table.unlink_with(cp, account_gone);
+        self.table.unlink_with(cp, |c| self.gone(c));
     }
 
     /// The configured tick rate.

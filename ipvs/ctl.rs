@@ -710,7 +710,15 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
         let origin = if c.flags.load(Relaxed) & uapi::conn_flags::SYNC != 0 { "SYNC" } else { "LOCAL" };
         let _ = write!(m, "{:<6} ", origin);
     }
-    let _ = writeln!(m, "{:>7}", c.expires_in(now) / hz);
+    let _ = write!(m, "{:>7}", c.expires_in(now) / hz);
+    // Templates with engine data show the engine and the data (`ip_vs_conn_seq_show`).
+    if let Some(pe) = ipvs.conns.pe_data(c, &g).filter(|_| !with_origin) {
+        let _ = m.write_str(" ");
+        m.write_bytes(pe.name());
+        let _ = m.write_str(" ");
+        m.write_bytes(pe.data());
+    }
+    let _ = writeln!(m);
 }
 
 /// Moves `cur` to the next connection of `net`'s table at or after it.

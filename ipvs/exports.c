@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The C side of the Rust ip_vs module: symbols exported to scheduler modules and the
- * conn_tab_bits module parameter. Everything else is in ip_vs_core.rs.
+ * The C side of the Rust ip_vs module: symbols exported to scheduler and
+ * persistence-engine modules, and the conn_tab_bits module parameter.
+ * Everything else is in ip_vs_core.rs.
  */
 
 #include <linux/log2.h>
@@ -39,3 +40,9 @@ int ip_vs_conn_tab_bits_param(void)
 
 	return clamp(conn_tab_bits, 8, max);
 }
+
+/* Implemented in Rust (pe.rs); the argument is a struct PeOps (pe_abi.rs). */
+int ip_vs_register_pe(const void *ops);
+void ip_vs_unregister_pe(const void *ops);
+EXPORT_SYMBOL_GPL(ip_vs_register_pe);
+EXPORT_SYMBOL_GPL(ip_vs_unregister_pe);

@@ -306,6 +306,14 @@ fn fill_service(m: &mut MsgBuilder<'_>, s: &Service, hz: u32, g: &rcu::Guard) ->
             m.put(svc_attr::PORT, &s.port)?;
         }
         m.put(svc_attr::SCHED_NAME, name)?;
+        if let Some(pe) = s.pe.get(g) {
+            let mut n = [0u8; crate::pe_abi::PENAME_MAXLEN + 1];
+            for (d, c) in n.iter_mut().zip(pe.name().iter().take(crate::pe_abi::PENAME_MAXLEN)) {
+                *d = *c;
+            }
+            let len = pe.name().len().min(crate::pe_abi::PENAME_MAXLEN);
+            m.put(svc_attr::PE_NAME, n.get(..=len).unwrap_or(b"\0"))?;
+        }
         let mut flags = [0u8; FLAGS_LEN as usize];
         flags[..4].copy_from_slice(&s.flags.load(Relaxed).to_ne_bytes());
         flags[4..].copy_from_slice(&u32::MAX.to_ne_bytes());

@@ -44,6 +44,9 @@ mod proto;
 mod proto_sctp;
 mod proto_tcp;
 mod protocol;
+mod pe;
+mod pe_abi;
+mod conn_pe;
 mod sched;
 mod sctp;
 mod service;
@@ -371,6 +374,32 @@ fn parse_ip(skb: &mut SkBuff<'_>, v6: bool) -> Option<IpHdr> {
 
 /// The transport ports and flags of a TCP or UDP packet that carries its transport header:
 /// not an IPv4 fragment (IPVS reassembles those first), not a non-first IPv6 fragment.
+/// The persistence-engine data of a packet starting a connection of persistent service
+/// `svc` (`ip_vs_conn_fill_param_persist`): `Ok(None)` without an engine; `Err` when the
+/// engine finds none, and upstream drops the packet (its SIP engine: not UDP, no payload
+/// after the UDP header, no valid Call-ID).
+fn pe_data_of(
+    svc: &service::Service,
+    skb: &mut SkBuff<'_>,
+    ip: &IpHdr,
+    g: &rcu::Guard,
+) -> core::result::Result<Option<pe::PeData>, ()> {
+    let Some(pe) = svc.pe.get(g) else {
+        return Ok(None);
+    };
+    if ip.protocol != IPPROTO_UDP {
+        return Err(());
+    }
+    let dataoff = ip.len.checked_add(proto::l4_len(IPPROTO_UDP).ok_or(())?).ok_or(())?;
+    let total = skb.len() as usize;
+    if dataoff >= total {
+        return Err(());
+    }
+    let data = skb.pull(total).map_err(|_| ())?;
+    let payload = data.get(dataoff..).ok_or(())?;
+    pe.fill_param(payload, dataoff).map(Some).ok_or(())
+}
+
 fn parse_ports(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
     if if ip.is_v6() { ip.frag_offset != 0 } else { ip.fragment } {
         return None;
@@ -646,7 +675,11 @@ impl Ipvs {
                 };
                 let timeout = Protocol::of(ip.protocol).map_or(0, |pr| pr.initial_timeout(&self.timeouts));
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
-                    self.sched_persist(svc, &p, &pkt, timeout, &g)
+                    match pe_data_of(svc, &mut skb, &ip, &g) {
+                        Ok(pe) => self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g),
+                        // The engine found no data: dropped, as upstream (`*ignored = -1`).
+                        Err(()) => Err(SchedError::Failed),
+                    }
                 } else {
                     match self.schedule(svc, &pkt, &g) {
                         Some(dest) => {
@@ -1028,6 +1061,7 @@ impl Ipvs {
         svc: &service::Service,
         p: &ConnParam,
         pkt: &abi::Packet,
+        pe: Option<&pe::PeData>,
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> core::result::Result<&'a Conn, SchedError> {
@@ -1058,7 +1092,12 @@ impl Ipvs {
             vport,
         };
         let quiescent = self.sysctl_values.get(ctl::SYSCTL_EXPIRE_QUIESCENT_TEMPLATE) != 0;
-        let found = self.conns.template_get(&tp, g).filter(|t| {
+        // With engine data (`--pe`), the template is the one of that data.
+        let found = match pe {
+            Some(pe) => self.conns.template_get_pe(&tp, pe, g),
+            None => self.conns.template_get(&tp, g),
+        };
+        let found = found.filter(|t| {
             // An unbound synced template names no server of ours.
             let usable = t
                 .dest()
@@ -1081,9 +1120,16 @@ impl Ipvs {
                     [0, 0]
                 };
                 let ttl = svc.timeout_jiffies(self.hz);
-                self.conns
-                    .new_template(&tp, dest.info.addr, tdport, dest, ttl, g)
-                    .map_err(|_| SchedError::Failed)?
+                match pe {
+                    Some(pe) => {
+                        // The template pins the engine's module (the service may have
+                        // dropped it meanwhile: then the packet is).
+                        let module = svc.pe.get(g).and_then(|b| b.module_ref()).ok_or(SchedError::Failed)?;
+                        self.conns.new_template_pe(&tp, pe, module, dest.info.addr, tdport, dest, ttl, g)
+                    }
+                    None => self.conns.new_template(&tp, dest.info.addr, tdport, dest, ttl, g),
+                }
+                .map_err(|_| SchedError::Failed)?
             }
         };
         let dest = ct.dest_arc().ok_or(SchedError::Failed)?;
@@ -1353,6 +1399,27 @@ pub unsafe extern "C" fn ip_vs_register_scheduler(ops: *const abi::SchedulerOps)
     }
 }
 
+/// Exported to persistence-engine modules through `exports.c` (`register_ip_vs_pe`).
+///
+/// # Safety
+///
+/// As [`pe::register`]: `ops` is null or a table kept valid and unchanged until it is
+/// unregistered, whose function keeps the contract of `pe_abi::PeOps`.
+#[no_mangle]
+pub unsafe extern "C" fn ip_vs_register_pe(ops: *const pe_abi::PeOps) -> i32 {
+    // SAFETY: The caller's guarantee is `pe::register`'s requirement.
+    match unsafe { pe::register(ops) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Exported to persistence-engine modules through `exports.c` (`unregister_ip_vs_pe`).
+#[no_mangle]
+pub extern "C" fn ip_vs_unregister_pe(ops: *const pe_abi::PeOps) {
+    pe::unregister(ops);
+}
+
 /// Exported to scheduler modules through `exports.c` (`unregister_ip_vs_scheduler`).
 #[no_mangle]
 pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
@@ -1383,6 +1450,7 @@ struct IpVsModule {
     sockopt: Option<SockoptRegistration<ctl::Ctl>>,
     pernet: Option<PernetRegistration<Ipvs>>,
     sched: Option<sched::Registry>,
+    pe: Option<pe::Registry>,
     cache: Option<conn::ConnCache>,
 }
 
@@ -1394,11 +1462,13 @@ impl kernel::Module for IpVsModule {
             sockopt: None,
             pernet: None,
             sched: None,
+            pe: None,
             cache: None,
         };
         ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
         m.cache = Some(conn::ConnCache::new()?);
         m.sched = Some(sched::Registry::new()?);
+        m.pe = Some(pe::Registry::new()?);
         m.pernet = Some(IPVS.register()?);
         m.sockopt = Some(SockoptRegistration::new(
             module,
@@ -1439,6 +1509,7 @@ impl Drop for IpVsModule {
         self.pernet = None;
         rcu::barrier();
         self.sched = None;
+        self.pe = None;
         self.cache = None;
         pr_info!("ipvs: Rust IPVS unloaded.\n");
     }

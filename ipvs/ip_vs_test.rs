@@ -27,6 +27,7 @@ use kernel::{
 
 mod abi;
 mod conn;
+mod conn_pe;
 mod ctl_config;
 mod est;
 mod hash;
@@ -34,6 +35,8 @@ mod proto;
 mod proto_sctp;
 mod proto_tcp;
 mod protocol;
+mod pe;
+mod pe_abi;
 mod sched;
 mod service;
 mod stats;

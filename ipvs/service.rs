@@ -215,6 +215,8 @@ pub(crate) struct Service {
     pub(crate) netmask: AtomicU32,
     /// The scheduler, or none (`none`).
     pub(crate) sched: RcuBox<SchedBinding>,
+    /// The persistence engine, or none (`svc->pe`).
+    pub(crate) pe: RcuBox<crate::pe::PeBinding>,
     /// The destinations.
     pub(crate) dests: RcuBox<DestList>,
     /// Number of destinations.
@@ -689,7 +691,8 @@ impl Services {
     }
 
     /// `ip_vs_add_service`: the module reference (`ENOPROTOOPT`), the scheduler (`ENOENT`),
-    /// the persistence engine (`ENOENT`: there are none), the prefix, then the service.
+    /// the persistence engine (`ENOENT`, after trying to load `ip_vs_pe_<name>`), the
+    /// prefix, then the service.
     pub(crate) fn add(&mut self, u: &Checked<ServiceConfig>, table: &ServiceTable) -> Result {
         let module = ModuleRef::get()?;
         let sched = if u.sched_name.is_none() {
@@ -697,9 +700,10 @@ impl Services {
         } else {
             Some(RcuNode::new(SchedBinding::new(u.sched_name, &[])?, GFP_KERNEL)?)
         };
-        if u.pe_name.is_some() {
-            return Err(ENOENT);
-        }
+        let pe = match u.pe_name {
+            Some(name) => Some(RcuNode::new(crate::pe::PeBinding::new(name.as_bytes())?, GFP_KERNEL)?),
+            None => None,
+        };
         u.check_prefix()?;
         let svc = Arc::new(
             Service {
@@ -713,6 +717,7 @@ impl Services {
                 timeout: AtomicU32::new(u.timeout),
                 netmask: AtomicU32::new(u32::from_ne_bytes(u.netmask)),
                 sched: RcuBox::new(sched),
+                pe: RcuBox::new(pe),
                 dests: RcuBox::new(Some(DestList::build(KVec::new())?)),
                 num_dests: AtomicU32::new(0),
                 stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
@@ -736,8 +741,8 @@ impl Services {
         table.fit(self.count)
     }
 
-    /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`:
-    /// there are none), the prefix, then the new settings.
+    /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`;
+    /// none given removes it), the prefix, then the new settings.
     pub(crate) fn edit(&self, svc: &Service, u: &Checked<ServiceConfig>) -> Result {
         let name = u.sched_name;
         let g = rcu::read_lock();
@@ -754,12 +759,21 @@ impl Services {
             let dests = DestVec::new(snapshot(svc)?)?;
             Some(Some(RcuNode::new(SchedBinding::new(name, dests.infos())?, GFP_KERNEL)?))
         };
-        if u.pe_name.is_some() {
-            return Err(ENOENT);
-        }
+        // Upstream sets the engine given, or none, on every edit.
+        let g = rcu::read_lock();
+        let same_pe = svc.pe.get(&g).map(|b| b.name()) == u.pe_name.as_ref().map(|n| n.as_bytes());
+        drop(g);
+        let new_pe = match u.pe_name {
+            _ if same_pe => None,
+            Some(name) => Some(Some(RcuNode::new(crate::pe::PeBinding::new(name.as_bytes())?, GFP_KERNEL)?)),
+            None => Some(None),
+        };
         u.check_prefix()?;
         if let Some(new) = new {
             svc.sched.replace_deferred(new);
+        }
+        if let Some(new) = new_pe {
+            svc.pe.replace_deferred(new);
         }
         svc.flags.store(u.flags | svc_flags::HASHED, Relaxed);
         svc.timeout.store(u.timeout, Relaxed);

@@ -397,7 +397,10 @@ impl Master {
             return;
         };
         let hz = st.shared.hz.max(1);
-        let flags = cp.flags.load(Relaxed) & !(f::HASHED | crate::conn::F_INVALID);
+        let flags = cp.flags.load(Relaxed) & !(f::HASHED | crate::conn::F_INVALID | crate::conn::F_PE);
+        // A template's engine data and name go as options (`ip_vs_sync_conn`).
+        let g = rcu::read_lock();
+        let pe = st.shared.conns.pe_data(cp, &g);
         let rec = SyncConn {
             v6: cp.af as u16 == crate::ctl_config::AF_INET6,
             protocol: cp.protocol,
@@ -412,8 +415,8 @@ impl Master {
             vaddr: cp.vaddr,
             daddr: cp.daddr,
             seq: None,
-            pe_data: &[],
-            pe_name: &[],
+            pe_data: pe.map_or(&[], |p| p.data()),
+            pe_name: pe.map_or(&[], |p| p.name()),
         };
         let Some(len) = sync_msg::record_len(version, &rec) else {
             return;
@@ -687,12 +690,25 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
         }
         None
     };
-    // A persistence engine named by the record: none is built here
-    // (`ip_vs_conn_fill_param_sync` fails, the record is skipped); engine data without a
-    // name is invalid.
-    if !c.pe_name.is_empty() || !c.pe_data.is_empty() {
-        return false;
-    }
+    // Engine data needs the name of an engine registered here
+    // (`ip_vs_conn_fill_param_sync`: no module is loaded for it); else the record is
+    // skipped.
+    let pe = if !c.pe_name.is_empty() || !c.pe_data.is_empty() {
+        if c.pe_name.is_empty() || c.pe_data.is_empty() {
+            return false;
+        }
+        let Some(module) = crate::pe::get_registered(c.pe_name) else {
+            return false;
+        };
+        match crate::pe::PeData::from_sync(c.pe_name, c.pe_data) {
+            Some(pe) => Some((pe, module)),
+            None => return false,
+        }
+    } else {
+        None
+    };
+    // The internal bits are this director's own.
+    let flags = flags & !(crate::conn::F_INVALID | crate::conn::F_PE);
     let af = if c.v6 { ctl_config::AF_INET6 } else { ctl_config::AF_INET };
     let mut p = ConnParam {
         af,
@@ -719,7 +735,11 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     };
     let tab = &*sh.conns;
     let g = rcu::read_lock();
-    let mut found = if template { tab.template_get(&p, &g) } else { tab.in_get(&p, &g) };
+    let mut found = match (&pe, template) {
+        (Some((pe, _)), true) => tab.template_get_pe(&p, pe, &g),
+        (None, true) => tab.template_get(&p, &g),
+        (_, false) => tab.in_get(&p, &g),
+    };
     if let Some(cp) = found {
         if !template && (cp.dport != c.dport || cp.daddr != c.daddr) {
             if flags & f::INACTIVE != 0 {
@@ -753,7 +773,13 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
             // Upstream keeps an entry whose service or real server it does not know
             // ("unbound") until a later record finds it one; so does this director.
             let dest = find_dest(sh, af, c, &g);
-            match tab.new_synced(&p, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g) {
+            let made = match pe.filter(|_| template) {
+                Some((pe, module)) => {
+                    tab.new_synced_pe(&p, &pe, module, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g)
+                }
+                None => tab.new_synced(&p, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g),
+            };
+            match made {
                 Ok(cp) => cp,
                 Err(_) => return false,
             }

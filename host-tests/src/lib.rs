@@ -53,3 +53,5 @@ pub mod fo;
 pub mod ovf;
 #[path = "../../schedulers/twos.rs"]
 pub mod twos;
+#[path = "../../pe/sip.rs"]
+pub mod sip;
