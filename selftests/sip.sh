@@ -240,4 +240,14 @@ else
 	ktap_diag "$(grep ip_vs /proc/modules)"
 fi
 
+# The next test must be able to unload IPVS: deleting the namespaces frees
+# their templates, and with them the engine's module (namespace teardown
+# runs in the background, a while under emulation).
+cleanup_ns
+for ((i = 0; i < 600; i++)); do
+	rmmod ip_vs_pe_sip 2>/dev/null
+	grep -q '^ip_vs_pe_sip ' /proc/modules || break
+	sleep 0.1
+done
+
 ktap_exit
