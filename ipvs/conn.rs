@@ -98,6 +98,8 @@ pub(crate) struct ConnData {
     /// Low 32 bits of the jiffies at which backups would expire their copy, with the sync
     /// retries in the two low bits (`sync_endtime`); see [`crate::sync`].
     pub(crate) sync_endtime: AtomicU32,
+    /// Index + 1 of the connection's application helper state (`crate::app`), 0 for none.
+    pub(crate) app: AtomicU32,
 }
 
 // The seed's budget: a connection costs at most 128 bytes, IPv6-sized addresses included.
@@ -294,7 +296,8 @@ impl ConnData {
     /// connection was answered (`ip_vs_control_assure_ct`). Shown by `/proc`.
     pub(crate) fn assure_control(&self) {
         let g = rcu::read_lock();
-        if let Some(t) = self.control.get(&g) {
+        // Only a template: an application helper's control connection has a TCP state.
+        if let Some(t) = self.control.get(&g).filter(|t| t.is_template()) {
             t.state.fetch_or(CTPL_S_ASSURED, Relaxed);
         }
     }
@@ -305,6 +308,13 @@ impl ConnData {
             self.timeout.store(timeout, Relaxed);
         }
         self.touch(tab, jiffies_64());
+    }
+
+    /// Moves an expected connection to the TCP LISTEN state with `timeout` jiffies to go
+    /// (`ip_vs_tcp_conn_listen`).
+    pub(crate) fn listen(&self, tab: &ConnTable, timeout: u32) {
+        self.state.store(TcpState::Listen as u16, Relaxed);
+        self.refresh(tab, timeout);
     }
 
     /// The timeout of the current state, in jiffies.
@@ -412,6 +422,7 @@ fn account_bound(d: &Dest, flags: u32) {
 
 /// Undoes [`account_bound`] for an entry leaving the table.
 fn account_gone(c: &ConnData) {
+    crate::app::gone(c);
     let Some(d) = c.dest() else {
         return;
     };
@@ -765,6 +776,7 @@ impl ConnTable {
             dest: OnceArc::new(dest.cloned()),
             control: RefSlot::new(control),
             sync_endtime: AtomicU32::new(0),
+            app: AtomicU32::new(0),
         };
         // On failure the table gives back the control reference; `conn`'s server reference
         // goes with it.
