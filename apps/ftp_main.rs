@@ -144,9 +144,13 @@ fn get_addrport(data: &[u8], pattern: &[u8], skip: u8, ext: bool, mode: u32, af:
         if i != 5 {
             return Parse::Bad;
         }
+        let [a, b, c, e, p1, p2] = p;
         let mut addr = [0u8; 16];
-        addr[..4].copy_from_slice(&p[..4]);
-        return Parse::Found { addr, port: [p[4], p[5]], start: s, end: d };
+        addr[0] = a;
+        addr[1] = b;
+        addr[2] = c;
+        addr[3] = e;
+        return Parse::Found { addr, port: [p1, p2], start: s, end: d };
     }
     let start = s;
     let Some(edelim) = at(s) else { return Parse::Bad };
@@ -183,7 +187,9 @@ fn get_addrport(data: &[u8], pattern: &[u8], skip: u8, ext: bool, mode: u32, af:
             return Parse::Bad;
         };
         addr = [0u8; 16];
-        addr[..4].copy_from_slice(&a);
+        for (d, v) in addr.iter_mut().zip(a) {
+            *d = v;
+        }
         s += len;
         if at(s) != Some(edelim) {
             return Parse::Bad;

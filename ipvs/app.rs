@@ -318,7 +318,7 @@ fn expect(ctx: &CoreCtx<'_>, kind: u32, addr: &[u8; 16], port: [u8; 2]) -> Resul
                 Some(n) => n,
                 None => {
                     let p = ConnParam { af, protocol: IPPROTO_TCP, caddr: cp.caddr, cport: [0, 0], vaddr: cp.vaddr, vport: port };
-                    let n = ctx.conns.new_controlled(&p, *addr, port, &dest, ctx.listen_timeout, cp, ctx.g)?;
+                    let n = ctx.conns.new_expected(&p, *addr, port, &dest, ctx.listen_timeout, Some(cp), ctx.g)?;
                     n.flags.fetch_or(F_NO_CPORT, Relaxed);
                     NO_CPORT.fetch_add(1, Relaxed);
                     n
@@ -333,7 +333,7 @@ fn expect(ctx: &CoreCtx<'_>, kind: u32, addr: &[u8; 16], port: [u8; 2]) -> Resul
             let p = ConnParam { af, protocol: IPPROTO_TCP, caddr: *addr, cport: port, vaddr: cp.vaddr, vport };
             match ctx.conns.in_get(&p, ctx.g) {
                 Some(n) => n,
-                None => ctx.conns.new_controlled(&p, cp.daddr, dport, &dest, ctx.listen_timeout, cp, ctx.g)?,
+                None => ctx.conns.new_expected(&p, cp.daddr, dport, &dest, ctx.listen_timeout, Some(cp), ctx.g)?,
             }
         }
         _ => return Err(EINVAL),
@@ -355,15 +355,23 @@ pub(crate) fn fill_cport<'a>(
     q.cport = [0, 0];
     let old = conns.in_get(&q, g).filter(|c| c.flags.load(Relaxed) & F_NO_CPORT != 0)?;
     let dest = old.dest_arc()?;
-    let new = match old.control(g) {
-        Some(ctl) => conns.new_controlled(p, old.daddr, old.dport, &dest, timeout, ctl, g),
-        None => conns.new_conn(p, old.daddr, old.dport, &dest, timeout, g),
-    }
-    .ok()?;
+    let new = conns.new_expected(p, old.daddr, old.dport, &dest, timeout, old.control(g), g).ok()?;
     if old.ref_count() == 0 {
         conns.expire_now(old);
     }
     Some(new)
+}
+
+/// The 4 bytes of `b` at `at`, if there.
+fn get4(b: &[u8], at: usize) -> Option<[u8; 4]> {
+    b.get(at..at.checked_add(4)?)?.try_into().ok()
+}
+
+/// Writes `v` at `at` of `b`, if there.
+fn put_at(b: &mut [u8], at: usize, v: &[u8]) {
+    if let Some(d) = at.checked_add(v.len()).and_then(|e| b.get_mut(at..e)) {
+        d.copy_from_slice(v);
+    }
 }
 
 /// The full TCP checksum of an IPv4 or IPv6 segment `seg` (checksum field zeroed).
@@ -432,14 +440,16 @@ pub(crate) fn pkt(
         if verify && tcp_csum(ip, t) != [0, 0] {
             return false;
         }
-        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
-        let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+        let (Some(seq), Some(ack), Some(&off)) = (get4(t, 4), get4(t, 8), t.get(12)) else {
+            return true;
+        };
+        let (seq, ack) = (u32::from_be_bytes(seq), u32::from_be_bytes(ack));
         let sf = s.seq_flags.load(Relaxed);
         let nseq = if sf & seq_flag != 0 { fix_seq(seq_q, seq) } else { seq };
         let nack = if sf & ack_flag != 0 { fix_ack(ack_q, ack) } else { ack };
-        t[4..8].copy_from_slice(&nseq.to_be_bytes());
-        t[8..12].copy_from_slice(&nack.to_be_bytes());
-        (seq, usize::from(t[12] >> 4) * 4)
+        put_at(t, 4, &nseq.to_be_bytes());
+        put_at(t, 8, &nack.to_be_bytes());
+        (seq, usize::from(off >> 4) * 4)
     };
     let payload_at = ip.len + doff;
     let mut abi = PktAbi {
@@ -519,23 +529,22 @@ pub(crate) fn pkt(
     };
     let len = h.len();
     if ip.is_v6() {
-        let pl = (len - 40) as u16;
+        let pl = len.saturating_sub(40) as u16;
         if let Some(f) = h.get_mut(4..6) {
             f.copy_from_slice(&pl.to_be_bytes());
         }
     } else if diff != 0 {
-        let old = [h[2], h[3]];
-        let new = (len as u16).to_be_bytes();
-        h[2..4].copy_from_slice(&new);
-        let sum = proto::csum_replace([h[10], h[11]], &old, &new);
-        h[10..12].copy_from_slice(&sum);
+        if let (Some(l), Some(c)) = (get4(h, 0), get4(h, 8)) {
+            let (old, new) = ([l[2], l[3]], (len as u16).to_be_bytes());
+            put_at(h, 2, &new);
+            put_at(h, 10, &proto::csum_replace([c[2], c[3]], &old, &new));
+        }
     }
     if let Some(t) = h.get_mut(ip.len..) {
         if t.len() >= 20 {
-            t[16] = 0;
-            t[17] = 0;
+            put_at(t, 16, &[0, 0]);
             let sum = tcp_csum(ip, t);
-            t[16..18].copy_from_slice(&sum);
+            put_at(t, 16, &sum);
         }
     }
     skb.set_csum_unnecessary();

@@ -164,7 +164,7 @@ impl Pkt<'_> {
         if start > end || end > self.raw.len || text.len() > REWRITE_MAX {
             return Err(kernel::error::code::EINVAL);
         }
-        self.raw.rw_buf[..text.len()].copy_from_slice(text);
+        self.raw.rw_buf.get_mut(..text.len()).ok_or(kernel::error::code::EINVAL)?.copy_from_slice(text);
         self.raw.rw_len = text.len();
         self.raw.rw_start = start;
         self.raw.rw_end = end;

@@ -390,6 +390,9 @@ impl ConnData {
 enum Origin {
     /// A connection scheduled here.
     Conn,
+    /// An application helper's expected connection: as `Conn`, but not counted in the
+    /// statistics (only scheduling counts there, as upstream's `ip_vs_conn_stats`).
+    Expected,
     /// A persistence template made here.
     Template,
     /// Learned from a master (a connection or a template, as `flags` say).
@@ -701,6 +704,23 @@ impl ConnTable {
         self.insert(p, daddr, dport, Some(dest), timeout, Some(control), Origin::Conn, g)
     }
 
+    /// Creates and links an application helper's expected connection to `dest`, controlled
+    /// by `control` if given (`ip_vs_conn_new` + `ip_vs_control_add` from `ip_vs_ftp`): as
+    /// [`Self::new_controlled`], not counted in the statistics.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_expected<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        control: Option<&'a Conn>,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, Some(dest), timeout, control, Origin::Expected, g)
+    }
+
     /// Creates and links an entry learned from a master's sync message (`ip_vs_conn_new`
     /// with `IP_VS_CONN_F_SYNC` and `ip_vs_bind_dest`): the forwarding method comes from
     /// `dest` (this director's configuration); a connection keeps the activity the master
@@ -738,7 +758,7 @@ impl ConnTable {
     ) -> Result<&'a Conn> {
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
         let (flags, state) = match origin {
-            Origin::Conn => (dest_flags | conn_flags::INACTIVE, 0),
+            Origin::Conn | Origin::Expected => (dest_flags | conn_flags::INACTIVE, 0),
             // Only templates visible to lookups can control several connections.
             Origin::Template => {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
@@ -751,7 +771,8 @@ impl ConnTable {
         };
         let flags = flags | conn_flags::HASHED;
         let template = flags & conn_flags::TEMPLATE != 0;
-        let synced = matches!(origin, Origin::Sync { .. });
+        // Only what is scheduled here counts in the statistics.
+        let counted = matches!(origin, Origin::Conn | Origin::Template);
         let control = match control {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
             None => None,
@@ -783,7 +804,7 @@ impl ConnTable {
         let c = self.table.insert(h, conn, self.conn_max(), g)?;
         if let Some(dest) = dest {
             account_bound(dest, flags);
-            if !template && !synced {
+            if !template && counted {
                 dest.stats.count_conn();
                 if let Some(s) = dest.svc_stats(g) {
                     s.count_conn();

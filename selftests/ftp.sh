@@ -51,7 +51,7 @@ fi
 # helper's rewriting of passive replies it would connect to them directly.
 nsx "$NS_D" nft -f - <<EOF || { ktap_fail "nft rule"; ktap_exit; }
 table inet ftptest {
-	chain fwd {
+	chain fw {
 		type filter hook forward priority 0;
 		ip saddr $CIP ip daddr 10.1.0.0/16 drop
 	}
