@@ -374,6 +374,23 @@ fn put_at(b: &mut [u8], at: usize, v: &[u8]) {
     }
 }
 
+/// The folded (not complemented) pseudo header sum of a TCP segment of `len` bytes: what
+/// the checksum field holds while the checksum is left to the stack (`CHECKSUM_PARTIAL`).
+fn pseudo_sum(ip: &IpHdr, len: usize) -> [u8; 2] {
+    let mut acc: u64 = 0;
+    let alen = if ip.is_v6() { 16 } else { 4 };
+    for a in [&ip.saddr, &ip.daddr] {
+        for w in a.get(..alen).unwrap_or(&[]).chunks(2) {
+            acc += u64::from(u16::from_be_bytes([w.first().copied().unwrap_or(0), w.get(1).copied().unwrap_or(0)]));
+        }
+    }
+    acc += u64::from(IPPROTO_TCP) + len as u64;
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    (acc as u16).to_be_bytes()
+}
+
 /// The full TCP checksum of an IPv4 or IPv6 segment `seg` (checksum field zeroed).
 fn tcp_csum(ip: &IpHdr, seg: &[u8]) -> [u8; 2] {
     let mut acc: u64 = 0;
@@ -425,7 +442,8 @@ pub(crate) fn pkt(
     };
     // A received checksum is verified before the packet is changed (`tcp_csum_check`): the
     // full checksum written below would otherwise hide corruption.
-    let verify = !matches!(skb.checksum(), Checksum::Unnecessary | Checksum::Partial);
+    let partial = skb.checksum() == Checksum::Partial;
+    let verify = !partial && skb.checksum() != Checksum::Unnecessary;
     // The whole packet, linear and private ("linear packets are much easier to deal with").
     let (seq, doff) = {
         let Ok(h) = skb.writable(total) else {
@@ -542,12 +560,20 @@ pub(crate) fn pkt(
     }
     if let Some(t) = h.get_mut(ip.len..) {
         if t.len() >= 20 {
-            put_at(t, 16, &[0, 0]);
-            let sum = tcp_csum(ip, t);
-            put_at(t, 16, &sum);
+            if partial {
+                // The stack (or the device) sums the segment later: the field holds the
+                // pseudo header's sum, for the new length.
+                put_at(t, 16, &pseudo_sum(ip, t.len()));
+            } else {
+                put_at(t, 16, &[0, 0]);
+                let sum = tcp_csum(ip, t);
+                put_at(t, 16, &sum);
+            }
         }
     }
-    skb.set_csum_unnecessary();
+    if !partial {
+        skb.set_csum_unnecessary();
+    }
     if diff != 0 {
         let q = if out { &s.out_seq } else { &s.in_seq };
         let flag = if out { F_OUT_SEQ } else { F_IN_SEQ };
