@@ -360,11 +360,11 @@ struct FtpModule {
 }
 
 impl kernel::Module for FtpModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let mut ports = [0u16; app_abi::MAX_PORTS];
         // SAFETY: `ports` is valid for `MAX_PORTS` entries.
         let n = unsafe { ip_vs_ftp_ports(ports.as_mut_ptr(), ports.len()) };
         let ports = ports.get(..n).unwrap_or(&[]);
-        Ok(Self { _reg: app_abi::Registration::new(&OPS, ports)? })
+        Ok(Self { _reg: app_abi::Registration::new(&OPS, module, ports)? })
     }
 }

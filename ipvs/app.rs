@@ -32,7 +32,9 @@ use core::{
     sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, AtomicU32, AtomicUsize, Ordering::*},
 };
 use kernel::{
+    bindings,
     error::code::*,
+    kmod,
     net::skbuff::{Checksum, SkBuff},
     prelude::*,
     sync::rcu,
@@ -54,6 +56,10 @@ static APPS: [AtomicPtr<AppOps>; NAPPS] = [const { AtomicPtr::new(core::ptr::nul
 static PORTS: [[AtomicU16; app_abi::MAX_PORTS]; NAPPS] =
     [const { [const { AtomicU16::new(0) }; app_abi::MAX_PORTS] }; NAPPS];
 
+/// Each helper's module, pinned by every connection bound to the helper; written before its
+/// table is published.
+static MODS: [AtomicPtr<bindings::module>; NAPPS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; NAPPS];
+
 /// Connections with [`F_NO_CPORT`] in the tables (`ip_vs_conn_no_cport_cnt`): lookups retry
 /// with client port 0 only while there are some.
 static NO_CPORT: AtomicU32 = AtomicU32::new(0);
@@ -71,6 +77,8 @@ struct Slot {
     owner: AtomicUsize,
     /// Index + 1 of the helper in [`APPS`].
     app: AtomicU32,
+    /// The helper's module, pinned while the slot is owned.
+    module: AtomicPtr<bindings::module>,
     /// The helper's word (`app_data`).
     data: AtomicU32,
     /// `IP_VS_CONN_F_OUT_SEQ`/`IN_SEQ` of this connection.
@@ -86,6 +94,7 @@ const SEQ0: Seq = Seq { init_seq: AtomicU32::new(0), delta: AtomicI32::new(0), p
 const SLOT0: Slot = Slot {
     owner: AtomicUsize::new(0),
     app: AtomicU32::new(0),
+    module: AtomicPtr::new(core::ptr::null_mut()),
     data: AtomicU32::new(0),
     seq_flags: AtomicU32::new(0),
     in_seq: SEQ0,
@@ -100,9 +109,10 @@ static SLOTS: [Slot; NSLOTS] = [SLOT0; NSLOTS];
 ///
 /// # Safety
 ///
-/// `ops` is null or a table valid and unchanged until [`unregister`]; `ports` is valid for
-/// `n` entries.
-pub(crate) unsafe fn register(ops: *const AppOps, ports: *const u16, n: usize) -> Result {
+/// `ops` is null or a table valid and unchanged until [`unregister`], whose functions are
+/// code of `module` (a live module, or null for code that is never unloaded); `ports` is
+/// valid for `n` entries.
+pub(crate) unsafe fn register(ops: *const AppOps, module: *mut bindings::module, ports: *const u16, n: usize) -> Result {
     // SAFETY: Null or valid, by the caller's guarantee.
     let Some(new) = (unsafe { ops.as_ref() }) else {
         return Err(EINVAL);
@@ -129,6 +139,9 @@ pub(crate) unsafe fn register(ops: *const AppOps, ports: *const u16, n: usize) -
         let Some(slot_ports) = PORTS.get(i) else { break };
         for (k, p) in slot_ports.iter().enumerate() {
             p.store(ports.get(k).copied().unwrap_or(0), Relaxed);
+        }
+        if let Some(m) = MODS.get(i) {
+            m.store(module, Relaxed);
         }
         if a.compare_exchange(core::ptr::null_mut(), ops.cast_mut(), Release, Relaxed).is_ok() {
             return Ok(());
@@ -193,10 +206,18 @@ pub(crate) fn bind(c: &Conn) {
     let Some(app) = find(c.protocol, c.vport) else {
         return;
     };
+    // The helper's module stays while the connection uses it (`ip_vs_app_inc_get`).
+    let module = MODS.get(app as usize - 1).map_or(core::ptr::null_mut(), |m| m.load(Relaxed));
+    // SAFETY: A registered helper's module is live: its table is published (we found it,
+    // under the hook's RCU read lock) and unregistration waits for a grace period.
+    if !module.is_null() && !unsafe { kmod::try_module_get(module) } {
+        return;
+    }
     let me = owner_of(c);
     for (i, s) in SLOTS.iter().enumerate() {
         if s.owner.load(Relaxed) == 0 && s.owner.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
             s.app.store(app, Relaxed);
+            s.module.store(module, Relaxed);
             s.data.store(0, Relaxed);
             s.seq_flags.store(0, Relaxed);
             for q in [&s.in_seq, &s.out_seq] {
@@ -208,6 +229,10 @@ pub(crate) fn bind(c: &Conn) {
             return;
         }
     }
+    if !module.is_null() {
+        // SAFETY: The reference taken above, given back: no slot was free.
+        unsafe { kmod::module_put(module) };
+    }
 }
 
 /// Forgets the helper state of an entry leaving the table (`ip_vs_unbind_app`), and its
@@ -217,7 +242,12 @@ pub(crate) fn gone(c: &ConnData) {
         NO_CPORT.fetch_sub(1, Relaxed);
     }
     if let Some(s) = slot_of(c) {
+        let module = s.module.swap(core::ptr::null_mut(), Relaxed);
         s.owner.store(0, Release);
+        if !module.is_null() {
+            // SAFETY: The reference `bind` took for this slot, given back once.
+            unsafe { kmod::module_put(module) };
+        }
     }
 }
 

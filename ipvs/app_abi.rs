@@ -219,7 +219,12 @@ impl<T: App> Adapter<T> {
 }
 
 extern "C" {
-    fn ip_vs_register_app(ops: *const AppOps, ports: *const u16, n: usize) -> c_int;
+    fn ip_vs_register_app(
+        ops: *const AppOps,
+        module: *mut c_void,
+        ports: *const u16,
+        n: usize,
+    ) -> c_int;
     fn ip_vs_unregister_app(ops: *const AppOps);
 }
 
@@ -234,11 +239,13 @@ unsafe impl Send for Registration {}
 unsafe impl Sync for Registration {}
 
 impl Registration {
-    /// Registers `ops` for `ports` (host byte order; zeros skipped).
-    pub fn new(ops: &'static AppOps, ports: &[u16]) -> Result<Self> {
+    /// Registers `ops` of `module` for `ports` (host byte order; zeros skipped). Every
+    /// connection bound to the helper pins `module` (`ip_vs_app_inc_get`).
+    pub fn new(ops: &'static AppOps, module: &'static kernel::ThisModule, ports: &[u16]) -> Result<Self> {
         // SAFETY: `ops` is a static table, valid and unchanged until it is unregistered in
-        // `drop`; `ports` is valid for its length during the call.
-        let r = unsafe { ip_vs_register_app(ops, ports.as_ptr(), ports.len()) };
+        // `drop`; `module` is the caller's own module; `ports` is valid for its length
+        // during the call.
+        let r = unsafe { ip_vs_register_app(ops, module.as_ptr().cast(), ports.as_ptr(), ports.len()) };
         if r < 0 {
             return Err(Error::from_errno(r));
         }

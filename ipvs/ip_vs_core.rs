@@ -1356,9 +1356,14 @@ pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
 ///
 /// As [`app::register`].
 #[no_mangle]
-pub unsafe extern "C" fn ip_vs_register_app(ops: *const app_abi::AppOps, ports: *const u16, n: usize) -> i32 {
+pub unsafe extern "C" fn ip_vs_register_app(
+    ops: *const app_abi::AppOps,
+    module: *mut core::ffi::c_void,
+    ports: *const u16,
+    n: usize,
+) -> i32 {
     // SAFETY: The caller's guarantee is `app::register`'s requirement.
-    match unsafe { app::register(ops, ports, n) } {
+    match unsafe { app::register(ops, module.cast(), ports, n) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

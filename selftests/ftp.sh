@@ -27,7 +27,7 @@ command -v curl >/dev/null || ktap_skip_all "curl is not installed"
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
 modprobe ip_vs_ftp || ktap_skip_all "cannot load ip_vs_ftp"
-ktap_header 14
+ktap_header 15
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which), ftp: $(modinfo -n ip_vs_ftp))"
 
 # result OK(0|1) DESC
@@ -275,7 +275,15 @@ else
 	ktap_fail "overlong and malformed lines: no harm, service works"
 fi
 
-# 14: the kernel log is clean (selftests/run checks for splats too).
+# 14: connections bound to the helper pin its module (ip_vs_app_inc_get).
+if rmmod ip_vs_ftp 2>/dev/null; then
+	ktap_fail "rmmod ip_vs_ftp refused while connections use it"
+	modprobe ip_vs_ftp
+else
+	ktap_pass "rmmod ip_vs_ftp refused while connections use it"
+fi
+
+# 15: the kernel log is clean (selftests/run checks for splats too).
 if dmesg | grep -qE 'BUG:|WARNING:|Oops|panicked'; then
 	ktap_fail "no splat in the kernel log"
 else
