@@ -72,13 +72,13 @@ install:
 	@test -d "$(INSTALL_KDIR)" || { echo "install: no kernel build tree $(INSTALL_KDIR) (set INSTALL_KDIR)"; exit 1; }
 	$(MAKE) -C "$(INSTALL_KDIR)" M=$(CURDIR) LLVM=1 modules
 	@rel=$$(uname -r); \
-	for ko in ipvs/ip_vs.ko schedulers/ip_vs_*.ko pe/ip_vs_pe_*.ko; do \
+	for ko in ipvs/ip_vs.ko schedulers/ip_vs_*.ko pe/ip_vs_pe_*.ko apps/ip_vs_*.ko; do \
 		test -f "$$ko" || continue; \
 		vm=$$(modinfo -F vermagic "$$ko" | cut -d' ' -f1); \
 		if [ "$$vm" != "$$rel" ]; then echo "install: $$ko is for $$vm, not $$rel"; exit 1; fi; \
 	done; \
 	install -d "/lib/modules/$$rel/updates" && \
-	install -m 0644 ipvs/ip_vs.ko schedulers/ip_vs_*.ko pe/ip_vs_pe_*.ko "/lib/modules/$$rel/updates/" && \
+	install -m 0644 ipvs/ip_vs.ko schedulers/ip_vs_*.ko pe/ip_vs_pe_*.ko apps/ip_vs_*.ko "/lib/modules/$$rel/updates/" && \
 	depmod -a "$$rel" && \
 	echo "installed into /lib/modules/$$rel/updates; load with: modprobe ip_vs"
 

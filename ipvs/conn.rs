@@ -102,6 +102,8 @@ pub(crate) struct ConnData {
     /// Low 32 bits of the jiffies at which backups would expire their copy, with the sync
     /// retries in the two low bits (`sync_endtime`); see [`crate::sync`].
     pub(crate) sync_endtime: AtomicU32,
+    /// Index + 1 of the connection's application helper state (`crate::app`), 0 for none.
+    pub(crate) app: AtomicU32,
 }
 
 // The seed's budget: a connection costs at most 128 bytes, IPv6-sized addresses included.
@@ -371,7 +373,8 @@ impl ConnData {
     /// connection was answered (`ip_vs_control_assure_ct`). Shown by `/proc`.
     pub(crate) fn assure_control(&self) {
         let g = rcu::read_lock();
-        if let Some(t) = self.control.get(&g) {
+        // Only a template: an application helper's control connection has a TCP state.
+        if let Some(t) = self.control.get(&g).filter(|t| t.is_template()) {
             t.state.fetch_or(CTPL_S_ASSURED, Relaxed);
         }
     }
@@ -382,6 +385,13 @@ impl ConnData {
             self.timeout.store(timeout, Relaxed);
         }
         self.touch(tab, jiffies_64());
+    }
+
+    /// Moves an expected connection to the TCP LISTEN state with `timeout` jiffies to go
+    /// (`ip_vs_tcp_conn_listen`).
+    pub(crate) fn listen(&self, tab: &ConnTable, timeout: u32) {
+        self.state.store(TcpState::Listen as u16, Relaxed);
+        self.refresh(tab, timeout);
     }
 
     /// The timeout of the current state, in jiffies.
@@ -464,6 +474,9 @@ impl ConnData {
 enum Origin {
     /// A connection scheduled here.
     Conn,
+    /// An application helper's expected connection: as `Conn`, but not counted in the
+    /// statistics (only scheduling counts there, as upstream's `ip_vs_conn_stats`).
+    Expected,
     /// A persistence template made here.
     Template,
     /// A persistence template with engine data, linked with the data's hash.
@@ -499,6 +512,7 @@ fn account_bound(d: &Dest, flags: u32) {
 
 /// Undoes [`account_bound`] for an entry leaving the table.
 fn account_gone(c: &ConnData) {
+    crate::app::gone(c);
     let Some(d) = c.dest() else {
         return;
     };
@@ -844,6 +858,23 @@ impl ConnTable {
         self.insert(p, daddr, dport, Some(dest), timeout, Some(control), Origin::Conn, g)
     }
 
+    /// Creates and links an application helper's expected connection to `dest`, controlled
+    /// by `control` if given (`ip_vs_conn_new` + `ip_vs_control_add` from `ip_vs_ftp`): as
+    /// [`Self::new_controlled`], not counted in the statistics.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_expected<'a>(
+        &'a self,
+        p: &ConnParam,
+        daddr: [u8; 16],
+        dport: [u8; 2],
+        dest: &Arc<Dest>,
+        timeout: u32,
+        control: Option<&'a Conn>,
+        g: &'a rcu::Guard,
+    ) -> Result<&'a Conn> {
+        self.insert(p, daddr, dport, Some(dest), timeout, control, Origin::Expected, g)
+    }
+
     /// Creates and links an entry learned from a master's sync message (`ip_vs_conn_new`
     /// with `IP_VS_CONN_F_SYNC` and `ip_vs_bind_dest`): the forwarding method comes from
     /// `dest` (this director's configuration); a connection keeps the activity the master
@@ -906,7 +937,7 @@ impl ConnTable {
     ) -> Result<&'a Conn> {
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
         let (flags, state) = match origin {
-            Origin::Conn => (dest_flags | conn_flags::INACTIVE, 0),
+            Origin::Conn | Origin::Expected => (dest_flags | conn_flags::INACTIVE, 0),
             // Only templates visible to lookups can control several connections.
             Origin::Template => {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
@@ -923,7 +954,8 @@ impl ConnTable {
         };
         let flags = flags | conn_flags::HASHED;
         let template = flags & conn_flags::TEMPLATE != 0;
-        let synced = matches!(origin, Origin::Sync { .. });
+        // Only what is scheduled here counts in the statistics.
+        let counted = matches!(origin, Origin::Conn | Origin::Template);
         let control = match control {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
             None => None,
@@ -951,13 +983,14 @@ impl ConnTable {
             dest: OnceArc::new(dest.cloned()),
             control: RefSlot::new(control),
             sync_endtime: AtomicU32::new(0),
+            app: AtomicU32::new(0),
         };
         // On failure the table gives back the control reference; `conn`'s server reference
         // goes with it.
         let c = self.table.insert(h, conn, self.conn_max(), g)?;
         if let Some(dest) = dest {
             account_bound(dest, flags);
-            if !template && !synced {
+            if !template && counted {
                 dest.stats.count_conn();
                 if let Some(s) = dest.svc_stats(g) {
                     s.count_conn();

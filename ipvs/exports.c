@@ -17,6 +17,12 @@ void ip_vs_unregister_scheduler(const void *ops);
 EXPORT_SYMBOL_GPL(ip_vs_register_scheduler);
 EXPORT_SYMBOL_GPL(ip_vs_unregister_scheduler);
 
+/* Implemented in Rust (ip_vs_core.rs, app.rs); the argument is a struct AppOps (app_abi.rs). */
+int ip_vs_register_app(const void *ops, struct module *owner, const unsigned short *ports, size_t n);
+void ip_vs_unregister_app(const void *ops);
+EXPORT_SYMBOL_GPL(ip_vs_register_app);
+EXPORT_SYMBOL_GPL(ip_vs_unregister_app);
+
 #ifdef CONFIG_IP_VS_TAB_BITS
 #define IP_VS_DEFAULT_TAB_BITS CONFIG_IP_VS_TAB_BITS
 #else

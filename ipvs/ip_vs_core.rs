@@ -33,6 +33,8 @@ use kernel::{
 };
 
 mod abi;
+mod app;
+mod app_abi;
 mod conn;
 mod defense;
 mod est;
@@ -597,6 +599,10 @@ impl Ipvs {
         };
         let p = conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
+        if found.is_none() && ip.protocol == IPPROTO_TCP && app::no_cport_waiting() {
+            // An application helper's expected connection, waiting for its client port.
+            found = app::fill_cport(&self.conns, &p, self.timeouts.tcp[0].load(Relaxed), &g);
+        }
         // Read only when needed: most packets are neither SYNs nor for removed servers.
         let expire_nodest = || self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
         // `is_new_conn`: a TCP SYN, an SCTP INIT.
@@ -698,6 +704,7 @@ impl Ipvs {
                 match made {
                     Ok(c) => {
                         self.stats.count_conn();
+                        app::bind(c);
                         c
                     }
                     Err(SchedError::NoDest) => {
@@ -720,7 +727,12 @@ impl Ipvs {
         }
 
         let verdict = match cp.fwd_method() {
-            conn_flags::MASQ => xmit::nat_xmit(net, skb, &ip, cp, &g, hook),
+            conn_flags::MASQ => {
+                if !app::pkt(&self.conns, &mut skb, &ip, cp, false, self.listen_timeout(), &g) {
+                    return Verdict::Drop(skb);
+                }
+                xmit::nat_xmit(net, skb, &ip, cp, &g, hook)
+            }
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
             conn_flags::TUNNEL => {
                 xmit::tunnel_xmit(net, skb, &ip, cp, &g, false, self.pmtu_disc())
@@ -796,7 +808,8 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         if cp.fwd_method() == conn_flags::MASQ
-            && (xmit::snat_reply(&mut skb, &ip, cp).is_err()
+            && (!app::pkt(&self.conns, &mut skb, &ip, cp, true, self.listen_timeout(), &g)
+                || xmit::snat_reply(&mut skb, &ip, cp).is_err()
                 || self.reroute(net, &mut skb, hook, v6).is_err())
         {
             return Verdict::Drop(skb);
@@ -1213,6 +1226,11 @@ impl Ipvs {
     }
 
     /// The timeouts `IP_VS_SO_GET_TIMEOUT` reports.
+    /// The TCP LISTEN state's timeout, for expected connections.
+    fn listen_timeout(&self) -> u32 {
+        self.timeouts.tcp[proto_tcp::TcpState::Listen as usize].load(Relaxed)
+    }
+
     pub(crate) fn timeouts(&self) -> ctl_config::TimeoutConfig {
         let s = |j: u32| j.checked_div(self.hz).unwrap_or(0) as i32;
         ctl_config::TimeoutConfig {
@@ -1424,6 +1442,32 @@ pub extern "C" fn ip_vs_unregister_pe(ops: *const pe_abi::PeOps) {
 #[no_mangle]
 pub extern "C" fn ip_vs_unregister_scheduler(ops: *const abi::SchedulerOps) {
     sched::unregister(ops);
+}
+
+/// Exported to application helper modules through `exports.c` (`register_ip_vs_app` and
+/// `register_ip_vs_app_inc`); they call it through `app_abi::Registration`.
+///
+/// # Safety
+///
+/// As [`app::register`].
+#[no_mangle]
+pub unsafe extern "C" fn ip_vs_register_app(
+    ops: *const app_abi::AppOps,
+    module: *mut core::ffi::c_void,
+    ports: *const u16,
+    n: usize,
+) -> i32 {
+    // SAFETY: The caller's guarantee is `app::register`'s requirement.
+    match unsafe { app::register(ops, module.cast(), ports, n) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Exported to application helper modules through `exports.c` (`unregister_ip_vs_app`).
+#[no_mangle]
+pub extern "C" fn ip_vs_unregister_app(ops: *const app_abi::AppOps) {
+    app::unregister(ops);
 }
 
 /// Device events: real servers' cached routes through a device going down or away are

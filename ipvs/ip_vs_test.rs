@@ -26,6 +26,8 @@ use kernel::{
 };
 
 mod abi;
+mod app;
+mod app_abi;
 mod conn;
 mod conn_pe;
 mod ctl_config;

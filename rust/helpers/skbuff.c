@@ -437,3 +437,28 @@ __sum16 rust_helper_skb_csum_ipv6(const struct sk_buff *skb, unsigned int off,
 	return csum_ipv6_magic(saddr, daddr, len, proto,
 			       skb_checksum(skb, start, len, 0));
 }
+
+/*
+ * Make @skb linear and private, then give it @len bytes from data on: grown at
+ * the tail (zero-filled; the head is reallocated when it has too little
+ * tailroom) or trimmed. The checksum state is the caller's to fix.
+ */
+int rust_helper_skb_resize_linear(struct sk_buff *skb, unsigned int len)
+{
+	unsigned int old;
+
+	if (skb_ensure_writable(skb, skb->len))
+		return -ENOMEM;
+	old = skb->len;
+	if (len > old) {
+		unsigned int grow = len - old;
+
+		if (skb_tailroom(skb) < grow &&
+		    pskb_expand_head(skb, 0, grow - skb_tailroom(skb), GFP_ATOMIC))
+			return -ENOMEM;
+		memset(skb_put(skb, grow), 0, grow);
+	} else if (len < old) {
+		__skb_trim(skb, len);
+	}
+	return 0;
+}

@@ -463,6 +463,17 @@ impl<'a> SkBuff<'a> {
         Ok(unsafe { core::slice::from_raw_parts_mut(self.network_header(), len) })
     }
 
+    /// Makes the packet linear and private and gives it `len` bytes after the network
+    /// header: grown at the tail (the new bytes zeroed) or trimmed. Headers are not
+    /// updated, and a received or partial checksum state no longer fits the data: the
+    /// caller recomputes the checksums (and may then call [`Self::set_csum_unnecessary`]).
+    pub fn resize(&mut self, len: usize) -> Result {
+        let total = u32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
+        // SAFETY: Valid packet, exclusively owned (type invariants); the helper may
+        // reallocate its head, which no borrowed slice outlives (`&mut self`).
+        to_result(unsafe { bindings::skb_resize_linear(self.raw(), total) })
+    }
+
     /// Updates the 16-bit transport checksum at offset `at` after a 32-bit field of the
     /// packet changed from `from` to `to` (both in network byte order as read from the
     /// packet); `pseudo` when the field is part of the pseudo header. Handles every
