@@ -663,16 +663,13 @@ pub(crate) struct Services {
     /// The real servers of deleted services (the namespace's part of upstream's
     /// `dest_trash`, which is per namespace): a service added again takes its servers back,
     /// and the connections still bound to them go on.
-    orphans: KVVec<Orphan>,
-    /// How many orphans were left by the last look for expired ones: the next look comes
-    /// when their number has doubled, so that deleting services costs O(1) each.
-    orphans_kept: usize,
+    orphans: Orphans,
 }
 
 impl Services {
     /// None yet.
     pub(crate) fn new() -> Self {
-        Self { count: 0, count_v4: 0, orphans: KVVec::new(), orphans_kept: 0 }
+        Self { count: 0, count_v4: 0, orphans: Orphans::new() }
     }
 
     /// Number of services.
@@ -803,90 +800,43 @@ impl Services {
         Ok(())
     }
 
-    /// Drops the orphans unused for [`TRASH_PERIOD_MS`], as upstream's trash timer would
-    /// have, once their number has doubled since the last time (amortised O(1) per
-    /// orphan); short of memory, they stay.
-    fn prune_orphans(&mut self, now: u64) {
-        if self.orphans.len() < self.orphans_kept.saturating_mul(2).max(64) {
-            return;
-        }
-        let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
-        let Ok(mut kept) = KVVec::with_capacity(self.orphans.len(), GFP_KERNEL) else {
-            return;
-        };
-        for mut o in core::mem::replace(&mut self.orphans, KVVec::new()) {
-            match (o.t.in_use(), o.t.idle_since) {
-                (true, _) => o.t.idle_since = 0,
-                (false, 0) => o.t.idle_since = now,
-                (false, since) if now.wrapping_sub(since) >= period => continue,
-                (false, _) => {}
-            }
-            // Within the capacity reserved: cannot fail.
-            let _ = kept.push(o, GFP_ATOMIC);
-        }
-        self.orphans_kept = kept.len();
-        self.orphans = kept;
-    }
-
     /// Keeps the real servers of the deleted service `svc`, those it had and those in its
     /// trash, restorable into a service of the same identity (`__ip_vs_del_service` puts
     /// them in the namespace's trash), at a cost that does not grow with the orphans
     /// already kept. Short of memory, they are only lost for restoring.
     fn adopt(&mut self, svc: &Service) {
         let now = kernel::timer::jiffies_64();
-        self.prune_orphans(now);
+        self.orphans.prune(now);
         let Ok(live) = snapshot(svc) else {
             return;
         };
-        // The trash only changes under the control mutex, which the caller holds.
-        let trashed = svc.trash.get(&rcu::read_lock()).map_or(0, |t| t.len());
-        if self.orphans.reserve(live.len() + trashed, GFP_KERNEL).is_err() {
-            return;
+        let mut gone = KVec::new();
+        {
+            // The trash only changes under the control mutex, which the caller holds.
+            let g = rcu::read_lock();
+            let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
+            if gone.reserve(live.len() + trashed.len(), GFP_ATOMIC).is_err() {
+                return;
+            }
+            let all = Iterator::chain(
+                live.iter().map(|d| (d, 0)),
+                trashed.iter().map(|t| (&t.dest, t.idle_since)),
+            );
+            for (dest, idle_since) in all {
+                // Within the room reserved: cannot fail.
+                let _ = gone.push(Trashed { dest: dest.clone(), idle_since }, GFP_ATOMIC);
+            }
         }
-        let g = rcu::read_lock();
-        let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
-        let gone = Iterator::chain(
-            live.iter().map(|d| (d, 0)),
-            trashed.iter().map(|t| (&t.dest, t.idle_since)),
-        );
-        for (dest, idle_since) in gone {
-            let o = Orphan {
+        for t in gone {
+            self.orphans.insert(Orphan {
                 af: svc.af,
                 protocol: svc.protocol,
                 addr: svc.addr,
                 port: svc.port,
                 fwmark: svc.fwmark,
-                t: Trashed { dest: dest.clone(), idle_since },
-            };
-            // Within the room reserved: cannot fail.
-            let _ = self.orphans.push(o, GFP_ATOMIC);
+                t,
+            });
         }
-    }
-
-    /// Takes the real server at `addr` and `port` of a deleted service of the identity of
-    /// `svc` out of the namespace's trash (the rest of `ip_vs_trash_get_dest`).
-    fn take_orphan(&mut self, svc: &Service, addr: &InetAddr, port: [u8; 2]) -> Option<Arc<Dest>> {
-        let hit = |o: &Orphan| {
-            o.t.dest.matches(addr, port)
-                && o.fwmark == svc.fwmark
-                && o.protocol == svc.protocol
-                && (svc.fwmark != 0 || (o.af == svc.af && o.addr == svc.addr && o.port == svc.port))
-        };
-        if !self.orphans.iter().any(hit) {
-            return None;
-        }
-        // Short of memory the server stays where it is, and a new one is made.
-        let mut kept = KVVec::with_capacity(self.orphans.len(), GFP_KERNEL).ok()?;
-        let mut taken = None;
-        for o in core::mem::replace(&mut self.orphans, KVVec::new()) {
-            if taken.is_none() && hit(&o) {
-                taken = Some(o.t.dest);
-            } else {
-                let _ = kept.push(o, GFP_KERNEL);
-            }
-        }
-        self.orphans = kept;
-        taken
     }
 
     /// `ip_vs_add_dest`: see [`add_dest`]; a server of a deleted service of the same
@@ -898,7 +848,7 @@ impl Services {
         u: &Checked<DestConfig>,
         defrag6: impl FnOnce() -> Result,
     ) -> Result {
-        add_dest(net, svc, u, defrag6, |addr, port| self.take_orphan(svc, addr, port))
+        add_dest(net, svc, u, defrag6, |addr, port| self.orphans.take(svc, addr, port))
     }
 
     /// `ip_vs_flush`: the table replaced by an empty one of the least size (one grace
@@ -980,6 +930,159 @@ struct Orphan {
     port: [u8; 2],
     fwmark: u32,
     t: Trashed,
+}
+
+impl Orphan {
+    /// The hash of the identity a new service and server must have to take it back (what
+    /// [`Orphans::take`] compares): a service by mark matches whatever its address.
+    fn hash(&self, seed: u32) -> u32 {
+        let d = &self.t.dest.info;
+        orphan_hash(seed, self.fwmark, self.protocol, (self.af, &self.addr, self.port), (&d.addr, d.port))
+    }
+}
+
+fn orphan_hash(
+    seed: u32,
+    fwmark: u32,
+    protocol: u16,
+    vaddr: (u16, &[u8; 16], [u8; 2]),
+    daddr: (&[u8; 16], [u8; 2]),
+) -> u32 {
+    let d = crate::hash::jhash_addr16(daddr.0, seed);
+    let v = if fwmark != 0 {
+        fwmark
+    } else {
+        crate::hash::jhash_addr16(vaddr.1, seed ^ u32::from(vaddr.0)) ^ u32::from(u16::from_ne_bytes(vaddr.2))
+    };
+    crate::hash::jhash_3words(d ^ u32::from(u16::from_ne_bytes(daddr.1)), v, u32::from(protocol), seed)
+}
+
+/// The real servers of deleted services, by the identity they can come back to: the
+/// namespace's part of upstream's `dest_trash`, which upstream walks whole for every real
+/// server added; here a lookup costs the same with 100,000 of them as with 10.
+struct Orphans {
+    /// Chains by [`Orphan::hash`], a power of two of them (or none), newest last.
+    buckets: KVVec<KVec<Orphan>>,
+    len: usize,
+    /// How many were left by the last look for expired ones: the next look comes when their
+    /// number has doubled, so that deleting services costs O(1) each.
+    kept: usize,
+    seed: u32,
+}
+
+impl Orphans {
+    fn new() -> Self {
+        Self { buckets: KVVec::new(), len: 0, kept: 0, seed: crate::abi::random_u32() }
+    }
+
+    fn bucket_of(&self, h: u32) -> usize {
+        (h as usize) & self.buckets.len().wrapping_sub(1)
+    }
+
+    /// Moves every orphan to `n` (a power of two) chains; short of memory, nothing changes.
+    fn rehash(&mut self, n: usize) {
+        let mut new = KVVec::new();
+        if new.reserve(n, GFP_KERNEL).is_err() {
+            return;
+        }
+        for _ in 0..n {
+            // Within the room reserved: cannot fail.
+            let _ = new.push(KVec::new(), GFP_KERNEL);
+        }
+        let old = core::mem::replace(&mut self.buckets, new);
+        for chain in old {
+            for o in chain {
+                self.link(o);
+            }
+        }
+    }
+
+    /// Puts `o` in its chain; short of memory it is only lost for restoring.
+    fn link(&mut self, o: Orphan) {
+        let b = self.bucket_of(o.hash(self.seed));
+        if let Some(chain) = self.buckets.get_mut(b) {
+            if chain.push(o, GFP_KERNEL).is_ok() {
+                self.len += 1;
+            }
+        }
+    }
+
+    fn insert(&mut self, o: Orphan) {
+        if self.len >= self.buckets.len() {
+            self.rehash(self.buckets.len().saturating_mul(2).max(64));
+        }
+        if !self.buckets.is_empty() {
+            self.link(o);
+        }
+    }
+
+    /// Takes the real server at `addr` and `port` of a deleted service of the identity of
+    /// `svc` (the rest of `ip_vs_trash_get_dest`), the most recently deleted first.
+    fn take(&mut self, svc: &Service, addr: &InetAddr, port: [u8; 2]) -> Option<Arc<Dest>> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let h = orphan_hash(self.seed, svc.fwmark, svc.protocol, (svc.af, &svc.addr, svc.port), (&addr.nf(), port));
+        let b = self.bucket_of(h);
+        let chain = self.buckets.get_mut(b)?;
+        let i = chain.iter().rposition(|o| {
+            o.t.dest.matches(addr, port)
+                && o.fwmark == svc.fwmark
+                && o.protocol == svc.protocol
+                && (svc.fwmark != 0 || (o.af == svc.af && o.addr == svc.addr && o.port == svc.port))
+        })?;
+        // Short of memory the server stays where it is, and a new one is made.
+        let mut kept = KVec::with_capacity(chain.len(), GFP_KERNEL).ok()?;
+        let mut taken = None;
+        for (j, o) in core::mem::replace(chain, KVec::new()).into_iter().enumerate() {
+            if j == i {
+                taken = Some(o.t.dest);
+            } else {
+                // Within the capacity reserved: cannot fail.
+                let _ = kept.push(o, GFP_KERNEL);
+            }
+        }
+        *chain = kept;
+        self.len = self.len.saturating_sub(1);
+        taken
+    }
+
+    /// Drops the orphans unused for [`TRASH_PERIOD_MS`], as upstream's trash timer would
+    /// have, once their number has doubled since the last time (amortised O(1) per orphan).
+    fn prune(&mut self, now: u64) {
+        if self.len < self.kept.saturating_mul(2).max(64) {
+            return;
+        }
+        let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
+        let mut len = 0;
+        for chain in self.buckets.iter_mut() {
+            if chain.is_empty() {
+                continue;
+            }
+            let Ok(mut kept) = KVec::with_capacity(chain.len(), GFP_KERNEL) else {
+                len += chain.len();
+                continue;
+            };
+            for mut o in core::mem::replace(chain, KVec::new()) {
+                match (o.t.in_use(), o.t.idle_since) {
+                    (true, _) => o.t.idle_since = 0,
+                    (false, 0) => o.t.idle_since = now,
+                    (false, since) if now.wrapping_sub(since) >= period => continue,
+                    (false, _) => {}
+                }
+                // Within the capacity reserved: cannot fail.
+                let _ = kept.push(o, GFP_KERNEL);
+            }
+            len += kept.len();
+            *chain = kept;
+        }
+        self.len = len;
+        self.kept = len;
+        let want = len.next_power_of_two().max(64);
+        if want < self.buckets.len() / 4 {
+            self.rehash(want);
+        }
+    }
 }
 
 impl Trashed {
