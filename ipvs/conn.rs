@@ -203,6 +203,12 @@ impl ConnData {
         }
     }
 
+    /// Whether this is a one-packet connection (`IP_VS_CONN_F_ONE_PACKET`): made for one
+    /// UDP datagram, invisible to lookups, gone once the datagram is sent.
+    pub(crate) fn is_one_packet(&self) -> bool {
+        self.flags.load(Relaxed) & conn_flags::ONE_PACKET != 0
+    }
+
     /// Whether this is a persistence template.
     pub(crate) fn is_template(&self) -> bool {
         self.flags.load(Relaxed) & conn_flags::TEMPLATE != 0
@@ -439,8 +445,11 @@ impl ConnData {
             && self.af as u16 == p.af
     }
 
+    /// Matches a connection for a client packet: neither a template nor a one-packet
+    /// connection, which upstream never hashes (the next datagram of its flow is scheduled
+    /// anew; see [`ConnTable::put_one_packet`]).
     fn matches_in(&self, p: &ConnParam) -> bool {
-        self.same_tuple(p) && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+        self.same_tuple(p) && self.flags.load(Relaxed) & (conn_flags::TEMPLATE | conn_flags::ONE_PACKET) == 0
     }
 
     /// Matches a valid persistence template for `p`.
@@ -457,6 +466,7 @@ impl ConnData {
     }
 
     /// Matches a reply: from the real server <daddr, dport> to the client <caddr, cport>.
+    /// Not a template, nor a one-packet connection (as [`Self::matches_in`]).
     fn matches_out(&self, p: &ConnParam) -> bool {
         // The client's tuple (first cache line) before the real server's address.
         self.cport == p.vport
@@ -464,7 +474,7 @@ impl ConnData {
             && self.dport == p.cport
             && self.protocol == p.protocol
             && self.af as u16 == p.af
-            && self.flags.load(Relaxed) & conn_flags::TEMPLATE == 0
+            && self.flags.load(Relaxed) & (conn_flags::TEMPLATE | conn_flags::ONE_PACKET) == 0
             && self.daddr == p.caddr
     }
 }
@@ -472,8 +482,9 @@ impl ConnData {
 /// How an entry comes to be.
 #[derive(Clone, Copy)]
 enum Origin {
-    /// A connection scheduled here.
-    Conn,
+    /// A connection scheduled here, with the service's `flags` (`IP_VS_CONN_F_ONE_PACKET`
+    /// for a UDP connection of a one-packet service, or none).
+    Conn { flags: u32 },
     /// An application helper's expected connection: as `Conn`, but not counted in the
     /// statistics (only scheduling counts there, as upstream's `ip_vs_conn_stats`).
     Expected,
@@ -829,7 +840,11 @@ impl ConnTable {
     }
 
     /// Creates and links a connection to `dest` (`ip_vs_conn_new`), counting it as inactive
-    /// until its protocol says otherwise.
+    /// until its protocol says otherwise. `flags`: `IP_VS_CONN_F_ONE_PACKET` for a UDP
+    /// connection of a one-packet service (`--ops`), else 0; a one-packet connection is
+    /// invisible to lookups and must leave with [`Self::put_one_packet`] once its packet
+    /// is sent.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_conn<'a>(
         &'a self,
         p: &ConnParam,
@@ -837,9 +852,10 @@ impl ConnTable {
         dport: [u8; 2],
         dest: &Arc<Dest>,
         timeout: u32,
+        flags: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::Conn, g)
+        self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::Conn { flags }, g)
     }
 
     /// As [`Self::new_conn`], for a connection controlled by the persistence template
@@ -852,10 +868,21 @@ impl ConnTable {
         dport: [u8; 2],
         dest: &Arc<Dest>,
         timeout: u32,
+        flags: u32,
         control: &'a Conn,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        self.insert(p, daddr, dport, Some(dest), timeout, Some(control), Origin::Conn, g)
+        self.insert(p, daddr, dport, Some(dest), timeout, Some(control), Origin::Conn { flags }, g)
+    }
+
+    /// Removes one-packet connection `cp` once its packet is sent (`ip_vs_conn_put` of a
+    /// connection with `IP_VS_CONN_F_ONE_PACKET`, which upstream never hashed): its counts
+    /// go as for any entry leaving, its template (if any) lives on by its own timeout.
+    /// Nothing for another connection.
+    pub(crate) fn put_one_packet(&self, cp: &Conn) {
+        if cp.is_one_packet() {
+            self.expire_now(cp);
+        }
     }
 
     /// Creates and links an application helper's expected connection to `dest`, controlled
@@ -936,8 +963,15 @@ impl ConnTable {
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
+        // `ip_vs_bind_dest`: a server's one-packet option is for UDP connections only.
+        let dest_flags = if p.protocol == crate::proto::IPPROTO_UDP {
+            dest_flags
+        } else {
+            dest_flags & !conn_flags::ONE_PACKET
+        };
         let (flags, state) = match origin {
-            Origin::Conn | Origin::Expected => (dest_flags | conn_flags::INACTIVE, 0),
+            Origin::Conn { flags } => (dest_flags | flags | conn_flags::INACTIVE, 0),
+            Origin::Expected => (dest_flags | conn_flags::INACTIVE, 0),
             // Only templates visible to lookups can control several connections.
             Origin::Template => {
                 let df = dest_flags & !conn_flags::ONE_PACKET;
@@ -952,10 +986,16 @@ impl ConnTable {
                 None => (flags, state),
             },
         };
-        let flags = flags | conn_flags::HASHED;
+        // Linked, but not `HASHED` as upstream sees it: a one-packet connection is never
+        // found by a lookup (`matches_in`).
+        let flags = if flags & conn_flags::ONE_PACKET == 0 {
+            flags | conn_flags::HASHED
+        } else {
+            flags
+        };
         let template = flags & conn_flags::TEMPLATE != 0;
         // Only what is scheduled here counts in the statistics.
-        let counted = matches!(origin, Origin::Conn | Origin::Template);
+        let counted = matches!(origin, Origin::Conn { .. } | Origin::Template);
         let control = match control {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),
             None => None,

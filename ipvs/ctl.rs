@@ -676,7 +676,9 @@ fn show_conn(net: &Net, cur: &SeqCursor, m: &mut SeqFile, with_origin: bool) {
     let hz = u64::from(ipvs.conns.hz().max(1));
     let now = kernel::timer::jiffies_64();
     let g = rcu::read_lock();
-    let Some(c) = ipvs.conns.nth(cur.bucket, cur.index, &g) else {
+    // A one-packet connection is in the table only while its datagram is sent; upstream
+    // never hashes it, so never lists it.
+    let Some(c) = ipvs.conns.nth(cur.bucket, cur.index, &g).filter(|c| !c.is_one_packet()) else {
         return;
     };
     let _ = write!(m, "{:<3} ", ProtoName(u16::from(c.protocol)));

@@ -523,6 +523,16 @@ fn conn_param(ip: &IpHdr, ports: &Ports) -> ConnParam {
     }
 }
 
+/// The flags a new connection takes from its service (`ip_vs_schedule`,
+/// `ip_vs_sched_persist`): one-packet scheduling (`--ops`) for UDP.
+fn one_packet_flags(pkt: &abi::Packet) -> u32 {
+    if pkt.svc_flags & svc_flags::ONEPACKET != 0 && pkt.protocol == IPPROTO_UDP {
+        conn_flags::ONE_PACKET
+    } else {
+        0
+    }
+}
+
 /// Sends "port unreachable" about the packet back to its sender, in its family.
 fn port_unreach(net: &Net, skb: &mut SkBuff<'_>, ip: &IpHdr) {
     if ip.is_v6() {
@@ -695,7 +705,7 @@ impl Ipvs {
                                 dest.info.port
                             };
                             self.conns
-                                .new_conn(&p, dest.info.addr, dport, dest, timeout, &g)
+                                .new_conn(&p, dest.info.addr, dport, dest, timeout, one_packet_flags(&pkt), &g)
                                 .map_err(|_| SchedError::Failed)
                         }
                         None => Err(SchedError::NoDest),
@@ -726,12 +736,15 @@ impl Ipvs {
             cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
         }
 
+        // From here on the packet is counted and the connection put back whatever becomes
+        // of it, as upstream's transmitters (the application helper's refusal included).
         let verdict = match cp.fwd_method() {
             conn_flags::MASQ => {
                 if !app::pkt(&self.conns, &mut skb, &ip, cp, false, self.listen_timeout(), &g) {
-                    return Verdict::Drop(skb);
+                    Verdict::Drop(skb)
+                } else {
+                    xmit::nat_xmit(net, skb, &ip, cp, &g, hook)
                 }
-                xmit::nat_xmit(net, skb, &ip, cp, &g, hook)
             }
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
             conn_flags::TUNNEL => {
@@ -756,6 +769,10 @@ impl Ipvs {
             }
         }
         cp.old_state.store(cp.state(), Relaxed);
+        // Its datagram sent, a one-packet connection goes: the next one is scheduled anew.
+        if one_packet {
+            self.conns.put_one_packet(cp);
+        }
         verdict
     }
 
@@ -1151,8 +1168,9 @@ impl Ipvs {
         } else {
             p.vport
         };
+        // The connection, not its template, is one-packet.
         self.conns
-            .new_controlled(p, dest.info.addr, dport, &dest, timeout, ct, g)
+            .new_controlled(p, dest.info.addr, dport, &dest, timeout, one_packet_flags(pkt), ct, g)
             .map_err(|_| SchedError::Failed)
     }
 

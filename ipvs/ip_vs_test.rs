@@ -162,7 +162,7 @@ unsafe extern "C" fn conn_insert_lookup(test: *mut bindings::kunit) {
         {
             let g = rcu::read_lock();
             for port in 1..=N {
-                table.new_conn(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+                table.new_conn(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
             }
             t.expect(table.count() == N as u32, "count after inserts");
             let mut found = 0;
@@ -209,9 +209,9 @@ unsafe extern "C" fn conn_families(test: *mut bindings::kunit) {
         let v4p = ConnParam { af: AF_INET, protocol: 6, caddr: v4([1, 2, 3, 4]), cport: [0, 9], vaddr: v4([10, 0, 100, 1]), vport: [0, 80] };
         let v6p = ConnParam { af: crate::proto::AF_INET6, caddr: a6, vaddr: { let mut v = a6; v[15] = 1; v }, ..v4p };
         let g = rcu::read_lock();
-        table.new_conn(&v4p, rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        table.new_conn(&v4p, rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
         t.expect(table.in_get(&v6p, &g).is_none(), "an IPv6 tuple does not find the IPv4 entry");
-        table.new_conn(&v6p, rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        table.new_conn(&v6p, rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
         t.expect(table.in_get(&v6p, &g).is_some_and(|c| u16::from(c.af) == crate::proto::AF_INET6), "the IPv6 entry is found");
         t.expect(table.in_get(&v4p, &g).is_some_and(|c| u16::from(c.af) == AF_INET), "the IPv4 entry is still found");
         let reply6 = ConnParam { af: crate::proto::AF_INET6, protocol: 6, caddr: rs.info.addr, cport: rs.info.port, vaddr: a6, vport: [0, 9] };
@@ -236,7 +236,7 @@ unsafe extern "C" fn conn_resize(test: *mut bindings::kunit) {
             let tp = ConnParam { cport: [0, 0], ..client(0, 6) };
             let tpl = table.new_template(&tp, rs.info.addr, rs.info.port, &rs, 60 * hz(), &g)?;
             for port in 1..=N {
-                table.new_controlled(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), tpl, &g)?;
+                table.new_controlled(&client(port, 6), rs.info.addr, rs.info.port, &rs, hz(), 0, tpl, &g)?;
             }
             t.expect(tpl.ref_count() == N as u32, "the template counts its connections");
         }
@@ -277,10 +277,10 @@ unsafe extern "C" fn conn_slow_timer_expiry(test: *mut bindings::kunit) {
         {
             let g = rcu::read_lock();
             for port in 1..=300u16 {
-                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 1, &g)?;
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 1, 0, &g)?;
             }
             for port in 1000..1010u16 {
-                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), 0, &g)?;
             }
         }
         let (timer, resizer) = expiry_timer(&table)?;
@@ -308,7 +308,7 @@ unsafe extern "C" fn conn_expiry_shortened(test: *mut bindings::kunit) {
         {
             let g = rcu::read_lock();
             for port in 1..=20u16 {
-                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), &g)?;
+                table.new_conn(&client(port, 17), rs.info.addr, rs.info.port, &rs, 3600 * hz(), 0, &g)?;
             }
         }
         let (timer, resizer) = expiry_timer(&table)?;
@@ -345,7 +345,7 @@ unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
         let rs = dest([10, 0, 1, 4], 80, 1, 3)?;
         let timeouts = proto_tcp::default_timeouts(hz());
         let g = rcu::read_lock();
-        let c = table.new_conn(&client(4000, 6), rs.info.addr, rs.info.port, &rs, hz(), &g)?;
+        let c = table.new_conn(&client(4000, 6), rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
         let active = || rs.info.activeconns();
         let inact = || rs.info.inactconns();
         t.expect(active() == 0 && inact() == 1, "new connection is inactive");
@@ -364,6 +364,56 @@ unsafe extern "C" fn conn_tcp_states(test: *mut bindings::kunit) {
         drop(g);
         table.flush();
         t.expect(active() == 0 && inact() == 0, "flush clears the counters");
+        Ok(())
+    });
+}
+
+/// One-packet connections (`IP_VS_CONN_F_ONE_PACKET`, from a one-packet service or a
+/// server's options): counted while in the table, never found by lookups (each datagram is
+/// scheduled anew), gone at once when put back; their template lives on. A server's
+/// one-packet option is for UDP only.
+unsafe extern "C" fn conn_one_packet(test: *mut bindings::kunit) {
+    use uapi::conn_flags::ONE_PACKET;
+    with_cache(&Test(test), "one-packet", |t| {
+        let table = ConnTable::new(8, hz(), None)?;
+        let rs = dest([10, 0, 1, 7], 80, 1, 6)?;
+        let g = rcu::read_lock();
+        let c = table.new_conn(&client(5000, 17), rs.info.addr, rs.info.port, &rs, hz(), ONE_PACKET, &g)?;
+        t.expect(c.is_one_packet() && table.count() == 1, "a one-packet connection is in the table");
+        t.expect(rs.info.inactconns() == 1, "and counts on its server");
+        t.expect(table.in_get(&client(5000, 17), &g).is_none(), "a client packet does not find it");
+        let reply = ConnParam {
+            af: AF_INET,
+            protocol: 17,
+            caddr: rs.info.addr,
+            cport: rs.info.port,
+            vaddr: v4([10, 0, 0, 2]),
+            vport: 5000u16.to_be_bytes(),
+        };
+        t.expect(table.out_get(&reply, &g).is_none(), "a reply does not find it");
+        table.put_one_packet(c);
+        t.expect(table.count() == 0 && rs.info.inactconns() == 0, "put back, it is gone with its counts");
+
+        let tp = ConnParam { cport: [0, 0], ..client(0, 17) };
+        let tpl = table.new_template(&tp, rs.info.addr, rs.info.port, &rs, 60 * hz(), &g)?;
+        let c = table.new_controlled(&client(5001, 17), rs.info.addr, rs.info.port, &rs, hz(), ONE_PACKET, tpl, &g)?;
+        t.expect(!tpl.is_one_packet() && tpl.ref_count() == 1, "the template is not one-packet and controls it");
+        table.put_one_packet(c);
+        t.expect(tpl.ref_count() == 0 && table.count() == 1, "put back, the template stays");
+        t.expect(table.template_get(&tp, &g).is_some(), "and is still found");
+
+        // A server whose connections are one-packet: UDP ones only.
+        rs.conn_flags.fetch_or(ONE_PACKET, Relaxed);
+        let u = table.new_conn(&client(5002, 17), rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
+        let tc = table.new_conn(&client(5002, 6), rs.info.addr, rs.info.port, &rs, hz(), 0, &g)?;
+        t.expect(u.is_one_packet(), "a server's one-packet option applies to UDP");
+        t.expect(!tc.is_one_packet() && table.in_get(&client(5002, 6), &g).is_some(), "not to TCP");
+        table.put_one_packet(u);
+        table.put_one_packet(tc);
+        t.expect(table.count() == 2, "putting back a connection that is not one-packet keeps it");
+        drop(g);
+        table.flush();
+        t.expect(rs.info.inactconns() == 0 && rs.info.persistconns.load(Relaxed) == 0, "counts released");
         Ok(())
     });
 }
@@ -612,13 +662,14 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 11] = [
+static mut CASES: [bindings::kunit_case; 12] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     case(c_str!("conn_families"), conn_families),
     case(c_str!("conn_resize"), conn_resize),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),
+    case(c_str!("conn_one_packet"), conn_one_packet),
     case(c_str!("rr_schedule"), rr_schedule),
     case(c_str!("sched_binding"), sched_binding),
     case(c_str!("stats_percpu"), stats_percpu),
