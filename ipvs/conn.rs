@@ -119,6 +119,9 @@ impl Drop for ConnData {
         if *self.flags.get_mut() & F_PE != 0 {
             if let Some(t) = conn_pe::table() {
                 t.detach(self);
+                // Hand the data to RCU now: after a namespace's teardown no slow timer of
+                // that namespace is left to do it, and the data pins the engine's module.
+                t.submit();
             }
         }
     }

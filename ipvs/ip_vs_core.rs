@@ -327,6 +327,13 @@ impl PernetData for Ipvs {
         self.est.schedule_after(self.est.data().period);
     }
 
+    fn pre_exit(&self, _net: &Net) {
+        // Before the namespace's devices go (`ip_vs_sync_net_cleanup` runs from a pernet
+        // device exit upstream): a daemon's socket and routes hold them, and the device
+        // teardown would wait for them forever.
+        self.sync.stop_all();
+    }
+
     fn exit(&self, net: &Net) {
         // The scope has removed the hooks, sysctls and /proc files already.
         self.sync.stop_all();

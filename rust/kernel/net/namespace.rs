@@ -199,6 +199,11 @@ pub trait PernetData: Sized + Send + Sync + 'static {
     /// Called once the state is in place (pinned), before it is published.
     fn started(&self, _net: &Net) {}
 
+    /// Called when the namespace starts to go away (`pre_exit`), before any subsystem's or
+    /// device's exit: its devices and the state's registrations are still in place. For what
+    /// must stop before the devices go (threads holding sockets or routes of the namespace).
+    fn pre_exit(&self, _net: &Net) {}
+
     /// Called before the state is dropped, once the namespace's [`NetScope`] has undone every
     /// registration: no packet, sysctl write or `/proc` read of `net` reaches it any more.
     fn exit(&self, _net: &Net) {}
@@ -347,6 +352,7 @@ impl<T: PernetData> Pernet<T> {
         // `'static`, as the kernel requires.
         unsafe {
             (*ops).init = Some(Self::init_callback);
+            (*ops).pre_exit = Some(Self::pre_exit_callback);
             (*ops).exit = Some(Self::exit_callback);
             (*ops).id = self.id.get();
             (*ops).size = core::mem::size_of::<*mut PernetBox<T>>();
@@ -405,6 +411,14 @@ impl<T: PernetData> Pernet<T> {
             unsafe { *pernet.slot(net) = raw };
             Ok(0)
         })
+    }
+
+    unsafe extern "C" fn pre_exit_callback(net: *mut bindings::net) {
+        // SAFETY: The kernel passes a namespace that is alive during the call.
+        let net = unsafe { Net::from_raw(net) };
+        if let Some(state) = T::pernet().get(net) {
+            state.pre_exit(net);
+        }
     }
 
     unsafe extern "C" fn exit_callback(net: *mut bindings::net) {
