@@ -30,12 +30,14 @@ mod app;
 mod app_abi;
 mod conn;
 mod conn_pe;
+mod conn_side;
 mod ctl_config;
 mod est;
 mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod registry;
 mod protocol;
 mod pe;
 mod pe_abi;
@@ -552,7 +554,7 @@ fn probe_packet(fwmark: u32) -> Packet {
 unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
     let t = Test(test);
     let r = (|| -> Result {
-        let _registry = sched::Registry::new()?;
+        let _registry = sched::new_registry()?;
         let mut ops = KBox::new(Adapter::<Probe>::OPS, GFP_KERNEL)?;
         ops.module = THIS_MODULE.as_ptr();
         t.expect(
