@@ -174,18 +174,14 @@ impl ConnData {
     /// (`is_new_conn_expected`): a TCP connection that is closing, or with `conn_reuse_mode`
     /// bit 2, one in FIN_WAIT whose replies the director does not see.
     pub(crate) fn reusable(&self, conn_reuse_mode: i32) -> bool {
-        if self.protocol == crate::proto::IPPROTO_SCTP && !self.has_control() {
-            // `is_new_conn_expected`: a closed association.
-            return self.state.load(Relaxed) == proto_sctp::SctpState::Closed as u16;
-        }
-        if self.has_control() || self.protocol != crate::proto::IPPROTO_TCP {
-            return false;
-        }
-        let state = TcpState::from_u8(self.state.load(Relaxed) as u8);
-        matches!(state, Some(TcpState::TimeWait | TcpState::Close))
-            || (conn_reuse_mode & 2 != 0
-                && state == Some(TcpState::FinWait)
-                && self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0)
+        Protocol::of(self.protocol).is_some_and(|p| {
+            p.conn_reusable(
+                self.state.load(Relaxed),
+                self.has_control(),
+                self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0,
+                conn_reuse_mode,
+            )
+        })
     }
 
     /// Whether a persistence template controls this connection.
@@ -989,7 +985,7 @@ impl ConnTable {
     ) -> Result<&'a Conn> {
         let dest_flags = dest.map_or(0, |d| d.conn_flags.load(Relaxed));
         // `ip_vs_bind_dest`: a server's one-packet option is for UDP connections only.
-        let dest_flags = if p.protocol == crate::proto::IPPROTO_UDP {
+        let dest_flags = if Protocol::of(p.protocol).is_some_and(Protocol::one_packet) {
             dest_flags
         } else {
             dest_flags & !conn_flags::ONE_PACKET

@@ -45,8 +45,10 @@ mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod proto_udp;
 mod registry;
 mod protocol;
+mod protocol_pkt;
 mod pe;
 mod pe_abi;
 mod conn_pe;
@@ -62,10 +64,10 @@ mod xmit;
 
 use conn::{Conn, ConnParam, ConnTable, Expiry};
 use protocol::{Protocol, Timeouts};
+use protocol_pkt::Sched;
 use proto::{
     Icmp, IpHdr, Ipv4, Ports, Quoted, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, ICMP_DEST_UNREACH,
-    ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP,
+    ICMP_HLEN, ICMP_PORT_UNREACH, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_UDP,
 };
 use service::{ServiceTable, ServiceView, Services, AF_INET};
 use stats::Stats;
@@ -237,8 +239,6 @@ pub(crate) struct Ipvs {
     defrag6: AtomicBool,
 }
 
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
 /// Length of the IP-in-IP tunnel header.
 const IPIP_HLEN: u32 = 20;
 
@@ -411,15 +411,6 @@ fn pe_data_of(
     pe.fill_param(payload, dataoff).map(Some).ok_or(())
 }
 
-fn parse_ports(skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
-    if if ip.is_v6() { ip.frag_offset != 0 } else { ip.fragment } {
-        return None;
-    }
-    let l4 = proto::l4_len(ip.protocol)?;
-    let h = skb.pull(ip.len + l4).ok()?;
-    Ports::parse(ip.protocol, h.get(ip.len..)?)
-}
-
 /// The ICMP header of an error IPVS may relate to a connection, and the packet it quotes,
 /// starting at `off` (after any tunnel header): its IP header and its TCP or UDP ports.
 /// `None` for other messages, or when what is quoted is not a first fragment of TCP or UDP.
@@ -519,23 +510,10 @@ fn icmp6_csum_ok(skb: &SkBuff<'_>, ip: &IpHdr, hook: InetHook) -> bool {
         || skb.csum_ipv6(ip.len, &ip.saddr, &ip.daddr, IPPROTO_ICMPV6) == Ok(0)
 }
 
-/// The packet's tuple: for a client packet the client is the source; for a reply the real
-/// server is (see `ConnTable::out_get`).
-fn conn_param(ip: &IpHdr, ports: &Ports) -> ConnParam {
-    ConnParam {
-        af: ip.af,
-        protocol: ip.protocol,
-        caddr: ip.saddr,
-        cport: ports.sport,
-        vaddr: ip.daddr,
-        vport: ports.dport,
-    }
-}
-
 /// The flags a new connection takes from its service (`ip_vs_schedule`,
 /// `ip_vs_sched_persist`): one-packet scheduling (`--ops`) for UDP.
 fn one_packet_flags(pkt: &abi::Packet) -> u32 {
-    if pkt.svc_flags & svc_flags::ONEPACKET != 0 && pkt.protocol == IPPROTO_UDP {
+    if pkt.svc_flags & svc_flags::ONEPACKET != 0 && Protocol::of(pkt.protocol).is_some_and(Protocol::one_packet) {
         conn_flags::ONE_PACKET
     } else {
         0
@@ -595,41 +573,32 @@ impl Ipvs {
             }
             return self.in_icmp(net, skb, &ip, hook);
         }
-        if ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_SCTP {
+        let Some(pr) = Protocol::of(ip.protocol) else {
             // Not a protocol of ours: if it comes back decapsulated (a tunnel ending here),
             // `ignore_tunneled` keeps it from being taken then.
             if self.sysctl_values.get(ctl::SYSCTL_IGNORE_TUNNELED) != 0 {
                 skb.set_ipvs_property();
             }
             return Verdict::Accept(skb);
-        }
-        let Some(ports) = ports.or_else(|| parse_ports(&mut skb, &ip)) else {
-            // `sctp_conn_schedule`: SCTP without its common header is dropped.
-            if ip.protocol == IPPROTO_SCTP && !ip.fragment {
+        };
+        let Some(ports) = ports.or_else(|| pr.parse_ports(&mut skb, &ip)) else {
+            if pr.headless_drop(&ip) {
                 return Verdict::Drop(skb);
             }
             return Verdict::Accept(skb);
         };
         // SCTP: the common header and first chunk (the transport header is there: `ports`).
-        let sctp_hdr = if ip.protocol == IPPROTO_SCTP {
-            sctp::header(&mut skb, &ip)
-        } else {
-            None
-        };
-        let p = conn_param(&ip, &ports);
+        let sctp_hdr = pr.sctp_header(&mut skb, &ip);
+        let p = pr.conn_param(&ip, &ports);
         let mut found = self.conns.in_get(&p, &g);
-        if found.is_none() && ip.protocol == IPPROTO_TCP && app::no_cport_waiting() {
+        // Application helpers (FTP) are TCP's only.
+        if found.is_none() && pr == Protocol::Tcp && app::no_cport_waiting() {
             // An application helper's expected connection, waiting for its client port.
             found = app::fill_cport(&self.conns, &p, self.timeouts.tcp[0].load(Relaxed), &g);
         }
         // Read only when needed: most packets are neither SYNs nor for removed servers.
         let expire_nodest = || self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
-        // `is_new_conn`: a TCP SYN, an SCTP INIT.
-        let new_conn = match ip.protocol {
-            IPPROTO_TCP => ports.tcp_flags & TCP_SYN != 0,
-            IPPROTO_SCTP => sctp_hdr.is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::INIT)),
-            _ => false,
-        };
+        let new_conn = pr.is_new_conn(&ports, sctp_hdr.as_ref());
         if let Some(c) = found.filter(|_| new_conn) {
             // A SYN reusing the client port of an old connection is scheduled anew
             // (`conn_reuse_mode`): no stall for the client, and the current servers.
@@ -657,15 +626,12 @@ impl Ipvs {
         let cp = match found {
             Some(c) => c,
             None => {
-                // Only an INIT starts an SCTP association (with `sloppy_sctp`, any chunk but
-                // ABORT); a packet without a chunk header is dropped.
-                if ip.protocol == IPPROTO_SCTP {
-                    let sloppy = self.sysctl_values.get(ctl::SYSCTL_SLOPPY_SCTP) != 0;
-                    match sctp_hdr {
-                        Some(h) if h.chunk_type.is_none() => return Verdict::Drop(skb),
-                        Some(h) if h.may_schedule(sloppy) => {}
-                        _ => return Verdict::Accept(skb),
-                    }
+                // Only some packets start a connection (a TCP SYN, an SCTP INIT, ...);
+                // anything else is the local stack's, or dropped.
+                match pr.may_schedule(&ports, sctp_hdr.as_ref(), |i| self.sysctl_values.get(i) != 0) {
+                    Sched::Schedule => {}
+                    Sched::Accept => return Verdict::Accept(skb),
+                    Sched::Drop => return Verdict::Drop(skb),
                 }
                 let Some(tab) = self.svc_table.get(&g) else {
                     return Verdict::Accept(skb);
@@ -673,15 +639,6 @@ impl Ipvs {
                 let Some(svc) = find_service(tab, skb.mark(), &ip, &ports) else {
                     return Verdict::Accept(skb);
                 };
-                // Only a SYN starts a TCP connection (with `sloppy_tcp`, any segment but a
-                // reset); anything else is the local stack's.
-                let sloppy = self.sysctl_values.get(ctl::SYSCTL_SLOPPY_TCP) != 0;
-                if ip.protocol == IPPROTO_TCP
-                    && (ports.tcp_flags & TCP_RST != 0
-                        || (ports.tcp_flags & TCP_SYN == 0 && !sloppy))
-                {
-                    return Verdict::Accept(skb);
-                }
                 // Short of memory with `drop_packet` on: one new connection in `drop_rate`
                 // goes (`ip_vs_todrop`).
                 if self.defense.todrop() {
@@ -698,7 +655,7 @@ impl Ipvs {
                     svc_flags: svc.flags.load(Relaxed),
                     fwmark: svc.fwmark,
                 };
-                let timeout = Protocol::of(ip.protocol).map_or(0, |pr| pr.initial_timeout(&self.timeouts));
+                let timeout = pr.initial_timeout(&self.timeouts);
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
                     match pe_data_of(svc, &mut skb, &ip, &g) {
                         Ok(pe) => self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g),
@@ -737,13 +694,7 @@ impl Ipvs {
         };
 
         self.in_stats(cp, skb.len(), &g);
-        if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(&self.conns, false, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
-        } else if ip.protocol == IPPROTO_SCTP {
-            self.sctp_transition(&mut skb, &ip, cp, false);
-        } else {
-            cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
-        }
+        pr.transition(self, &mut skb, &ip, &ports, cp, false);
 
         // From here on the packet is counted and the connection put back whatever becomes
         // of it, as upstream's transmitters (the application helper's refusal included).
@@ -752,7 +703,7 @@ impl Ipvs {
                 if !app::pkt(&self.conns, &mut skb, &ip, cp, false, self.listen_timeout(), &g) {
                     Verdict::Drop(skb)
                 } else {
-                    xmit::nat_xmit(net, skb, &ip, cp, &g, hook)
+                    xmit::nat_xmit(net, skb, &ip, pr, cp, &g, hook)
                 }
             }
             conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
@@ -812,20 +763,18 @@ impl Ipvs {
             *parsed = Some((ip, None));
             return self.out_icmp(net, skb, &ip, hook);
         }
-        let Some(ports) = parse_ports(&mut skb, &ip) else {
+        let Some((pr, ports)) = Protocol::of(ip.protocol).and_then(|pr| Some((pr, pr.parse_ports(&mut skb, &ip)?)))
+        else {
             *parsed = Some((ip, None));
             return Verdict::Accept(skb);
         };
         *parsed = Some((ip, Some(ports)));
-        let p = conn_param(&ip, &ports);
+        let p = pr.conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that
             // expired, say) hears "port unreachable", unless it is resetting anyway.
             if self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
-                && !(ip.protocol == IPPROTO_TCP && ports.tcp_flags & TCP_RST != 0)
-                && !(ip.protocol == IPPROTO_SCTP
-                    && sctp::header(&mut skb, &ip)
-                        .is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::ABORT)))
+                && pr.may_answer_unreach(&mut skb, &ip, &ports)
                 && self.has_real_service(ip.af, ip.protocol, &ip.saddr, ports.sport, &g)
             {
                 port_unreach(net, &mut skb, &ip);
@@ -835,20 +784,13 @@ impl Ipvs {
         };
         if cp.fwd_method() == conn_flags::MASQ
             && (!app::pkt(&self.conns, &mut skb, &ip, cp, true, self.listen_timeout(), &g)
-                || xmit::snat_reply(&mut skb, &ip, cp).is_err()
+                || pr.snat_handler(&mut skb, &ip, cp).is_err()
                 || self.reroute(net, &mut skb, hook, v6).is_err())
         {
             return Verdict::Drop(skb);
         }
         self.out_stats(cp, skb.len(), &g);
-        if ip.protocol == IPPROTO_TCP {
-            cp.tcp_transition_in(&self.conns, true, ports.tcp_flags, &self.timeouts.tcp, self.defense.secure_tcp());
-        } else if ip.protocol == IPPROTO_SCTP {
-            self.sctp_transition(&mut skb, &ip, cp, true);
-        } else {
-            cp.refresh(&self.conns, self.timeouts.udp.load(Relaxed));
-            cp.assure_control();
-        }
+        pr.transition(self, &mut skb, &ip, &ports, cp, true);
         skb.set_ipvs_property();
         skb.set_untracked();
         Verdict::Accept(skb)
@@ -1240,15 +1182,6 @@ impl Ipvs {
         };
         if let Some(svc) = d.svc_stats(g) {
             Stats::count_out(&[&d.stats, svc, &self.stats], len);
-        }
-    }
-
-    /// Moves SCTP connection `cp` along its state machine after the packet `skb`
-    /// (`sctp_state_transition`); a packet without a chunk only refreshes it.
-    fn sctp_transition(&self, skb: &mut SkBuff<'_>, ip: &IpHdr, cp: &Conn, output: bool) {
-        match sctp::header(skb, ip).and_then(|h| sctp::event(skb, ip, &h)) {
-            Some(ev) => cp.sctp_transition(&self.conns, output, ev, &self.timeouts.sctp),
-            None => cp.refresh(&self.conns, cp.timeout()),
         }
     }
 

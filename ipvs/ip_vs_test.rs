@@ -37,6 +37,7 @@ mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod proto_udp;
 mod registry;
 mod protocol;
 mod pe;

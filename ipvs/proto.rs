@@ -39,6 +39,27 @@ pub const IPV6_MIN_MTU: u32 = 1280;
 pub const TCP_CSUM_OFF: usize = 16;
 /// Offset of the checksum within the UDP header.
 pub const UDP_CSUM_OFF: usize = 6;
+/// How a transport protocol whose checksum covers a pseudo header (TCP, UDP) keeps it right
+/// when the director rewrites an address and a port (its `*_snat_handler`/`*_dnat_handler`
+/// checksum part). Implemented by `proto_tcp::Tcp` and `proto_udp::Udp`; the rewrite itself
+/// is generic over it (monomorphised: no dispatch at run time).
+pub trait L4Csum {
+    /// Bytes of the transport header the rewrite reads and changes (ports and checksum).
+    const HLEN: usize;
+    /// Offset of the checksum within the transport header.
+    const CSUM_OFF: usize;
+    /// Whether the checksum field `c` holds a checksum to update (UDP: 0 means none).
+    #[inline]
+    fn has_csum(_c: [u8; 2]) -> bool {
+        true
+    }
+    /// The field to send for a computed checksum `c` (UDP: a computed 0 goes as all ones).
+    #[inline]
+    fn on_wire(c: [u8; 2]) -> [u8; 2] {
+        c
+    }
+}
+
 /// Bytes of the transport header a director reads and rewrites.
 pub fn l4_len(protocol: u8) -> Option<usize> {
     match protocol {

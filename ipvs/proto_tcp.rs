@@ -219,6 +219,30 @@ pub fn next_state_in(cur: TcpState, dir: Direction, event: Option<Event>, secure
     table[ev as usize][cur as usize]
 }
 
+/// The SYN flag of the TCP flags byte.
+pub const FLAG_SYN: u8 = 0x02;
+/// The RST flag of the TCP flags byte.
+pub const FLAG_RST: u8 = 0x04;
+
+/// Whether a segment with `flags` may start a connection (`tcp_conn_schedule`): a SYN, or
+/// with `sloppy` (`sloppy_tcp`) any segment; never a reset. (No ACK check: active FTP's
+/// data connection starts with the server's SYN+ACK.)
+pub fn may_schedule(flags: u8, sloppy: bool) -> bool {
+    flags & FLAG_RST == 0 && (flags & FLAG_SYN != 0 || sloppy)
+}
+
+/// Length of the TCP header without options (the part the NAT rewrite touches).
+pub const HLEN: usize = 20;
+
+/// TCP's checksum rules for the NAT rewrite (`tcp_snat_handler`, `tcp_dnat_handler`): the
+/// checksum is always present and updated as it is.
+pub struct Tcp;
+
+impl crate::proto::L4Csum for Tcp {
+    const HLEN: usize = HLEN;
+    const CSUM_OFF: usize = crate::proto::TCP_CSUM_OFF;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +251,16 @@ mod tests {
         dir_events
             .iter()
             .fold(TcpState::None, |s, &(d, e)| next_state(s, d, Some(e)))
+    }
+
+    #[test]
+    fn schedule_preconditions() {
+        assert!(may_schedule(FLAG_SYN, false));
+        assert!(may_schedule(FLAG_SYN | 0x10, false));
+        assert!(!may_schedule(0x10, false));
+        assert!(may_schedule(0x10, true));
+        assert!(!may_schedule(FLAG_RST, true));
+        assert!(!may_schedule(FLAG_SYN | FLAG_RST, false));
     }
 
     #[test]

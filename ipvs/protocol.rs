@@ -1,28 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The transport protocols the director balances, in one table (upstream's
+//! The transport protocols the director balances, behind one interface (upstream's
 //! `struct ip_vs_protocol` and its per-namespace `ip_vs_proto_data`): for each of TCP, UDP
 //! and SCTP its name, its states and their names, its per-state timeouts, the states a
-//! connection is synchronised in, and which connections the overload defense drops first.
-//! The state machines themselves are in `proto_tcp.rs` and `proto_sctp.rs`, the header
-//! parsing in `proto.rs`/`sctp.rs`.
+//! connection is synchronised in, which connections the overload defense drops first, and
+//! per packet: reading the transport header, the connection tuple it is looked up by,
+//! which packets may start a connection (`conn_schedule`), the state transition
+//! (`state_transition`), whether a reply without connection is answered "port
+//! unreachable", and the NAT rewrite of the transport header with its checksum
+//! (`snat_handler`, `dnat_handler`).
 //!
-//! Not yet behind the table (still dispatched on the protocol number where they are used):
-//! which packets may start a connection (`ip_vs_in`), the state transitions (`conn.rs`) and
-//! the NAT header rewrites (`xmit::mangle`, `sctp::mangle`).
+//! [`Protocol`] is an enum: the core matches on it (no function pointers on the packet
+//! path). This file holds what needs no packet (it is shared with the KUnit module); the
+//! methods that read or rewrite packets are in `protocol_pkt.rs`. The protocols' own logic
+//! is in their files: `proto_tcp.rs`, `proto_udp.rs`,
+//! `proto_sctp.rs` (kernel independent, host-tested), `sctp.rs` (SCTP in packets); the
+//! TCP/UDP header rewrite is generic over their checksum rules (`xmit::mangle_l4`).
 //!
-//! C: `srctree/net/netfilter/ipvs/ip_vs_proto.c`, `ip_vs_sync.c` (`ip_vs_sync_conn_needed`),
-//! `ip_vs_conn.c` (`ip_vs_random_dropentry`)
+//! C: `srctree/net/netfilter/ipvs/ip_vs_proto.c`, `ip_vs_proto_{tcp,udp,sctp}.c`,
+//! `ip_vs_core.c` (`is_new_conn`, `is_new_conn_expected`, `ip_vs_out_hook`),
+//! `ip_vs_sync.c` (`ip_vs_sync_conn_needed`), `ip_vs_conn.c` (`ip_vs_random_dropentry`)
 
 use crate::{
-    proto::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    proto::{Ports, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     proto_sctp::{self, SctpState},
     proto_tcp::{self, TcpState},
+    proto_udp,
 };
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
-/// Upstream's UDP timeout: 5 minutes.
-const UDP_TIMEOUT_SECS: u32 = 5 * 60;
 
 /// Protocol timeouts of a namespace, in jiffies (`ipvsadm --set` changes three of them).
 pub(crate) struct Timeouts {
@@ -39,7 +44,7 @@ impl Timeouts {
     pub(crate) fn new(hz: u32) -> Self {
         Self {
             tcp: proto_tcp::default_timeouts(hz),
-            udp: AtomicU32::new(UDP_TIMEOUT_SECS * hz),
+            udp: AtomicU32::new(proto_udp::TIMEOUT_SECS * hz),
             sctp: proto_sctp::default_timeouts(hz),
         }
     }
@@ -80,8 +85,7 @@ impl Protocol {
     pub(crate) fn num_states(self) -> u16 {
         match self {
             Self::Tcp => proto_tcp::NR_STATES as u16,
-            // `IP_VS_UDP_S_LAST`: the one state `IP_VS_UDP_S_NORMAL`.
-            Self::Udp => 1,
+            Self::Udp => proto_udp::NR_STATES,
             Self::Sctp => proto_sctp::NR_STATES as u16,
         }
     }
@@ -91,7 +95,7 @@ impl Protocol {
         let n = u8::try_from(state).unwrap_or(u8::MAX);
         match self {
             Self::Tcp => TcpState::from_u8(n).map_or("ERR!", TcpState::name),
-            Self::Udp => "UDP",
+            Self::Udp => proto_udp::STATE_NAME,
             Self::Sctp => SctpState::from_u8(n).map_or("ERR!", SctpState::name),
         }
     }
@@ -167,5 +171,50 @@ impl Protocol {
             },
             Self::Udp => None,
         }
+    }
+
+    /// Bytes of the transport header the director reads and rewrites.
+    #[inline]
+    pub(crate) fn l4_len(self) -> usize {
+        match self {
+            Self::Tcp => proto_tcp::HLEN,
+            Self::Udp => proto_udp::HLEN,
+            Self::Sctp => proto_sctp::HDR_LEN,
+        }
+    }
+
+    /// Whether the packet opens a new connection (`is_new_conn`): a TCP SYN, an SCTP INIT.
+    /// A connection of the same tuple may then be replaced (`conn_reuse_mode`).
+    #[inline]
+    pub(crate) fn is_new_conn(self, ports: &Ports, sctp: Option<&proto_sctp::Header>) -> bool {
+        match self {
+            Self::Tcp => ports.tcp_flags & proto_tcp::FLAG_SYN != 0,
+            Self::Sctp => sctp.is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::INIT)),
+            Self::Udp => false,
+        }
+    }
+
+    /// Whether a connection in `state` may be replaced by a new one from the same client
+    /// port (`is_new_conn_expected`): a closing TCP connection (with `conn_reuse_mode` bit
+    /// 2, one in FIN_WAIT whose replies the director does not see: `no_output`), a closed
+    /// SCTP association; never one a persistence template controls (`controlled`), except
+    /// for SCTP.
+    pub(crate) fn conn_reusable(self, state: u16, controlled: bool, no_output: bool, conn_reuse_mode: i32) -> bool {
+        match self {
+            Self::Sctp if !controlled => state == SctpState::Closed as u16,
+            Self::Tcp if !controlled => {
+                let state = TcpState::from_u8(state as u8);
+                matches!(state, Some(TcpState::TimeWait | TcpState::Close))
+                    || (conn_reuse_mode & 2 != 0 && state == Some(TcpState::FinWait) && no_output)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a connection of this protocol may be a one-packet one (`--ops`; upstream's
+    /// `ip_vs_schedule` and `ip_vs_bind_dest`): UDP only.
+    #[inline]
+    pub(crate) fn one_packet(self) -> bool {
+        self == Self::Udp
     }
 }

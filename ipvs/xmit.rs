@@ -14,9 +14,10 @@ use crate::{
     proto::{
         self, is_loopback, is_loopback6, IpHdr, Quoted, Quoted6, AF_INET6, ICMPV6_EXC_HOPLIMIT,
         ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED, ICMP_CSUM_OFF, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
-        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_TCP,
-        IPPROTO_UDP, IPV6_MIN_MTU, TCP_CSUM_OFF, UDP_CSUM_OFF,
+        ICMP_HLEN, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_UDP,
+        IPV6_MIN_MTU, L4Csum,
     },
+    protocol::Protocol,
     ctl_config::{tun_flags, tun_type},
     service::as_v4,
     uapi::conn_flags,
@@ -32,55 +33,51 @@ use kernel::{
     sync::rcu,
 };
 
-fn csum_off(protocol: u8) -> usize {
-    if protocol == IPPROTO_TCP {
-        TCP_CSUM_OFF
-    } else {
-        UDP_CSUM_OFF
-    }
-}
-
-/// Rewrites one address and port of the packet, with incremental checksum updates.
-/// `src` selects the source (SNAT of replies) or destination (DNAT) fields; `addr` is of the
-/// packet's family (IPv4 in its first 4 bytes).
-#[inline]
-fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u8; 2]) -> Result {
-    if ip.protocol == proto::IPPROTO_SCTP {
-        // No pseudo header in SCTP's CRC32c: its own rewrite.
-        return crate::sctp::mangle(skb, ip, src, addr, port);
-    }
-    let l4 = proto::l4_len(ip.protocol).ok_or(EINVAL)?;
-    let v6 = ip.is_v6();
-    let a_off = match (v6, src) {
+/// The offsets of the address that a rewrite of the source (`src`) or destination changes.
+fn addr_off(v6: bool, src: bool) -> usize {
+    match (v6, src) {
         (false, true) => 12,
         (false, false) => 16,
         (true, true) => 8,
         (true, false) => 24,
-    };
+    }
+}
+
+/// Rewrites one address and port of a TCP or UDP packet (`P`: the protocol's checksum
+/// rules, [`L4Csum`]), with incremental checksum updates (the checksum part of
+/// `tcp_snat_handler`/`udp_snat_handler` and the dnat ones). `src` selects the source (SNAT
+/// of replies) or destination (DNAT) fields; `addr` is of the packet's family (IPv4 in its
+/// first 4 bytes).
+#[inline]
+pub(crate) fn mangle_l4<P: L4Csum>(
+    skb: &mut SkBuff<'_>,
+    ip: &IpHdr,
+    src: bool,
+    addr: &[u8; 16],
+    port: [u8; 2],
+) -> Result {
+    let v6 = ip.is_v6();
+    let a_off = addr_off(v6, src);
     let p_off = if src { 0 } else { 2 };
-    let cs = ip.len + csum_off(ip.protocol);
+    let cs = ip.len + P::CSUM_OFF;
     let po = ip.len + p_off;
     let state = skb.checksum();
     if matches!(state, Checksum::Partial | Checksum::Complete) {
         // The stack's helpers also keep the packet's own checksum state right.
-        return mangle_with_state(skb, ip, l4, (a_off, po, cs), addr, port, state);
+        return mangle_with_state::<P>(skb, ip, (a_off, po, cs), addr, port, state);
     }
     if v6 {
-        return mangle_v6(skb, ip, l4, (a_off, po, cs), addr, port);
+        return mangle_v6::<P>(skb, ip, (a_off, po, cs), addr, port);
     }
-    let h = skb.writable(ip.len + l4)?;
+    let h = skb.writable(ip.len + P::HLEN)?;
     // In range: `h` holds the IP header (`ip.len` >= 20 bytes) and the transport header, whose
-    // ports and checksum are within its first `l4` bytes.
+    // ports and checksum are within its first `P::HLEN` bytes.
     let new_addr = [addr[0], addr[1], addr[2], addr[3]];
     let old_addr = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3]];
     let old_port = [h[po], h[po + 1]];
-    // A UDP checksum of zero means "none" and stays so.
-    if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
-        let mut sum = proto::csum_replace_addr_port([h[cs], h[cs + 1]], (old_addr, old_port), (new_addr, port));
-        if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
-            // A computed UDP checksum of zero is sent as all ones.
-            sum = [0xff, 0xff];
-        }
+    if P::has_csum([h[cs], h[cs + 1]]) {
+        let sum = proto::csum_replace_addr_port([h[cs], h[cs + 1]], (old_addr, old_port), (new_addr, port));
+        let sum = P::on_wire(sum);
         h[cs] = sum[0];
         h[cs + 1] = sum[1];
     }
@@ -94,30 +91,24 @@ fn mangle(skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u
     Ok(())
 }
 
-/// [`mangle`] of an IPv6 packet whose checksum state needs no care (not `Partial` or
+/// [`mangle_l4`] of an IPv6 packet whose checksum state needs no care (not `Partial` or
 /// `Complete`). `at`: offsets of the address, port and transport checksum.
-fn mangle_v6(
+fn mangle_v6<P: L4Csum>(
     skb: &mut SkBuff<'_>,
     ip: &IpHdr,
-    l4: usize,
     (a_off, po, cs): (usize, usize, usize),
     addr: &[u8; 16],
     port: [u8; 2],
 ) -> Result {
-    let h = skb.writable(ip.len + l4)?;
+    let h = skb.writable(ip.len + P::HLEN)?;
     // Old and new address and port, as one run of bytes for the checksum update.
     let (mut old, mut new) = ([0u8; 18], [0u8; 18]);
     old[..16].copy_from_slice(h.get(a_off..a_off + 16).ok_or(EINVAL)?);
     old[16..].copy_from_slice(&[h[po], h[po + 1]]);
     new[..16].copy_from_slice(addr);
     new[16..].copy_from_slice(&port);
-    // A UDP checksum of zero means "none" and stays so.
-    if !(ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0) {
-        let mut sum = proto::csum_replace([h[cs], h[cs + 1]], &old, &new);
-        if ip.protocol == IPPROTO_UDP && sum == [0, 0] {
-            // A computed UDP checksum of zero is sent as all ones.
-            sum = [0xff, 0xff];
-        }
+    if P::has_csum([h[cs], h[cs + 1]]) {
+        let sum = P::on_wire(proto::csum_replace([h[cs], h[cs + 1]], &old, &new));
         h[cs..cs + 2].copy_from_slice(&sum);
     }
     h[a_off..a_off + 16].copy_from_slice(addr);
@@ -125,14 +116,14 @@ fn mangle_v6(
     Ok(())
 }
 
-/// [`mangle`] for a packet whose checksum the stack completes on output (`Partial`) or
+/// [`mangle_l4`] for a packet whose checksum the stack completes on output (`Partial`) or
 /// whose received sum it carries (`Complete`): the updates go through
-/// `inet_proto_csum_replace4`/`16`, which adjust that state too. `at`: offsets of the
-/// address, port and transport checksum.
-fn mangle_with_state(
+/// `inet_proto_csum_replace4`/`16`, which adjust that state too (upstream's
+/// `*_partial_csum_update` and `CHECKSUM_COMPLETE` cases). `at`: offsets of the address,
+/// port and transport checksum.
+fn mangle_with_state<P: L4Csum>(
     skb: &mut SkBuff<'_>,
     ip: &IpHdr,
-    l4: usize,
     (a_off, po, cs): (usize, usize, usize),
     addr: &[u8; 16],
     port: [u8; 2],
@@ -142,8 +133,8 @@ fn mangle_with_state(
     let alen = if v6 { 16 } else { 4 };
     // The new address and port go in first, with the IP header checksum's update (IPv4; only
     // the address changed), then the transport checksum is adjusted through the stack.
-    let (old_addr, old_port, udp_nocsum) = {
-        let h = skb.writable(ip.len + l4)?;
+    let (old_addr, old_port, has_csum) = {
+        let h = skb.writable(ip.len + P::HLEN)?;
         let mut old_addr = [0u8; 16];
         let a = h.get_mut(a_off..a_off + alen).ok_or(EINVAL)?;
         old_addr[..alen].copy_from_slice(a);
@@ -157,9 +148,9 @@ fn mangle_with_state(
             h[10] = ip_sum[0];
             h[11] = ip_sum[1];
         }
-        (old_addr, old_port, ip.protocol == IPPROTO_UDP && h[cs] == 0 && h[cs + 1] == 0)
+        (old_addr, old_port, P::has_csum([h[cs], h[cs + 1]]))
     };
-    if udp_nocsum {
+    if !has_csum {
         return Ok(());
     }
     if v6 {
@@ -169,11 +160,14 @@ fn mangle_with_state(
         skb.csum_replace4(cs, o, [addr[0], addr[1], addr[2], addr[3]], true)?;
     }
     skb.csum_replace2(cs, old_port, port, false)?;
-    if ip.protocol == IPPROTO_UDP && state != Checksum::Partial {
-        let h = skb.writable(ip.len + l4)?;
-        if h[cs] == 0 && h[cs + 1] == 0 {
-            h[cs] = 0xff;
-            h[cs + 1] = 0xff;
+    // A partial checksum is the stack's to finish; a full one follows the protocol's rule
+    // for a computed value.
+    if state != Checksum::Partial {
+        let h = skb.writable(ip.len + P::HLEN)?;
+        let sum = [h[cs], h[cs + 1]];
+        let wire = P::on_wire(sum);
+        if wire != sum {
+            h[cs..cs + 2].copy_from_slice(&wire);
         }
     }
     Ok(())
@@ -319,6 +313,7 @@ pub(crate) fn nat_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
     ip: &IpHdr,
+    pr: Protocol,
     cp: &Conn,
     g: &rcu::Guard,
     hook: InetHook,
@@ -330,7 +325,7 @@ pub(crate) fn nat_xmit<'a>(
     if matches!(out, Out::Local) && nat_to_loopback(&skb, ip, cp, hook) {
         return Verdict::Drop(skb);
     }
-    if mangle(&mut skb, ip, false, &cp.daddr, cp.dport).is_err() {
+    if pr.dnat_handler(&mut skb, ip, cp).is_err() {
         return Verdict::Drop(skb);
     }
     skb.set_ignore_df();
@@ -515,12 +510,6 @@ pub(crate) fn tunnel_xmit<'a>(
     }
     skb.ip_select_ident(net);
     send(net, skb, false)
-}
-
-/// Rewrites a real server's reply so that it comes from the virtual service
-/// (`handle_response`, `*_snat_handler`).
-pub(crate) fn snat_reply(skb: &mut SkBuff<'_>, ip: &IpHdr, cp: &Conn) -> Result {
-    mangle(skb, ip, true, &cp.vaddr, cp.vport)
 }
 
 /// Rewrites an ICMP error about NAT connection `cp` (`ip_vs_nat_icmp`). Towards the client

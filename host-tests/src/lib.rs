@@ -13,6 +13,8 @@ pub mod proto;
 pub mod proto_sctp;
 #[path = "../../ipvs/proto_tcp.rs"]
 pub mod proto_tcp;
+#[path = "../../ipvs/proto_udp.rs"]
+pub mod proto_udp;
 #[path = "../../ipvs/sync_msg.rs"]
 pub mod sync_msg;
 #[cfg(test)]
