@@ -43,6 +43,7 @@ mod ctl_config;
 mod genl;
 mod hash;
 mod proto;
+mod proto_ah_esp;
 mod proto_sctp;
 mod proto_tcp;
 mod proto_udp;
@@ -416,11 +417,18 @@ fn pe_data_of(
 /// `None` for other messages, or when what is quoted is not a first fragment of TCP or UDP.
 fn parse_quoted(skb: &mut SkBuff<'_>, off: usize) -> Option<Quoted> {
     let ip = Ipv4::parse(skb.pull(off + 20).ok()?.get(off..)?)?;
-    if ip.frag_offset != 0 || proto::l4_len(ip.protocol).is_none() {
-        return None;
-    }
-    let h = skb.pull(off + ip.ihl + 4).ok()?;
-    let (sport, dport) = proto::ports_of(h.get(off + ip.ihl..)?)?;
+    let pr = Protocol::of(ip.protocol)?;
+    // AH and ESP: no header read, the ISAKMP ports (`dont_defrag`: a non-first fragment too).
+    let (sport, dport) = match pr.fixed_ports() {
+        Some(p) => (p.sport, p.dport),
+        None => {
+            if ip.frag_offset != 0 {
+                return None;
+            }
+            let h = skb.pull(off + ip.ihl + 4).ok()?;
+            proto::ports_of(h.get(off + ip.ihl..)?)?
+        }
+    };
     Some(Quoted {
         off,
         ip,
@@ -442,11 +450,17 @@ fn parse_quoted6(skb: &mut SkBuff<'_>, off: usize) -> Option<proto::Quoted6> {
     saddr.copy_from_slice(h.get(8..24)?);
     daddr.copy_from_slice(h.get(24..40)?);
     let c = skb.ipv6_find_hdr(off).ok()?;
-    if c.fragoff != 0 || proto::l4_len(c.protocol).is_none() {
-        return None;
-    }
-    let h = skb.pull(c.l4_off + 4).ok()?;
-    let (sport, dport) = proto::ports_of(h.get(c.l4_off..)?)?;
+    let pr = Protocol::of(c.protocol)?;
+    let (sport, dport) = match pr.fixed_ports() {
+        Some(p) => (p.sport, p.dport),
+        None => {
+            if c.fragoff != 0 {
+                return None;
+            }
+            let h = skb.pull(c.l4_off + 4).ok()?;
+            proto::ports_of(h.get(c.l4_off..)?)?
+        }
+    };
     Some(proto::Quoted6 {
         off,
         l4_off: c.l4_off,
@@ -494,7 +508,7 @@ fn quoted_param6(q: &proto::Quoted6, reversed: bool) -> ConnParam {
     };
     ConnParam {
         af: proto::AF_INET6,
-        protocol: q.protocol,
+        protocol: Protocol::of(q.protocol).map_or(q.protocol, Protocol::conn_protocol),
         caddr: c,
         cport,
         vaddr: v,
@@ -1283,7 +1297,7 @@ fn quoted_param(q: &Quoted, reversed: bool) -> ConnParam {
     };
     ConnParam {
         af: AF_INET,
-        protocol: q.ip.protocol,
+        protocol: Protocol::of(q.ip.protocol).map_or(q.ip.protocol, Protocol::conn_protocol),
         caddr: service::v4(c),
         cport,
         vaddr: service::v4(v),

@@ -25,6 +25,10 @@ pub const IPPROTO_IPV6: u8 = 41;
 pub const IPPROTO_ICMPV6: u8 = 58;
 /// `IPPROTO_SCTP`.
 pub const IPPROTO_SCTP: u8 = 132;
+/// `IPPROTO_ESP`.
+pub const IPPROTO_ESP: u8 = 50;
+/// `IPPROTO_AH`.
+pub const IPPROTO_AH: u8 = 51;
 
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;

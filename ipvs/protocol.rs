@@ -2,7 +2,8 @@
 
 //! The transport protocols the director balances, behind one interface (upstream's
 //! `struct ip_vs_protocol` and its per-namespace `ip_vs_proto_data`): for each of TCP, UDP
-//! and SCTP its name, its states and their names, its per-state timeouts, the states a
+//! and SCTP (and AH and ESP, which follow their client's IKE connection: `proto_ah_esp.rs`)
+//! its name, its states and their names, its per-state timeouts, the states a
 //! connection is synchronised in, which connections the overload defense drops first, and
 //! per packet: reading the transport header, the connection tuple it is looked up by,
 //! which packets may start a connection (`conn_schedule`), the state transition
@@ -22,12 +23,16 @@
 //! `ip_vs_sync.c` (`ip_vs_sync_conn_needed`), `ip_vs_conn.c` (`ip_vs_random_dropentry`)
 
 use crate::{
-    proto::{Ports, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+    proto::{Ports, IPPROTO_AH, IPPROTO_ESP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     proto_sctp::{self, SctpState},
     proto_tcp::{self, TcpState},
     proto_udp,
 };
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+/// The ISAKMP (IKE) port, 500: AH and ESP packets belong to the UDP connection between it
+/// on the client and on the virtual address (`PORT_ISAKMP`).
+pub(crate) const PORT_ISAKMP: u16 = 500;
 
 /// Protocol timeouts of a namespace, in jiffies (`ipvsadm --set` changes three of them).
 pub(crate) struct Timeouts {
@@ -50,12 +55,15 @@ impl Timeouts {
     }
 }
 
-/// A protocol with services (`ip_vs_proto_get`).
+/// A protocol IPVS knows (`ip_vs_proto_get`): TCP, UDP and SCTP have services; AH and ESP
+/// have neither services nor connections of their own.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Protocol {
     Tcp,
     Udp,
     Sctp,
+    Ah,
+    Esp,
 }
 
 /// What synchronisation does with a connection in its current state.
@@ -77,6 +85,8 @@ impl Protocol {
             IPPROTO_TCP => Some(Self::Tcp),
             IPPROTO_UDP => Some(Self::Udp),
             IPPROTO_SCTP => Some(Self::Sctp),
+            IPPROTO_AH => Some(Self::Ah),
+            IPPROTO_ESP => Some(Self::Esp),
             _ => None,
         }
     }
@@ -86,6 +96,7 @@ impl Protocol {
         match self {
             Self::Tcp => proto_tcp::NR_STATES as u16,
             Self::Udp => proto_udp::NR_STATES,
+            Self::Ah | Self::Esp => 1,
             Self::Sctp => proto_sctp::NR_STATES as u16,
         }
     }
@@ -96,6 +107,9 @@ impl Protocol {
         match self {
             Self::Tcp => TcpState::from_u8(n).map_or("ERR!", TcpState::name),
             Self::Udp => proto_udp::STATE_NAME,
+            // No state names: upstream shows the protocol's name.
+            Self::Ah => "AH",
+            Self::Esp => "ESP",
             Self::Sctp => SctpState::from_u8(n).map_or("ERR!", SctpState::name),
         }
     }
@@ -106,6 +120,8 @@ impl Protocol {
         match self {
             Self::Tcp => t.tcp.get(i).map(|a| a.load(Relaxed)),
             Self::Udp => Some(t.udp.load(Relaxed)),
+            // No timeout table (`timeout_change` is NULL).
+            Self::Ah | Self::Esp => None,
             Self::Sctp => t.sctp.get(i).map(|a| a.load(Relaxed)),
         }
     }
@@ -137,7 +153,7 @@ impl Protocol {
             ]
             .iter()
             .any(|s| *s as u16 == state),
-            Self::Udp => return SyncRule::Single,
+            Self::Udp | Self::Ah | Self::Esp => return SyncRule::Single,
         };
         if !synced {
             return SyncRule::Never;
@@ -169,7 +185,34 @@ impl Protocol {
                 Some(SctpState::Established) => None,
                 _ => Some(false),
             },
-            Self::Udp => None,
+            Self::Udp | Self::Ah | Self::Esp => None,
+        }
+    }
+
+    /// The protocol number of the connections this protocol's packets belong to: AH and ESP
+    /// go with their client's IKE (UDP) connection (`ah_esp_conn_fill_param_proto`).
+    #[inline]
+    pub(crate) fn conn_protocol(self) -> u8 {
+        match self {
+            Self::Tcp => IPPROTO_TCP,
+            Self::Udp | Self::Ah | Self::Esp => IPPROTO_UDP,
+            Self::Sctp => IPPROTO_SCTP,
+        }
+    }
+
+    /// The ports of the connection tuple when they are not read from the packet: AH and ESP
+    /// have none, their IKE connection is looked up from and to the ISAKMP port; `None` for
+    /// the protocols with ports in their header.
+    #[inline]
+    pub(crate) fn fixed_ports(self) -> Option<Ports> {
+        match self {
+            Self::Ah | Self::Esp => Some(Ports {
+                sport: PORT_ISAKMP.to_be_bytes(),
+                dport: PORT_ISAKMP.to_be_bytes(),
+                tcp_flags: 0,
+                csum: [0, 0],
+            }),
+            _ => None,
         }
     }
 
@@ -180,6 +223,7 @@ impl Protocol {
             Self::Tcp => proto_tcp::HLEN,
             Self::Udp => proto_udp::HLEN,
             Self::Sctp => proto_sctp::HDR_LEN,
+            Self::Ah | Self::Esp => 0,
         }
     }
 
@@ -190,7 +234,7 @@ impl Protocol {
         match self {
             Self::Tcp => ports.tcp_flags & proto_tcp::FLAG_SYN != 0,
             Self::Sctp => sctp.is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::INIT)),
-            Self::Udp => false,
+            Self::Udp | Self::Ah | Self::Esp => false,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::{
     conn::{Conn, ConnParam},
     ctl,
     proto::{IpHdr, Ports},
-    proto_sctp, proto_tcp, proto_udp,
+    proto_ah_esp, proto_sctp, proto_tcp, proto_udp,
     protocol::Protocol,
     sctp, xmit, Ipvs,
 };
@@ -35,9 +35,13 @@ pub(crate) enum Sched {
 impl Protocol {
     /// Whether the transport header of `ip`'s packet is there to read (not an IPv4 fragment,
     /// which IPVS reassembles first, nor a non-first IPv6 fragment), and what the director
-    /// reads of it (ports, TCP flags, checksum field). `None` if it is absent or short.
+    /// reads of it (ports, TCP flags, checksum field). `None` if it is absent or short. AH
+    /// and ESP read nothing (`dont_defrag`): their ports are the ISAKMP ones.
     #[inline]
     pub(crate) fn parse_ports(self, skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
+        if let Some(p) = self.fixed_ports() {
+            return Some(p);
+        }
         if if ip.is_v6() { ip.frag_offset != 0 } else { ip.fragment } {
             return None;
         }
@@ -69,7 +73,7 @@ impl Protocol {
     pub(crate) fn conn_param(self, ip: &IpHdr, ports: &Ports) -> ConnParam {
         ConnParam {
             af: ip.af,
-            protocol: ip.protocol,
+            protocol: self.conn_protocol(),
             caddr: ip.saddr,
             cport: ports.sport,
             vaddr: ip.daddr,
@@ -102,6 +106,9 @@ impl Protocol {
                 _ => Sched::Accept,
             },
             Self::Udp => Sched::Schedule,
+            // Only related traffic (`ah_esp_conn_schedule`): without its IKE connection a
+            // packet is the local stack's.
+            Self::Ah | Self::Esp => Sched::Accept,
         }
     }
 
@@ -137,6 +144,9 @@ impl Protocol {
                     cp.assure_control();
                 }
             }
+            // No state machine: the IKE connection is kept alive with its own timeout (as
+            // upstream's `ip_vs_conn_put` restarts its timer).
+            Self::Ah | Self::Esp => cp.refresh(&ipvs.conns, cp.timeout()),
         }
     }
 
@@ -148,6 +158,7 @@ impl Protocol {
             Self::Tcp => ports.tcp_flags & proto_tcp::FLAG_RST == 0,
             Self::Sctp => !sctp::header(skb, ip).is_some_and(|h| h.chunk_type == Some(proto_sctp::cid::ABORT)),
             Self::Udp => true,
+            Self::Ah | Self::Esp => false,
         }
     }
 
@@ -174,6 +185,8 @@ impl Protocol {
             Self::Udp => xmit::mangle_l4::<proto_udp::Udp>(skb, ip, src, addr, port),
             // No pseudo header in SCTP's CRC32c: its own rewrite.
             Self::Sctp => sctp::mangle(skb, ip, src, addr, port),
+            // No NAT handler: only the address changes.
+            Self::Ah | Self::Esp => proto_ah_esp::nat(skb, ip, src, addr),
         }
     }
 }

@@ -54,10 +54,6 @@ const WAKEUP_RATE: u32 = 8;
 const FLUSH_TIME_SECS: u64 = 2;
 /// Template state count (`IP_VS_CTPL_S_LAST`).
 const CTPL_S_LAST: u16 = 2;
-/// `IPPROTO_ESP` and `IPPROTO_AH`: upstream's receiver knows them (one state each, no
-/// timeout table) although they have no services of their own.
-const IPPROTO_ESP: u8 = 50;
-const IPPROTO_AH: u8 = 51;
 /// Length of the IPv4 and UDP headers, and of the IPv6 and UDP ones.
 const HLEN4: u32 = 20 + 8;
 const HLEN6: u32 = 40 + 8;
@@ -678,11 +674,12 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
     let template = flags & f::TEMPLATE != 0;
     let hz = sh.hz;
     let proto_timeout = if !template {
-        let (states, timeout) = match (Protocol::of(c.protocol), c.protocol) {
-            (Some(p), _) => (p.num_states(), p.state_timeout(&sh.timeouts, c.state)),
-            (None, IPPROTO_AH | IPPROTO_ESP) => (1, None),
+        // AH and ESP are known (one state each, no timeout table) although they have no
+        // services of their own.
+        let (states, timeout) = match Protocol::of(c.protocol) {
+            Some(p) => (p.num_states(), p.state_timeout(&sh.timeouts, c.state)),
             // "Unsupported protocol".
-            _ => return false,
+            None => return false,
         };
         if c.state >= states {
             return false;

@@ -520,12 +520,14 @@ pub(crate) fn tunnel_xmit<'a>(
 /// upstream does (the quote is usually truncated anyway).
 pub(crate) fn nat_icmp(skb: &mut SkBuff<'_>, ihl: usize, q: &Quoted, out: bool, cp: &Conn) -> Result {
     let ports_at = q.off + q.ip.ihl;
+    // AH and ESP quote no ports: only the addresses change.
+    let ports = Protocol::of(q.ip.protocol).is_some_and(|p| p.fixed_ports().is_none());
     let (outer_at, quoted_at, port_at, addr, port) = if out {
         (12, q.off + 16, ports_at + 2, as_v4(&cp.vaddr), cp.vport)
     } else {
         (16, q.off + 12, ports_at, as_v4(&cp.daddr), cp.dport)
     };
-    let h = skb.writable(ports_at + 4)?;
+    let h = skb.writable(if ports { ports_at + 4 } else { ports_at })?;
     // The quoted header length was read before the bytes were made private: check again.
     if usize::from(h[q.off] & 0x0f) * 4 != q.ip.ihl {
         return Err(EINVAL);
@@ -534,7 +536,9 @@ pub(crate) fn nat_icmp(skb: &mut SkBuff<'_>, ihl: usize, q: &Quoted, out: bool, 
     proto::ip_send_check(h, ihl);
     h[quoted_at..quoted_at + 4].copy_from_slice(&addr);
     proto::ip_send_check(&mut h[q.off..], q.ip.ihl);
-    h[port_at..port_at + 2].copy_from_slice(&port);
+    if ports {
+        h[port_at..port_at + 2].copy_from_slice(&port);
+    }
     h[ihl + ICMP_CSUM_OFF..ihl + ICMP_CSUM_OFF + 2].fill(0);
     let sum = skb.csum_fold_from(ihl)?;
     let h = skb.writable(ihl + ICMP_HLEN)?;
@@ -591,10 +595,14 @@ pub(crate) fn nat_icmp_v6(skb: &mut SkBuff<'_>, ip: &IpHdr, q: &Quoted6, out: bo
     } else {
         (24, q.off + 8, q.l4_off, &cp.daddr, cp.dport)
     };
-    let h = skb.writable(q.l4_off.max(q.off + proto::IPV6_HLEN) + 4)?;
+    // AH and ESP quote no ports: only the addresses change.
+    let ports = Protocol::of(q.protocol).is_some_and(|p| p.fixed_ports().is_none());
+    let h = skb.writable(if ports { q.l4_off.max(q.off + proto::IPV6_HLEN) + 4 } else { q.off + proto::IPV6_HLEN })?;
     h.get_mut(outer_at..outer_at + 16).ok_or(EINVAL)?.copy_from_slice(addr);
     h.get_mut(quoted_at..quoted_at + 16).ok_or(EINVAL)?.copy_from_slice(addr);
-    h.get_mut(port_at..port_at + 2).ok_or(EINVAL)?.copy_from_slice(&port);
+    if ports {
+        h.get_mut(port_at..port_at + 2).ok_or(EINVAL)?.copy_from_slice(&port);
+    }
     let cs = ip.len + ICMP_CSUM_OFF;
     h.get_mut(cs..cs + 2).ok_or(EINVAL)?.fill(0);
     let mut saddr = [0u8; 16];
