@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout: 300
+# timeout: 600
 #
 # AH and ESP, differential: IPsec packets follow their client's IKE (UDP
 # port 500) connection (upstream's ip_vs_proto_ah_esp.c).
@@ -72,7 +72,7 @@ scenario() {
 	nsx "$NS_D" sysctl -qw net.ipv4.icmp_ratelimit=0 || return 1
 	for c in "${NAT_CIPS[@]}"; do args+=(--nat-cip "$c"); done
 	for c in "${DR_CIPS[@]}"; do args+=(--dr-cip "$c"); done
-	timeout -k 5 150 "$DRIVER" --client-ns "$NS_C" --director-ns "$NS_D" "${args[@]}" \
+	timeout -k 5 240 "$DRIVER" --client-ns "$NS_C" --director-ns "$NS_D" "${args[@]}" \
 		--vip "$VIP" --vip-dr "$VIP_DR" --noike-cip "$NOIKE_CIP" > "$out" 2>&1
 }
 
