@@ -596,7 +596,9 @@ pub(crate) fn pkt(
             return true;
         }
         let new_total = total - (end - start) + len;
-        if new_total > 0xffff {
+        // The IPv4 total length, the IPv6 payload length (after the fixed header) must fit.
+        let fixed = if ip.is_v6() { proto::IPV6_HLEN } else { 0 };
+        if new_total.saturating_sub(fixed) > 0xffff {
             return false;
         }
         let Some(text) = abi.rw_buf.get(..len) else { return true };
@@ -626,11 +628,11 @@ pub(crate) fn pkt(
         return false;
     };
     let len = h.len();
-    if ip.is_v6() {
-        let pl = len.saturating_sub(40) as u16;
-        if let Some(f) = h.get_mut(4..6) {
-            f.copy_from_slice(&pl.to_be_bytes());
-        }
+    // Lengths are written only when they changed (a GRO packet may carry 0 for "too long").
+    if diff != 0 && ip.is_v6() {
+        // The payload length: extension headers and the segment (`mangle_contents`).
+        let pl = len.saturating_sub(proto::IPV6_HLEN) as u16;
+        put_at(h, 4, &pl.to_be_bytes());
     } else if diff != 0 {
         if let (Some(l), Some(c)) = (get4(h, 0), get4(h, 8)) {
             let (old, new) = ([l[2], l[3]], (len as u16).to_be_bytes());

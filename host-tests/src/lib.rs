@@ -57,3 +57,5 @@ pub mod ovf;
 pub mod twos;
 #[path = "../../pe/sip.rs"]
 pub mod sip;
+#[path = "../../apps/ftp.rs"]
+pub mod ftp;
