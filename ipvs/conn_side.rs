@@ -60,7 +60,12 @@ impl<V: Side> SideTable<V> {
     /// The state of entry `c`, if it has one.
     #[inline]
     pub(crate) fn get<'a>(&'a self, c: &ConnData, g: &'a rcu::Guard) -> Option<&'a V> {
-        let owner = owner_of(c);
+        self.get_owned(owner_of(c), g)
+    }
+
+    /// The state of the entry at address `owner`, if it has one.
+    #[inline]
+    pub(crate) fn get_owned<'a>(&'a self, owner: usize, g: &'a rcu::Guard) -> Option<&'a V> {
         self.table.lookup(self.hash(owner), g, |s| s.owner() == owner).map(|e| &**e)
     }
 
@@ -73,7 +78,11 @@ impl<V: Side> SideTable<V> {
     /// Removes the state of entry `c` (its memory is being freed). Any context, but not
     /// under a bucket lock of a connection table.
     pub(crate) fn detach(&self, c: &ConnData) {
-        let owner = owner_of(c);
+        self.detach_owned(owner_of(c));
+    }
+
+    /// Removes the state of the entry at address `owner`.
+    pub(crate) fn detach_owned(&self, owner: usize) {
         let g = rcu::read_lock();
         if let Some(e) = self.table.lookup(self.hash(owner), &g, |s| s.owner() == owner) {
             self.table.unlink(e);
@@ -90,6 +99,11 @@ impl<V: Side> SideTable<V> {
         self.table.count()
     }
 
+    /// Number of buckets, and its bits.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        self.table.size()
+    }
+
     /// The bits of the array `n` states want: one bucket per state, rounded up to a power
     /// of two.
     fn want_bits(n: u32) -> u32 {
@@ -99,7 +113,7 @@ impl<V: Side> SideTable<V> {
     /// Whether the array is too small (over 2 states per bucket) or too large (under one
     /// per 8 buckets) for its states.
     pub(crate) fn needs_resize(&self) -> bool {
-        let (size, bits) = self.table.size();
+        let (size, bits) = self.size();
         let n = self.count();
         (n > size.saturating_mul(2) && bits < MAX_BITS) || (n < size / 8 && bits > MIN_BITS)
     }
