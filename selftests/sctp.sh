@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout: 300
+# timeout: 450
 #
 # SCTP services, differential: NAT, direct routing and IP-in-IP tunnel.
 #

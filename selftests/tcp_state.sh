@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout: 300
+# timeout: 450
 #
 # Differential test of the TCP connection states and their timeouts.
 #
