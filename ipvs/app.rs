@@ -208,10 +208,11 @@ fn state_of<'a>(c: &ConnData, g: &'a rcu::Guard) -> Option<&'a AppConn> {
 }
 
 /// Binds a new NAT connection to the helper registered for its virtual port
-/// (`ip_vs_bind_app`, `tcp_app_conn_bind`), if any. Without memory for the helper state
-/// the connection goes on without a helper.
+/// (`ip_vs_bind_app`, `tcp_app_conn_bind`), if any; also a synced one once a later record
+/// finds its real server (`ip_vs_try_bind_dest`). Nothing if it has a helper already.
+/// Without memory for the helper state the connection goes on without a helper.
 pub(crate) fn bind(c: &Conn) {
-    if c.fwd_method() != conn_flags::MASQ || c.protocol != IPPROTO_TCP {
+    if c.fwd_method() != conn_flags::MASQ || c.protocol != IPPROTO_TCP || c.app.load(Acquire) != 0 {
         return;
     }
     let Some(app) = find(c.protocol, c.vport) else {

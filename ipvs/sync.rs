@@ -767,6 +767,11 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
                 };
                 if let Some(dest) = find_dest(sh, af, &key, &g) {
                     tab.bind_synced(cp, &dest);
+                    // Its forwarding method known now, a NAT connection to a helper's port
+                    // gets its helper, as upstream's `ip_vs_try_bind_dest` binds the app.
+                    if !template && cp.dest().is_some() {
+                        crate::app::bind(cp);
+                    }
                 }
             }
             cp

@@ -273,6 +273,57 @@ fn round_trips() {
 }
 
 #[test]
+fn ftp_sequence_data_round_trips() {
+    // The record a master sends for an FTP control connection (NAT) whose helper changed
+    // reply lengths: OUT_SEQ only, in_seq all zero, out_seq after two rewrites (+1 then -3,
+    // deltas as two's complement), its start near the sequence space's wrap; between two
+    // records without sequence data, so that the decoder must step over the data exactly.
+    let out = Seq { init_seq: 0xffff_fff0, delta: (-2i32) as u32, previous_delta: 1 };
+    let mut ftp = conn4();
+    ftp.flags = conn_flags::OUT_SEQ; // MASQ, established
+    ftp.state = 1;
+    ftp.vport = 21u16.to_be_bytes();
+    ftp.dport = 21u16.to_be_bytes();
+    ftp.timeout = 900;
+    ftp.seq = Some([Seq::default(), out]);
+    let mut both = ftp;
+    both.flags = conn_flags::SEQ_MASK;
+    both.cport = 40001u16.to_be_bytes();
+    both.seq = Some([Seq { init_seq: 7, delta: 3, previous_delta: 0 }, out]);
+    let plain = conn4();
+    for v in [Version::V0, Version::V1] {
+        let recs = [plain, ftp, both, plain];
+        let m = encode(v, 7, &recs, 1500);
+        let (rec, seq_len) = if v == Version::V0 { (24, 24) } else { (36, 2 + 24) };
+        assert_eq!(record_len(v, &ftp), Some(rec + seq_len));
+        // Version 1 pads the two 62-byte records to 64.
+        let pad = if v == Version::V0 { 0 } else { 2 * 2 };
+        assert_eq!(m.len(), header_len(v) + 4 * rec + 2 * seq_len + pad);
+        let at = header_len(v) + 2 * rec + seq_len; // the data of `ftp`
+        let data = &m[at - 24..at];
+        for (i, w) in [0, 0, 0, out.init_seq, out.delta, out.previous_delta].into_iter().enumerate() {
+            let b = if v == Version::V0 { w.to_ne_bytes() } else { w.to_be_bytes() };
+            assert_eq!(data[i * 4..i * 4 + 4], b, "{v:?} word {i}");
+        }
+        if v == Version::V1 {
+            assert_eq!(m[at - 26..at - 24], [1, 24]);
+        }
+        let got = conns_of(&decode(&m));
+        // Version 0 carries no timeout.
+        let want: Vec<_> = recs
+            .iter()
+            .map(|c| SyncConn { timeout: if v == Version::V0 { 0 } else { c.timeout }, ..received(v, c) })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got[1].seq, Some([Seq::default(), out]));
+        assert_eq!(got[1].flags & conn_flags::SEQ_MASK, conn_flags::OUT_SEQ);
+        assert_eq!(got[2].seq, both.seq);
+        assert_eq!(got[3].seq, None);
+        assert_eq!(got[1].seq.unwrap()[1].delta as i32, -2);
+    }
+}
+
+#[test]
 fn unsupported_records() {
     let mut buf = [0u8; 200];
     let used = start(&mut buf, Version::V0, 0).unwrap();
