@@ -22,7 +22,7 @@
 # vsftpd: an EPSV (passive) and an EPRT (active) download of a 1 MB file
 # and an active upload, byte-identical; the client may reach the real
 # servers only through IPVS.
-# timeout: 360
+# timeout: 300
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
