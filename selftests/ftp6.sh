@@ -38,7 +38,8 @@ VIP6B=fd00:100::2
 FAKE_PORT=2121
 
 W=$(mktemp -d /tmp/ipvs-ftp6.XXXXXX)
-# Kept for a failed run without the 1 MB files.
+# What a run leaves (tools/vm-run keeps it when the run fails), without the
+# 1 MB files.
 rm_work() { find "$W" -type f -size +64k -delete; save_artifacts "$W" ftp6; rm -rf "$W"; }
 CLEANUP_HOOKS+=(rm_work)
 
