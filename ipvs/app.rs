@@ -5,16 +5,16 @@
 //! state, the calls into the helper from the NAT paths, payload replacement and the TCP
 //! sequence number adjustment that a change of payload length makes necessary.
 //!
-//! The 128-byte connection entry has room for a 4-byte index only: a connection with a
-//! helper gets a slot of [`SLOTS`] (its helper, the helper's word, the two `ip_vs_seq`
-//! records), owned by the entry's address and freed when the entry leaves the table. Other
-//! connections pay nothing.
+//! The 128-byte connection entry has room for a 4-byte index only: it names the helper, and
+//! the rest of a connection's helper state (the helper's word and the two `ip_vs_seq`
+//! records) is kept beside the entry (`conn_side.rs`), allocated when the connection is
+//! bound and freed with the entry. Other connections pay nothing, and the number of
+//! connections with a helper is bounded only by the connections a namespace may have.
 //!
 //! Differences from upstream: helpers register once for every namespace (upstream registers
-//! them per namespace, with the same effect for a module's ports); at most [`NSLOTS`]
-//! connections have a helper at once (more get none); the payload is rewritten and
-//! sequence numbers adjusted here, not through conntrack's NAT helper (our IPVS does not use
-//! conntrack).
+//! them per namespace, with the same effect for a module's ports); the payload is rewritten
+//! and sequence numbers adjusted here, not through conntrack's NAT helper (our IPVS does not
+//! use conntrack).
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_app.c`, `ip_vs_proto_tcp.c` (`tcp_app_conn_bind`,
 //! the application calls of `tcp_snat_handler`/`tcp_dnat_handler`), `ip_vs_conn.c`
@@ -23,20 +23,23 @@
 use crate::{
     app_abi::{self, AppOps, CoreFns, PktAbi},
     conn::{Conn, ConnData, ConnParam, ConnTable},
+    conn_side::{owner_of, Side, SideSlot, SideTable},
     proto::{self, IpHdr, IPPROTO_TCP},
     proto_tcp::TcpState,
+    sync_msg,
     uapi::conn_flags,
 };
 use core::{
     ffi::{c_int, c_void},
-    sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, AtomicU32, AtomicUsize, Ordering::*},
+    sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, AtomicU32, Ordering::*},
 };
 use kernel::{
-    bindings,
+    bindings, c_str,
     error::code::*,
     kmod,
     net::skbuff::{Checksum, SkBuff},
     prelude::*,
+    rcu_hash::{EntryRef, Item},
     sync::rcu,
 };
 
@@ -72,12 +75,10 @@ struct Seq {
 }
 
 /// Helper state of one connection.
-struct Slot {
-    /// Address of the owning entry; 0 when free.
-    owner: AtomicUsize,
-    /// Index + 1 of the helper in [`APPS`].
-    app: AtomicU32,
-    /// The helper's module, pinned while the slot is owned.
+pub(crate) struct AppConn {
+    /// Address of the owning entry.
+    owner: usize,
+    /// The helper's module, pinned until the entry leaves the table.
     module: AtomicPtr<bindings::module>,
     /// The helper's word (`app_data`).
     data: AtomicU32,
@@ -87,22 +88,37 @@ struct Slot {
     out_seq: Seq,
 }
 
-/// Connections that may have a helper at once.
-pub(crate) const NSLOTS: usize = 1024;
+impl Item for AppConn {
+    fn take_ref(&self) -> Option<EntryRef<Self>> {
+        None
+    }
+}
+
+impl Side for AppConn {
+    fn owner(&self) -> usize {
+        self.owner
+    }
+}
 
 const SEQ0: Seq = Seq { init_seq: AtomicU32::new(0), delta: AtomicI32::new(0), previous_delta: AtomicI32::new(0) };
-const SLOT0: Slot = Slot {
-    owner: AtomicUsize::new(0),
-    app: AtomicU32::new(0),
-    module: AtomicPtr::new(core::ptr::null_mut()),
-    data: AtomicU32::new(0),
-    seq_flags: AtomicU32::new(0),
-    in_seq: SEQ0,
-    out_seq: SEQ0,
-};
 
-/// The helper state of connections; see the module documentation.
-static SLOTS: [Slot; NSLOTS] = [SLOT0; NSLOTS];
+/// The helper state of the connections of every namespace.
+static STATES: SideSlot<AppConn> = SideSlot::new();
+
+/// Creates the table of helper states (module load, before any namespace is set up).
+pub(crate) fn install() -> Result {
+    STATES.install(c_str!("ip_vs_app_conn"))
+}
+
+/// Drops the table of helper states (module unload).
+pub(crate) fn remove() {
+    STATES.remove();
+}
+
+/// The table of helper states.
+pub(crate) fn states() -> Option<&'static SideTable<AppConn>> {
+    STATES.get()
+}
 
 /// Registers a helper for `ports` (`register_ip_vs_app` + `register_ip_vs_app_inc`):
 /// `EEXIST` if one of the same name is registered, `ENOSPC` when the registry is full.
@@ -183,27 +199,25 @@ fn unsafe_ops(a: &AtomicPtr<AppOps>) -> Option<&'static AppOps> {
     unsafe { a.load(Acquire).as_ref() }
 }
 
-fn owner_of(c: &ConnData) -> usize {
-    c as *const ConnData as usize
-}
-
-/// The slot of `c`, if it has one.
-fn slot_of(c: &ConnData) -> Option<&'static Slot> {
-    let i = c.app.load(Relaxed);
-    if i == 0 {
+/// The helper state of `c`, if it has one.
+fn state_of<'a>(c: &ConnData, g: &'a rcu::Guard) -> Option<&'a AppConn> {
+    if c.app.load(Acquire) == 0 {
         return None;
     }
-    let s = SLOTS.get(i as usize - 1)?;
-    (s.owner.load(Acquire) == owner_of(c)).then_some(s)
+    states()?.get(c, g)
 }
 
 /// Binds a new NAT connection to the helper registered for its virtual port
-/// (`ip_vs_bind_app`, `tcp_app_conn_bind`), if any.
+/// (`ip_vs_bind_app`, `tcp_app_conn_bind`), if any. Without memory for the helper state
+/// the connection goes on without a helper.
 pub(crate) fn bind(c: &Conn) {
     if c.fwd_method() != conn_flags::MASQ || c.protocol != IPPROTO_TCP {
         return;
     }
     let Some(app) = find(c.protocol, c.vport) else {
+        return;
+    };
+    let Some(t) = states() else {
         return;
     };
     // The helper's module stays while the connection uses it (`ip_vs_app_inc_get`).
@@ -213,42 +227,78 @@ pub(crate) fn bind(c: &Conn) {
     if !module.is_null() && !unsafe { kmod::try_module_get(module) } {
         return;
     }
-    let me = owner_of(c);
-    for (i, s) in SLOTS.iter().enumerate() {
-        if s.owner.load(Relaxed) == 0 && s.owner.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
-            s.app.store(app, Relaxed);
-            s.module.store(module, Relaxed);
-            s.data.store(0, Relaxed);
-            s.seq_flags.store(0, Relaxed);
-            for q in [&s.in_seq, &s.out_seq] {
-                q.init_seq.store(0, Relaxed);
-                q.delta.store(0, Relaxed);
-                q.previous_delta.store(0, Relaxed);
-            }
-            c.app.store(i as u32 + 1, Release);
-            return;
-        }
-    }
-    if !module.is_null() {
-        // SAFETY: The reference taken above, given back: no slot was free.
+    let state = AppConn {
+        owner: owner_of(c),
+        module: AtomicPtr::new(module),
+        data: AtomicU32::new(0),
+        seq_flags: AtomicU32::new(0),
+        in_seq: SEQ0,
+        out_seq: SEQ0,
+    };
+    let g = rcu::read_lock();
+    if t.attach(state, &g).is_ok() {
+        c.app.store(app, Release);
+    } else if !module.is_null() {
+        // SAFETY: The reference taken above, given back: the state was not kept.
         unsafe { kmod::module_put(module) };
     }
 }
 
-/// Forgets the helper state of an entry leaving the table (`ip_vs_unbind_app`), and its
-/// place in the count of connections without a client port.
+/// Forgets the helper of an entry leaving the table (`ip_vs_unbind_app`): its module is
+/// released now, its state goes with the entry's memory ([`drop_state`]). Also leaves the
+/// count of connections without a client port.
 pub(crate) fn gone(c: &ConnData) {
     if c.flags.load(Relaxed) & F_NO_CPORT != 0 {
         NO_CPORT.fetch_sub(1, Relaxed);
     }
-    if let Some(s) = slot_of(c) {
+    let g = rcu::read_lock();
+    if let Some(s) = state_of(c, &g) {
         let module = s.module.swap(core::ptr::null_mut(), Relaxed);
-        s.owner.store(0, Release);
         if !module.is_null() {
-            // SAFETY: The reference `bind` took for this slot, given back once.
+            // SAFETY: The reference `bind` took for this state, given back once (swapped out).
             unsafe { kmod::module_put(module) };
         }
     }
+}
+
+/// Frees the helper state of an entry whose memory is being freed (its `Drop`, outside any
+/// bucket lock).
+pub(crate) fn drop_state(c: &ConnData) {
+    if let Some(t) = states() {
+        t.detach(c);
+        // Hand it to RCU now: after a namespace's teardown no slow timer of it is left to.
+        t.submit();
+    }
+}
+
+/// The sequence adjustment of `c` for a sync record (`IPVS_OPT_SEQ_DATA`): its
+/// `IP_VS_CONN_F_IN_SEQ`/`OUT_SEQ` flags and `[in_seq, out_seq]`; `None` when it has none.
+pub(crate) fn sync_seq(c: &ConnData, g: &rcu::Guard) -> Option<(u32, [sync_msg::Seq; 2])> {
+    let s = state_of(c, g)?;
+    let flags = s.seq_flags.load(Relaxed);
+    if flags == 0 {
+        return None;
+    }
+    let get = |q: &Seq| sync_msg::Seq {
+        init_seq: q.init_seq.load(Relaxed),
+        delta: q.delta.load(Relaxed) as u32,
+        previous_delta: q.previous_delta.load(Relaxed) as u32,
+    };
+    Some((flags, [get(&s.in_seq), get(&s.out_seq)]))
+}
+
+/// Takes a master's sequence adjustment for the backup's copy `c` of a connection
+/// (`ip_vs_proc_conn` copying the record's options), if `c` has a helper here.
+pub(crate) fn set_sync_seq(c: &ConnData, flags: u32, seq: &[sync_msg::Seq; 2], g: &rcu::Guard) {
+    let Some(s) = state_of(c, g) else {
+        return;
+    };
+    for (q, v) in [(&s.in_seq, &seq[0]), (&s.out_seq, &seq[1])] {
+        q.init_seq.store(v.init_seq, Relaxed);
+        q.delta.store(v.delta as i32, Relaxed);
+        q.previous_delta.store(v.previous_delta as i32, Relaxed);
+    }
+    s.seq_flags.store(flags & (F_IN_SEQ | F_OUT_SEQ), Relaxed);
 }
 
 /// Whether any connection waits for its client port.
@@ -288,7 +338,7 @@ fn fix_ack(q: &Seq, ack: u32) -> u32 {
 }
 
 /// `vs_seq_update`.
-fn seq_update(s: &Slot, q: &Seq, flag: u32, seq: u32, diff: i32) {
+fn seq_update(s: &AppConn, q: &Seq, flag: u32, seq: u32, diff: i32) {
     if s.seq_flags.load(Relaxed) & flag == 0 || after(seq, q.init_seq.load(Relaxed)) {
         q.previous_delta.store(q.delta.load(Relaxed), Relaxed);
         q.delta.store(q.delta.load(Relaxed).wrapping_add(diff), Relaxed);
@@ -455,13 +505,13 @@ pub(crate) fn pkt(
     listen_timeout: u32,
     g: &rcu::Guard,
 ) -> bool {
-    let Some(s) = slot_of(cp) else {
+    let Some(s) = state_of(cp, g) else {
         return true;
     };
     if ip.protocol != IPPROTO_TCP || ip.fragment {
         return true;
     }
-    let Some(ops) = APPS.get((s.app.load(Relaxed) as usize).wrapping_sub(1)).and_then(unsafe_ops) else {
+    let Some(ops) = APPS.get((cp.app.load(Relaxed) as usize).wrapping_sub(1)).and_then(unsafe_ops) else {
         return true;
     };
     let total = skb.len() as usize;

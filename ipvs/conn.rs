@@ -29,7 +29,7 @@ use crate::{
     hash,
     pe::{ModuleRef, PeData},
     proto_sctp,
-    proto_tcp::{self, Direction, Event, TcpState},
+    proto_tcp::{self, Event, TcpState},
     protocol::Protocol,
     service::Dest,
     uapi::conn_flags,
@@ -64,6 +64,16 @@ pub(crate) struct ConnParam {
 /// A connection entry as the table holds it: the link, the [`ConnData`], the reference
 /// count and hash of `kernel::rcu_hash`.
 pub(crate) type Conn = rcu_hash::Entry<ConnData>;
+
+/// The direction of a packet, for the state tables of TCP and SCTP.
+enum PacketDir {
+    /// From the server.
+    Output,
+    /// From the client, the director having seen the server's packets.
+    Input,
+    /// From the client, no packet from the server seen yet (`NOOUTPUT`).
+    InputOnly,
+}
 
 /// What a connection entry holds.
 #[repr(C)]
@@ -102,7 +112,8 @@ pub(crate) struct ConnData {
     /// Low 32 bits of the jiffies at which backups would expire their copy, with the sync
     /// retries in the two low bits (`sync_endtime`); see [`crate::sync`].
     pub(crate) sync_endtime: AtomicU32,
-    /// Index + 1 of the connection's application helper state (`crate::app`), 0 for none.
+    /// Index + 1 of the connection's application helper (`crate::app`), 0 for none; its
+    /// state is kept beside the entry.
     pub(crate) app: AtomicU32,
 }
 
@@ -123,6 +134,9 @@ impl Drop for ConnData {
                 // that namespace is left to do it, and the data pins the engine's module.
                 t.submit();
             }
+        }
+        if *self.app.get_mut() != 0 {
+            crate::app::drop_state(self);
         }
     }
 }
@@ -266,56 +280,23 @@ impl ConnData {
         timeouts: &[AtomicU32; proto_tcp::NR_STATES],
         secure: bool,
     ) {
-        // Each read-modify-write below is guarded by a plain read, as upstream's plain stores
-        // are: most packets change nothing, and the line is shared by both directions.
-        let dir = if output {
-            if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
-                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
-            }
-            Direction::Output
-        } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
-            Direction::InputOnly
-        } else {
-            Direction::Input
+        use proto_tcp::Direction as D;
+        let dir = match self.packet_dir(output) {
+            PacketDir::Output => D::Output,
+            PacketDir::Input => D::Input,
+            PacketDir::InputOnly => D::InputOnly,
         };
         let ev = Event::from_flags(tcp_flags);
-        let mut cur = self.state.load(Relaxed);
-        let (old, new) = loop {
+        let (old, new) = self.step_state(|cur| {
             let from = TcpState::from_u8(cur as u8).unwrap_or(TcpState::None);
-            let to = proto_tcp::next_state_in(from, dir, ev, secure);
-            if to as u16 == cur {
-                break (from, to);
-            }
-            match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
-                Ok(_) => break (from, to),
-                Err(now) => cur = now,
-            }
-        };
-        if new != old && new == TcpState::Established {
+            proto_tcp::next_state_in(from, dir, ev, secure) as u16
+        });
+        let new = TcpState::from_u8(new as u8).unwrap_or(TcpState::None);
+        if new as u16 != old && new == TcpState::Established {
             self.assure_control();
         }
-        let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
-        if new.is_active() {
-            // Of two CPUs clearing the flag at once, the one that cleared it counts.
-            if inactive
-                && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0
-            {
-                if let Some(d) = self.dest() {
-                    d.info.activeconns.fetch_add(1, Relaxed);
-                }
-            }
-        } else if !inactive
-            && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0
-        {
-            if let Some(d) = self.dest() {
-                d.info.activeconns.fetch_sub(1, Relaxed);
-            }
-        }
-        let timeout = timeouts[new as usize].load(Relaxed);
-        if self.timeout.load(Relaxed) != timeout {
-            self.timeout.store(timeout, Relaxed);
-        }
-        self.touch(tab, jiffies_64());
+        self.account_active(new.is_active());
+        self.set_state_timeout(tab, timeouts.get(new as usize));
     }
 
     /// Moves an SCTP association along its state machine after a packet with `event`
@@ -330,48 +311,83 @@ impl ConnData {
         timeouts: &[AtomicU32; proto_sctp::NR_STATES],
     ) {
         use proto_sctp::{Direction as D, SctpState as S};
-        let dir = if output {
-            if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
-                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
-            }
-            D::Output
-        } else if self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0 {
-            D::InputOnly
-        } else {
-            D::Input
+        let dir = match self.packet_dir(output) {
+            PacketDir::Output => D::Output,
+            PacketDir::Input => D::Input,
+            PacketDir::InputOnly => D::InputOnly,
         };
-        let mut cur = self.state.load(Relaxed);
-        let (old, new) = loop {
+        let (old, new) = self.step_state(|cur| {
             let from = S::from_u8(cur as u8).unwrap_or(S::None);
-            let to = proto_sctp::next_state(from, dir, event);
-            if to as u16 == cur {
-                break (from, to);
-            }
-            match self.state.compare_exchange(cur, to as u16, Relaxed, Relaxed) {
-                Ok(_) => break (from, to),
-                Err(now) => cur = now,
-            }
-        };
-        if new != old {
-            let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
+            proto_sctp::next_state(from, dir, event) as u16
+        });
+        let new = S::from_u8(new as u8).unwrap_or(S::None);
+        if new as u16 != old {
+            self.account_active(new.is_active());
             if new.is_active() {
-                if inactive
-                    && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0
-                {
-                    if let Some(d) = self.dest() {
-                        d.info.activeconns.fetch_add(1, Relaxed);
-                    }
-                }
                 self.assure_control();
-            } else if !inactive
-                && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0
-            {
-                if let Some(d) = self.dest() {
-                    d.info.activeconns.fetch_sub(1, Relaxed);
-                }
             }
         }
-        let timeout = timeouts.get(new as usize).map_or(0, |t| t.load(Relaxed));
+        self.set_state_timeout(tab, timeouts.get(new as usize));
+    }
+
+    /// The direction of a packet for the state tables: a packet from the server clears
+    /// `NOOUTPUT` (the director sees replies), one from the client is `InputOnly` while the
+    /// director has seen none.
+    fn packet_dir(&self, output: bool) -> PacketDir {
+        // Each read-modify-write here and below is guarded by a plain read, as upstream's
+        // plain stores are: most packets change nothing, and the line is shared by both
+        // directions.
+        let no_output = self.flags.load(Relaxed) & conn_flags::NOOUTPUT != 0;
+        if output {
+            if no_output {
+                self.flags.fetch_and(!conn_flags::NOOUTPUT, Relaxed);
+            }
+            PacketDir::Output
+        } else if no_output {
+            PacketDir::InputOnly
+        } else {
+            PacketDir::Input
+        }
+    }
+
+    /// Moves the state from what it is to `step` of it, atomically against the other
+    /// direction's packets; returns the state before and after.
+    fn step_state(&self, step: impl Fn(u16) -> u16) -> (u16, u16) {
+        let mut cur = self.state.load(Relaxed);
+        loop {
+            let to = step(cur);
+            if to == cur {
+                return (cur, to);
+            }
+            match self.state.compare_exchange(cur, to, Relaxed, Relaxed) {
+                Ok(_) => return (cur, to),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Counts the connection in its server's active connections when `active`, in the
+    /// inactive ones otherwise (the `INACTIVE` flag and `activeconns`). Of two CPUs changing
+    /// the flag at once, the one that changed it counts.
+    fn account_active(&self, active: bool) {
+        let inactive = self.flags.load(Relaxed) & conn_flags::INACTIVE != 0;
+        if active {
+            if inactive && self.flags.fetch_and(!conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE != 0 {
+                if let Some(d) = self.dest() {
+                    d.info.activeconns.fetch_add(1, Relaxed);
+                }
+            }
+        } else if !inactive && self.flags.fetch_or(conn_flags::INACTIVE, Relaxed) & conn_flags::INACTIVE == 0 {
+            if let Some(d) = self.dest() {
+                d.info.activeconns.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// Takes the timeout of the state just entered (`timeout`, 0 when the state has none)
+    /// and refreshes the expiry.
+    fn set_state_timeout(&self, tab: &ConnTable, timeout: Option<&AtomicU32>) {
+        let timeout = timeout.map_or(0, |t| t.load(Relaxed));
         if self.timeout.load(Relaxed) != timeout {
             self.timeout.store(timeout, Relaxed);
         }
@@ -567,6 +583,11 @@ impl ConnCache {
             POOL.take();
             return Err(e);
         }
+        if let Err(e) = crate::app::install() {
+            conn_pe::remove();
+            POOL.take();
+            return Err(e);
+        }
         Ok(Self(()))
     }
 }
@@ -575,6 +596,7 @@ impl Drop for ConnCache {
     fn drop(&mut self) {
         POOL.take();
         conn_pe::remove();
+        crate::app::remove();
     }
 }
 
@@ -749,8 +771,8 @@ impl ConnTable {
     fn hash_of(&self, c: &ConnData) -> u32 {
         if c.flags.load(Relaxed) & F_PE != 0 {
             let g = rcu::read_lock();
-            if let Some(pe) = self.pe.get(c, &g) {
-                return PeTable::data_hash(pe, self.seed);
+            if let Some(pe) = self.pe.pe(c, &g) {
+                return conn_pe::data_hash(pe, self.seed);
             }
         }
         self.hashkey(c.af as u16, c.protocol, &c.caddr, c.cport)
@@ -761,7 +783,7 @@ impl ConnTable {
         if c.flags.load(Relaxed) & F_PE == 0 {
             return None;
         }
-        self.pe.get(c, g)
+        self.pe.pe(c, g)
     }
 
     /// The valid persistence template for `p` with engine data `pe` (`ip_vs_ct_in_get`
@@ -772,9 +794,9 @@ impl ConnTable {
         pe: &PeData,
         g: &'a rcu::Guard,
     ) -> Option<&'a Conn> {
-        let h = PeTable::data_hash(pe, self.seed);
+        let h = conn_pe::data_hash(pe, self.seed);
         self.table.lookup(h, g, |c| {
-            c.matches_pe_template(p) && self.pe.get(c, g).is_some_and(|d| d.same(pe))
+            c.matches_pe_template(p) && self.pe.pe(c, g).is_some_and(|d| d.same(pe))
         })
     }
 
@@ -791,9 +813,9 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        let h = PeTable::data_hash(pe, self.seed);
+        let h = conn_pe::data_hash(pe, self.seed);
         let t = self.insert(p, daddr, dport, Some(dest), timeout, None, Origin::PeTemplate(h), g)?;
-        if let Err(e) = self.pe.attach(t, pe, module, g) {
+        if let Err(e) = self.pe.attach_pe(t, pe, module, g) {
             self.expire_now(t);
             return Err(e);
         }
@@ -943,10 +965,10 @@ impl ConnTable {
         timeout: u32,
         g: &'a rcu::Guard,
     ) -> Result<&'a Conn> {
-        let h = PeTable::data_hash(pe, self.seed);
+        let h = conn_pe::data_hash(pe, self.seed);
         let origin = Origin::Sync { flags: flags | F_PE, state, pe: Some(h) };
         let t = self.insert(p, daddr, dport, dest, timeout, None, origin, g)?;
-        if let Err(e) = self.pe.attach(t, pe, module, g) {
+        if let Err(e) = self.pe.attach_pe(t, pe, module, g) {
             self.expire_now(t);
             return Err(e);
         }
@@ -1267,6 +1289,13 @@ impl WorkItem for Resizer {
 
     fn run(this: Arc<Resizer>) {
         this.table.resize_to_load();
+        // The module's side tables, too: any namespace's resizer may do it.
+        if let Some(t) = conn_pe::table() {
+            t.resize_to_load();
+        }
+        if let Some(t) = crate::app::states() {
+            t.resize_to_load();
+        }
     }
 }
 
@@ -1287,6 +1316,11 @@ impl Drop for ResizerFlush {
     }
 }
 
+/// Whether one of the module's side tables (`conn_side.rs`) wants another size.
+fn side_needs_resize() -> bool {
+    conn_pe::table().is_some_and(|t| t.needs_resize()) || crate::app::states().is_some_and(|t| t.needs_resize())
+}
+
 /// The slow timer: expire one batch of buckets, [`EXPIRY_TICKS_PER_SEC`] times a second,
 /// and ask for a resize when the load calls for one.
 pub(crate) struct Expiry {
@@ -1298,7 +1332,7 @@ impl TimerCallback for Expiry {
         let r = &timer.data().resizer;
         let t = &r.table;
         t.expire_batch(jiffies_64());
-        if t.needs_resize() {
+        if t.needs_resize() || side_needs_resize() {
             // Already queued: fine.
             let _ = workqueue::system_unbound().enqueue(r.clone());
         }

@@ -45,10 +45,12 @@ mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod registry;
 mod protocol;
 mod pe;
 mod pe_abi;
 mod conn_pe;
+mod conn_side;
 mod sched;
 mod sctp;
 mod service;
@@ -1536,8 +1538,8 @@ impl kernel::Module for IpVsModule {
         };
         ctl_config::IPV6_ENABLED.store(kernel::net::namespace::ipv6_mod_enabled(), Relaxed);
         m.cache = Some(conn::ConnCache::new()?);
-        m.sched = Some(sched::Registry::new()?);
-        m.pe = Some(pe::Registry::new()?);
+        m.sched = Some(sched::new_registry()?);
+        m.pe = Some(pe::new_registry()?);
         m.pernet = Some(IPVS.register()?);
         m.sockopt = Some(SockoptRegistration::new(
             module,

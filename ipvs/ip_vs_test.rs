@@ -30,12 +30,14 @@ mod app;
 mod app_abi;
 mod conn;
 mod conn_pe;
+mod conn_side;
 mod ctl_config;
 mod est;
 mod hash;
 mod proto;
 mod proto_sctp;
 mod proto_tcp;
+mod registry;
 mod protocol;
 mod pe;
 mod pe_abi;
@@ -257,6 +259,61 @@ unsafe extern "C" fn conn_resize(test: *mut bindings::kunit) {
         t.expect(rs.info.totalconns.load(Relaxed) == 0 && rs.info.persistconns.load(Relaxed) == 0, "counts released");
         Ok(())
     });
+}
+
+/// A state kept beside a (pretend) entry.
+struct TestSide {
+    owner: usize,
+    value: u32,
+}
+
+impl kernel::rcu_hash::Item for TestSide {
+    fn take_ref(&self) -> Option<kernel::rcu_hash::EntryRef<Self>> {
+        None
+    }
+}
+
+impl conn_side::Side for TestSide {
+    fn owner(&self) -> usize {
+        self.owner
+    }
+}
+
+/// A side table (`conn_side.rs`) grows with its states, finds every one of them after the
+/// move, and shrinks back once they are gone.
+unsafe extern "C" fn conn_side_resize(test: *mut bindings::kunit) {
+    let t = Test(test);
+    let r = (|| -> Result {
+        const N: usize = 3000;
+        let owner = |i: usize| 0x10_0000 + i * 128;
+        let side = conn_side::SideTable::<TestSide>::new(c_str!("ip_vs_test_side"))?;
+        t.expect(side.size() == (256, 8) && !side.needs_resize(), "a new side table has 2^8 buckets");
+        {
+            let g = rcu::read_lock();
+            for i in 0..N {
+                side.attach(TestSide { owner: owner(i), value: i as u32 }, &g)?;
+            }
+        }
+        t.expect(side.needs_resize(), "3,000 states in 256 buckets: a resize is due");
+        side.resize_to_load();
+        t.expect(side.size() == (4096, 12), "3,000 states: 2^12 buckets");
+        {
+            let g = rcu::read_lock();
+            let found = (0..N).filter(|&i| side.get_owned(owner(i), &g).is_some_and(|s| s.value == i as u32)).count();
+            t.expect(found == N, "every state found after the move");
+            t.expect(side.get_owned(owner(N), &g).is_none(), "no state for another address");
+        }
+        for i in 0..N {
+            side.detach_owned(owner(i));
+        }
+        side.submit();
+        t.expect(side.count() == 0, "every state detached");
+        side.resize_to_load();
+        t.expect(side.size() == (256, 8), "an empty side table shrinks back to 2^8");
+        Ok(())
+    })();
+    t.ok(r, "side table resize");
+    rcu::barrier();
 }
 
 /// `desired_size` and `thresholds` give upstream's sizes.
@@ -552,7 +609,7 @@ fn probe_packet(fwmark: u32) -> Packet {
 unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
     let t = Test(test);
     let r = (|| -> Result {
-        let _registry = sched::Registry::new()?;
+        let _registry = sched::new_registry()?;
         let mut ops = KBox::new(Adapter::<Probe>::OPS, GFP_KERNEL)?;
         ops.module = THIS_MODULE.as_ptr();
         t.expect(
@@ -662,10 +719,11 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 12] = [
+static mut CASES: [bindings::kunit_case; 13] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     case(c_str!("conn_families"), conn_families),
     case(c_str!("conn_resize"), conn_resize),
+    case(c_str!("conn_side_resize"), conn_side_resize),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
     case(c_str!("conn_tcp_states"), conn_tcp_states),

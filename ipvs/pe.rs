@@ -9,71 +9,31 @@
 //!
 //! C: `srctree/net/netfilter/ipvs/ip_vs_pe.c`
 
-use crate::pe_abi::{PeOps, PEDATA_MAXLEN, PENAME_MAXLEN};
-use core::{
-    pin::Pin,
-    sync::atomic::{AtomicPtr, Ordering},
+pub(crate) use crate::registry::ModuleRef;
+use crate::{
+    pe_abi::{PeOps, PEDATA_MAXLEN, PENAME_MAXLEN},
+    registry,
 };
-use kernel::{
-    alloc::{flags::GFP_KERNEL, KBox, KVec},
-    bindings,
-    error::code::*,
-    fmt, kmod, new_mutex,
-    prelude::*,
-    str::CString,
-    sync::Mutex,
-};
+use kernel::{bindings, prelude::*};
 
-/// Pointer to a registered ops table.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct OpsPtr(*const PeOps);
+impl registry::Ops for PeOps {
+    fn name_field(&self) -> &[u8] {
+        &self.name
+    }
+    fn module(&self) -> *mut bindings::module {
+        self.module
+    }
+}
 
-// SAFETY: Ops tables are immutable and live while registered; the registry only compares and
-// reads them under its lock.
-unsafe impl Send for OpsPtr {}
-
-/// The registered tables.
-///
-/// # Invariants
-///
-/// Every pointer in the list is to a table that is valid and immutable until it is removed
-/// (the contract of [`register`]).
-type List = Mutex<KVec<Option<OpsPtr>>>;
-
-/// The registered engines, published for the exported functions; null outside the module's
-/// lifetime.
-static REGISTRY: AtomicPtr<List> = AtomicPtr::new(core::ptr::null_mut());
+/// The registered engines, published for the exported functions.
+static ENGINES: registry::Slot<PeOps> = registry::Slot::new();
 
 /// Owner of the engine registry; lives in the module object.
-pub(crate) struct Registry {
-    list: Pin<KBox<List>>,
-}
+pub(crate) type Registry = registry::Registry<PeOps>;
 
-impl Registry {
-    /// Creates the registry and publishes it to the exported functions.
-    pub(crate) fn new() -> Result<Self> {
-        let list = KBox::pin_init(new_mutex!(KVec::new(), "ip_vs_pe"), GFP_KERNEL)?;
-        REGISTRY.store((&*list as *const List).cast_mut(), Ordering::Release);
-        Ok(Self { list })
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
-        let _ = &self.list;
-    }
-}
-
-fn registry() -> Option<&'static List> {
-    // SAFETY: Null or the live `Registry` of the module object: engine modules depend on
-    // this module, and services drop their bindings before the registry goes.
-    unsafe { REGISTRY.load(Ordering::Acquire).as_ref() }
-}
-
-fn name_of(ops: &PeOps) -> &[u8] {
-    let len = ops.name.iter().position(|&c| c == 0).unwrap_or(ops.name.len());
-    ops.name.get(..len).unwrap_or(&[])
+/// Creates the engine registry.
+pub(crate) fn new_registry() -> Result<Registry> {
+    Registry::new(&ENGINES)
 }
 
 /// Registers an engine's table (`register_ip_vs_pe`): `EEXIST` if one of the same name is
@@ -85,83 +45,21 @@ fn name_of(ops: &PeOps) -> &[u8] {
 /// [`unregister`] is called with it, whose function keeps the contract documented on
 /// [`PeOps`] and is code of its `module`.
 pub(crate) unsafe fn register(ops: *const PeOps) -> Result {
-    // SAFETY: Null or valid, per the caller's guarantee.
-    let Some(new) = (unsafe { ops.as_ref() }) else {
-        return Err(EINVAL);
-    };
-    let name = name_of(new);
-    let mut list = registry().ok_or(ENODEV)?.lock();
-    // SAFETY: Registered tables are valid while in the list (type invariant; lock held).
-    if list.iter().flatten().any(|o| name_of(unsafe { &*o.0 }) == name) {
-        return Err(EEXIST);
-    }
-    // INVARIANT: The caller guarantees `ops` stays valid until it is removed.
-    match list.iter_mut().find(|slot| slot.is_none()) {
-        Some(slot) => *slot = Some(OpsPtr(ops)),
-        None => list.push(Some(OpsPtr(ops)), GFP_KERNEL)?,
-    }
-    Ok(())
+    // SAFETY: The caller's guarantee is the registry's requirement.
+    unsafe { ENGINES.register(ops) }
 }
 
 /// Removes a table registered with [`register`] (`unregister_ip_vs_pe`). Services using it
 /// keep a copy of the table and a reference on its module, so none is unregistered while
 /// used: the module cannot be unloaded.
 pub(crate) fn unregister(ops: *const PeOps) {
-    let Some(reg) = registry() else {
-        return;
-    };
-    for slot in reg.lock().iter_mut() {
-        if *slot == Some(OpsPtr(ops)) {
-            *slot = None;
-        }
-    }
+    ENGINES.unregister(ops);
 }
 
 /// A reference on the module of the registered engine called `name`
 /// (`__ip_vs_pe_getbyname` for a sync record, which loads no module).
 pub(crate) fn get_registered(name: &[u8]) -> Option<ModuleRef> {
-    find_and_get(name).map(|(_, m)| m)
-}
-
-/// A reference on an engine module: held by the services that use the engine, and by
-/// the templates that have its data (upstream's `ip_vs_pe_get` in `ip_vs_conn_new`), so
-/// that it cannot be unloaded meanwhile.
-///
-/// # Invariants
-///
-/// The object owns a reference on the module `0` points to, taken with `try_module_get`.
-pub(crate) struct ModuleRef(*mut bindings::module);
-
-// SAFETY: A module reference may be released on any CPU, in any context.
-unsafe impl Send for ModuleRef {}
-// SAFETY: `&ModuleRef` gives no access to anything.
-unsafe impl Sync for ModuleRef {}
-
-impl Drop for ModuleRef {
-    fn drop(&mut self) {
-        // SAFETY: The reference is ours (type invariant), released once, here.
-        unsafe { kmod::module_put(self.0) };
-    }
-}
-
-/// A copy of the table called `name`, with a reference on its module taken
-/// (`__ip_vs_pe_getbyname`).
-fn find_and_get(name: &[u8]) -> Option<(PeOps, ModuleRef)> {
-    let list = registry()?.lock();
-    for o in list.iter().flatten() {
-        // SAFETY: Registered tables are valid while in the list (type invariant; lock held).
-        let ops = unsafe { &*o.0 };
-        if name_of(ops) != name {
-            continue;
-        }
-        // SAFETY: A table is unregistered by its module's exit at the latest, which cannot
-        // have finished while the table is listed.
-        if unsafe { kmod::try_module_get(ops.module) } {
-            // INVARIANT: The reference was just taken.
-            return Some((*ops, ModuleRef(ops.module)));
-        }
-    }
-    None
+    ENGINES.find_and_get(name).map(|(_, m)| m)
 }
 
 /// An engine in use by a service: a copy of its table and a reference on its module.
@@ -185,36 +83,19 @@ impl PeBinding {
     /// Binds the engine `name`, loading `ip_vs_pe_<name>` if needed (`ip_vs_pe_getbyname`):
     /// `ENOENT` if there is no such engine. Sleeps.
     pub(crate) fn new(name: &[u8]) -> Result<Self> {
-        let (ops, module) = match find_and_get(name) {
-            Some(found) => found,
-            None => {
-                let modname = CString::try_from_fmt(fmt!(
-                    "ip_vs_pe_{}",
-                    core::str::from_utf8(name).map_err(|_| ENOENT)?
-                ))?;
-                // A failed modprobe leaves the engine missing.
-                let _ = kmod::request_module(&modname);
-                find_and_get(name).ok_or(ENOENT)?
-            }
-        };
+        let (ops, module) = ENGINES.get_or_load(name, "pe_")?;
         // INVARIANT: Found registered, with its module pinned.
         Ok(Self { ops, module })
     }
 
     /// The engine's name.
     pub(crate) fn name(&self) -> &[u8] {
-        name_of(&self.ops)
+        registry::Ops::name(&self.ops)
     }
 
     /// Another reference on the engine's module, for a template with its data.
     pub(crate) fn module_ref(&self) -> Option<ModuleRef> {
-        // SAFETY: The module is pinned by `self.module` (type invariants), so it is live.
-        if unsafe { kmod::try_module_get(self.module.0) } {
-            // INVARIANT: The reference was just taken.
-            Some(ModuleRef(self.module.0))
-        } else {
-            None
-        }
+        self.module.try_clone()
     }
 
     /// The engine's data in a packet's transport payload (`fill_param`), of which `dataoff` is

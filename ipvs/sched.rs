@@ -12,73 +12,29 @@
 use crate::{
     abi::{DestHookFn, DestInfo, Packet, SchedulerOps},
     ctl_config::SchedName,
+    registry::{self, ModuleRef},
 };
-use core::{
-    ffi::c_void,
-    pin::Pin,
-    sync::atomic::{AtomicPtr, Ordering},
-};
-use kernel::{
-    alloc::{flags::GFP_KERNEL, KBox, KVec},
-    bindings,
-    error::code::*,
-    fmt, kmod, new_mutex,
-    prelude::*,
-    str::CString,
-    sync::Mutex,
-};
+use core::ffi::c_void;
+use kernel::{bindings, prelude::*};
 
-/// Pointer to a registered ops table.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct OpsPtr(*const SchedulerOps);
+impl registry::Ops for SchedulerOps {
+    fn name_field(&self) -> &[u8] {
+        &self.name
+    }
+    fn module(&self) -> *mut bindings::module {
+        self.module
+    }
+}
 
-// SAFETY: Ops tables are immutable and live while registered; the registry only compares and
-// reads them under its lock.
-unsafe impl Send for OpsPtr {}
-
-/// The registered tables; a slot is emptied on unregistration, so that needs no memory.
-///
-/// # Invariants
-///
-/// Every pointer in the list is to a table that is valid and immutable until it is removed
-/// (the contract of [`register`]).
-type List = Mutex<KVec<Option<OpsPtr>>>;
-
-/// The registered schedulers. Owned by the module object ([`Registry`]) and published here for
-/// the exported C functions; null before module init and after module exit.
-static REGISTRY: AtomicPtr<List> = AtomicPtr::new(core::ptr::null_mut());
+/// The registered schedulers, published for the exported C functions.
+static SCHEDULERS: registry::Slot<SchedulerOps> = registry::Slot::new();
 
 /// Owner of the scheduler registry; lives in the module object.
-pub(crate) struct Registry {
-    list: Pin<KBox<List>>,
-}
+pub(crate) type Registry = registry::Registry<SchedulerOps>;
 
-impl Registry {
-    /// Creates the registry and publishes it to the exported functions.
-    pub(crate) fn new() -> Result<Self> {
-        let list = KBox::pin_init(new_mutex!(KVec::new(), "ip_vs_sched"), GFP_KERNEL)?;
-        REGISTRY.store((&*list as *const List).cast_mut(), Ordering::Release);
-        Ok(Self { list })
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
-        let _ = &self.list;
-    }
-}
-
-fn registry() -> Option<&'static List> {
-    // SAFETY: The pointer is null or points into the live `Registry` of the module object.
-    // Scheduler modules depend on this module, so none can call in after it is unloaded, and
-    // services release their bindings before the registry is dropped.
-    unsafe { REGISTRY.load(Ordering::Acquire).as_ref() }
-}
-
-fn name_of(ops: &SchedulerOps) -> &[u8] {
-    let len = ops.name.iter().position(|&c| c == 0).unwrap_or(ops.name.len());
-    ops.name.get(..len).unwrap_or(&[])
+/// Creates the scheduler registry.
+pub(crate) fn new_registry() -> Result<Registry> {
+    Registry::new(&SCHEDULERS)
 }
 
 /// Registers a scheduler module's table (`register_ip_vs_scheduler`): `EEXIST` if one of the
@@ -90,71 +46,14 @@ fn name_of(ops: &SchedulerOps) -> &[u8] {
 /// is called with it, whose functions keep the contract documented on [`SchedulerOps`] and
 /// are code of its `module`.
 pub(crate) unsafe fn register(ops: *const SchedulerOps) -> Result {
-    // SAFETY: Null or valid, per the caller's guarantee.
-    let Some(new) = (unsafe { ops.as_ref() }) else {
-        return Err(EINVAL);
-    };
-    let name = name_of(new);
-    let mut list = registry().ok_or(ENODEV)?.lock();
-    // SAFETY: Registered tables are valid while in the list (type invariant of `List`; we
-    // hold the lock).
-    if list.iter().flatten().any(|o| name_of(unsafe { &*o.0 }) == name) {
-        return Err(EEXIST);
-    }
-    // INVARIANT: The caller guarantees `ops` stays valid until it is removed.
-    match list.iter_mut().find(|slot| slot.is_none()) {
-        Some(slot) => *slot = Some(OpsPtr(ops)),
-        None => list.push(Some(OpsPtr(ops)), GFP_KERNEL)?,
-    }
-    Ok(())
+    // SAFETY: The caller's guarantee is the registry's requirement.
+    unsafe { SCHEDULERS.register(ops) }
 }
 
 /// Removes a table registered with [`register`] (`unregister_ip_vs_scheduler`). Services that
 /// use it keep working: they hold a copy of the table and a reference on its module.
 pub(crate) fn unregister(ops: *const SchedulerOps) {
-    let Some(reg) = registry() else {
-        return;
-    };
-    for slot in reg.lock().iter_mut() {
-        if *slot == Some(OpsPtr(ops)) {
-            *slot = None;
-        }
-    }
-}
-
-/// A reference on a scheduler module, which keeps its code loaded.
-///
-/// # Invariants
-///
-/// The object owns a reference on the module `0` points to, taken with `try_module_get`.
-struct ModuleRef(*mut bindings::module);
-
-impl Drop for ModuleRef {
-    fn drop(&mut self) {
-        // SAFETY: The reference is ours (type invariant) and is released once, here.
-        unsafe { kmod::module_put(self.0) };
-    }
-}
-
-/// A copy of the registered table called `name`, with a reference on its module taken.
-fn find_and_get(name: &[u8]) -> Option<(SchedulerOps, ModuleRef)> {
-    let list = registry()?.lock();
-    for o in list.iter().flatten() {
-        // SAFETY: Registered tables are valid while in the list (type invariant of `List`;
-        // we hold the lock).
-        let ops = unsafe { &*o.0 };
-        if name_of(ops) != name {
-            continue;
-        }
-        // SAFETY: A table is unregistered by its module's exit at the latest, which cannot
-        // have finished while the table is in the list: the module is live or being
-        // unloaded.
-        if unsafe { kmod::try_module_get(ops.module) } {
-            // INVARIANT: The reference was just taken.
-            return Some((*ops, ModuleRef(ops.module)));
-        }
-    }
-    None
+    SCHEDULERS.unregister(ops);
 }
 
 /// A scheduler in use by one service: its table, a reference on its module and the
@@ -185,18 +84,7 @@ impl SchedBinding {
     /// Binds the scheduler `name` for a service with `dests`, loading `ip_vs_<name>` if
     /// needed: `ENOENT` if there is no such scheduler. Sleeps.
     pub(crate) fn new(name: SchedName, dests: &[&DestInfo]) -> Result<Self> {
-        let (ops, module) = match find_and_get(name.as_bytes()) {
-            Some(found) => found,
-            None => {
-                let modname = CString::try_from_fmt(fmt!(
-                    "ip_vs_{}",
-                    core::str::from_utf8(name.as_bytes()).map_err(|_| ENOENT)?
-                ))?;
-                // A failed modprobe simply leaves the scheduler missing.
-                let _ = kmod::request_module(&modname);
-                find_and_get(name.as_bytes()).ok_or(ENOENT)?
-            }
-        };
+        let (ops, module) = SCHEDULERS.get_or_load(name.as_bytes(), "")?;
         let mut state = core::ptr::null();
         // SAFETY: `ops` is a registered table whose module `module` pins. `dests` is an array
         // of `dests.len()` references to `DestInfo`s alive for the call (`&DestInfo` and

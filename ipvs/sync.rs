@@ -397,10 +397,15 @@ impl Master {
             return;
         };
         let hz = st.shared.hz.max(1);
-        let flags = cp.flags.load(Relaxed) & !(f::HASHED | crate::conn::F_INVALID | crate::conn::F_PE);
-        // A template's engine data and name go as options (`ip_vs_sync_conn`).
+        let mut flags = cp.flags.load(Relaxed) & !(f::HASHED | crate::conn::F_INVALID | crate::conn::F_PE);
+        // A template's engine data and name go as options (`ip_vs_sync_conn`), and so does
+        // the sequence adjustment of a connection whose helper changed payload lengths.
         let g = rcu::read_lock();
         let pe = st.shared.conns.pe_data(cp, &g);
+        let seq = crate::app::sync_seq(cp, &g).map(|(sf, seq)| {
+            flags |= sf;
+            seq
+        });
         let rec = SyncConn {
             v6: cp.af as u16 == crate::ctl_config::AF_INET6,
             protocol: cp.protocol,
@@ -414,7 +419,7 @@ impl Master {
             caddr: cp.caddr,
             vaddr: cp.vaddr,
             daddr: cp.daddr,
-            seq: None,
+            seq,
             pe_data: pe.map_or(&[], |p| p.data()),
             pe_name: pe.map_or(&[], |p| p.name()),
         };
@@ -780,11 +785,22 @@ fn proc_conn(sh: &Shared, v: Version, c: &SyncConn<'_>) -> bool {
                 None => tab.new_synced(&p, c.daddr, c.dport, dest.as_ref(), flags, c.state, timeout, &g),
             };
             match made {
-                Ok(cp) => cp,
+                Ok(cp) => {
+                    // As every new connection, a NAT one to a helper's port is bound to it
+                    // (`ip_vs_conn_new`), so that the backup goes on rewriting after a
+                    // failover.
+                    if !template && cp.dest().is_some() {
+                        crate::app::bind(cp);
+                    }
+                    cp
+                }
                 Err(_) => return false,
             }
         }
     };
+    if let Some(seq) = &c.seq {
+        crate::app::set_sync_seq(cp, flags, seq, &g);
+    }
     let [threshold, _] = sh.sysctl.get_pair(ctl::SYSCTL_SYNC_THRESHOLD);
     cp.in_pkts.store(threshold as u32, Relaxed);
     true

@@ -430,3 +430,82 @@ save_artifacts() {
 	mkdir -p "$VM_OUT/artifacts" && rm -rf "$VM_OUT/artifacts/$2" &&
 		cp -r "$1" "$VM_OUT/artifacts/$2"
 }
+
+# Scenario transcripts, for tests that drive the same scenario under the C
+# IPVS (the reference) and ours (the candidate) and compare snapshots taken
+# at its steps. A transcript has "step NAME" lines, each followed by the
+# step's "conn ..." (ipvsadm -Lcn) and "dest ..." (ipvsadm -Ln) lines, and
+# other lines of the test's own.
+
+# ref_cand_run FN WORK: FN IMPL FILE runs the scenario under IMPL into FILE;
+# run for c into WORK/ref.txt, then for $IPVS_IMPL into WORK/cand.txt, each
+# in fresh namespaces; problems and times go to WORK/notes. Sets ref, cand.
+ref_cand_run() {
+	local fn=$1 work=$2 t0 t1
+	ref=c
+	cand=$IPVS_IMPL
+	t0=$SECONDS
+	"$fn" "$ref" "$work/ref.txt" || echo "the $ref scenario could not be set up" >> "$work/notes"
+	cleanup_ns
+	t1=$SECONDS
+	"$fn" "$cand" "$work/cand.txt" || echo "the $cand scenario could not be set up" >> "$work/notes"
+	cleanup_ns
+	echo "scenario times: $ref $((t1 - t0)) s, $cand $((SECONDS - t1)) s" >> "$work/notes"
+}
+
+# split_transcript FILE DIR OTHER: DIR/steps the step names in order,
+# DIR/<n>.conn and DIR/<n>.dest the lines of the n-th step, DIR/other the
+# lines whose first word matches the regular expression OTHER (one awk for
+# all: every process counts under emulation).
+split_transcript() {
+	mkdir -p "$2"
+	: > "$2/steps"
+	: > "$2/other"
+	awk -v dir="$2" -v other="^($3)\$" '
+		/^step / { f = dir "/" (++n); print substr($0, 6) > (dir "/steps"); next }
+		$1 ~ other { f = ""; print > (dir "/other"); next }
+		f != "" && ($1 == "conn" || $1 == "dest") { print > (f "." $1) }
+	' "$1" 2>/dev/null
+}
+
+# read_lines FILE: the file's lines in $lines (no process).
+lines=
+read_lines() {
+	local l=()
+	[ -f "$1" ] && mapfile -t l < "$1"
+	printf -v lines '%s\n' "${l[@]}"
+}
+
+# compare_steps WORK [PATTERN]: one result per step and kind (conn, dest):
+# the reference's snapshot (WORK/r) must equal the candidate's (WORK/c); on
+# success the conn lines matching the grep PATTERN are shown. Uses $steps,
+# $csteps, $ref and $cand.
+compare_steps() {
+	local work=$1 pat=${2:-} i step kind what a b
+	for ((i = 0; i < ${#steps[@]}; i++)); do
+		step=${steps[i]}
+		for kind in conn dest; do
+			if [ $kind = conn ]; then
+				what="$step: ipvsadm -Lcn states"
+			else
+				what="$step: ipvsadm -Ln ActiveConn/InActConn"
+			fi
+			read_lines "$work/r/$((i + 1)).$kind"
+			a=$lines
+			b=
+			if [ "${csteps[i]:-}" = "$step" ]; then
+				read_lines "$work/c/$((i + 1)).$kind"
+				b=$lines
+			fi
+			if [ "$a" != $'\n' ] && [ "$a" = "$b" ]; then
+				ktap_pass "$what"
+				if [ $kind = conn ] && [ -n "$pat" ]; then
+					ktap_diag "$(grep -- "$pat" <<< "$a" | sed 's/^/    /')"
+				fi
+			else
+				ktap_diag "$(diff -u --label "$ref" --label "$cand" <(echo -n "$a") <(echo -n "$b") | tail -n +3)"
+				ktap_fail "$what"
+			fi
+		done
+	done
+}

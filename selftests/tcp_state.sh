@@ -53,31 +53,10 @@ scenario() {
 		--cip "$CIP" --vip "$VIP" --wait $((EXPIRE_MAX + 5)) > "$out" 2>&1
 }
 
-ref=c
-cand=$IPVS_IMPL
-t0=$SECONDS
-scenario "$ref" "$work/ref.txt" || echo "the $ref scenario could not be set up" >> "$work/notes"
-cleanup_ns
-t1=$SECONDS
-scenario "$cand" "$work/cand.txt" || echo "the $cand scenario could not be set up" >> "$work/notes"
-cleanup_ns
-echo "scenario times: $ref $((t1 - t0)) s, $cand $((SECONDS - t1)) s" >> "$work/notes"
+ref_cand_run scenario "$work"
 
-# split FILE DIR: DIR/steps the step names in order, DIR/<n>.conn and
-# DIR/<n>.dest the lines of the n-th step, DIR/other the expire and error
-# lines (one awk for all: every process counts under emulation).
-split_transcript() {
-	mkdir -p "$2"
-	: > "$2/steps"
-	: > "$2/other"
-	awk -v dir="$2" '
-		/^step / { f = dir "/" (++n); print substr($0, 6) > (dir "/steps"); next }
-		/^(expire|error) / { f = ""; print > (dir "/other"); next }
-		f != "" && ($1 == "conn" || $1 == "dest") { print > (f "." $1) }
-	' "$1" 2>/dev/null
-}
-split_transcript "$work/ref.txt" "$work/r"
-split_transcript "$work/cand.txt" "$work/c"
+split_transcript "$work/ref.txt" "$work/r" 'expire|error'
+split_transcript "$work/cand.txt" "$work/c" 'expire|error'
 mapfile -t steps < "$work/r/steps"
 mapfile -t csteps < "$work/c/steps"
 mapfile -t rother < "$work/r/other"
@@ -108,37 +87,7 @@ completed() {
 completed "$ref" "$work/ref.txt" "${#steps[@]}" "${rother[@]}"
 completed "$cand" "$work/cand.txt" "${#csteps[@]}" "${cother[@]}"
 
-# lines FILE: the file's lines in $lines (no process).
-lines=
-read_lines() {
-	local l=()
-	[ -f "$1" ] && mapfile -t l < "$1"
-	printf -v lines '%s\n' "${l[@]}"
-}
-
-for ((i = 0; i < ${#steps[@]}; i++)); do
-	step=${steps[i]}
-	for kind in conn dest; do
-		if [ $kind = conn ]; then
-			what="$step: ipvsadm -Lcn states"
-		else
-			what="$step: ipvsadm -Ln ActiveConn/InActConn"
-		fi
-		read_lines "$work/r/$((i + 1)).$kind"
-		a=$lines
-		b=
-		if [ "${csteps[i]:-}" = "$step" ]; then
-			read_lines "$work/c/$((i + 1)).$kind"
-			b=$lines
-		fi
-		if [ "$a" != $'\n' ] && [ "$a" = "$b" ]; then
-			ktap_pass "$what"
-		else
-			ktap_diag "$(diff -u --label "$ref" --label "$cand" <(echo -n "$a") <(echo -n "$b") | tail -n +3)"
-			ktap_fail "$what"
-		fi
-	done
-done
+compare_steps "$work"
 
 # Entries expire after ipvsadm --set 30 30 30.
 for who in ref cand; do
