@@ -279,10 +279,11 @@ CHECKS=(
 	"EPRT: 1 MB upload byte-identical"
 )
 
-# scenario IMPL DIR: everything under IMPL; DIR/result.<n> holds "ok" or
-# what failed for CHECKS[n], DIR/raw the scripted session's output.
+# scenario IMPL FILE.txt: everything under IMPL, into the directory FILE
+# (ref_cand_run's FILE less .txt): FILE/result.<n> holds "ok" or what failed
+# for CHECKS[n], FILE/raw the scripted session's output.
 scenario() {
-	local impl=$1 o=$2 i k ok d mode t=$SECONDS
+	local impl=$1 o=${2%.txt} i k ok d mode t=$SECONDS
 	mkdir -p "$o"
 	res() { echo "$2" > "$o/result.$1"; }
 	# lap WHAT: the seconds since the last lap, into DIR/times.
@@ -375,21 +376,13 @@ scenario() {
 	return 0
 }
 
-ref=c
-cand=$IPVS_IMPL
-t0=$SECONDS
-scenario "$ref" "$W/$ref" || echo "the $ref scenario could not be set up" >> "$W/notes"
-cleanup_ns
-t1=$SECONDS
-scenario "$cand" "$W/cand" || echo "the $cand scenario could not be set up" >> "$W/notes"
-cleanup_ns
-echo "scenario times: $ref $((t1 - t0)) s, $cand $((SECONDS - t1)) s (from $t0 s to $SECONDS s)" >> "$W/notes"
+ref_cand_run scenario "$W"
 
 ktap_header $((2 * ${#CHECKS[@]} + 1))
-ktap_diag "$(cat "$W/$ref/which" "$W/cand/which" "$W/notes" 2>/dev/null)"
-ktap_diag "$ref: $(cat "$W/$ref/times" 2>/dev/null)"
+ktap_diag "$(cat "$W/ref/which" "$W/cand/which" "$W/notes" 2>/dev/null)"
+ktap_diag "$ref: $(cat "$W/ref/times" 2>/dev/null)"
 ktap_diag "$cand: $(cat "$W/cand/times" 2>/dev/null)"
-for who in "$ref" cand; do
+for who in ref cand; do
 	if [ "$who" = cand ]; then impl=$cand; else impl=$ref; fi
 	for ((k = 0; k < ${#CHECKS[@]}; k++)); do
 		r=$(cat "$W/$who/result.$k" 2>/dev/null)
@@ -403,8 +396,8 @@ for who in "$ref" cand; do
 done
 
 # The scripted session's connections, the same under both.
-if [ -s "$W/$ref/conns" ] && diff -u --label "$ref" --label "$cand" "$W/$ref/conns" "$W/cand/conns" > "$W/conns.diff"; then
-	ktap_diag "$(sed 's/^/    /' "$W/$ref/conns")"
+if [ -s "$W/ref/conns" ] && diff -u --label "$ref" --label "$cand" "$W/ref/conns" "$W/cand/conns" > "$W/conns.diff"; then
+	ktap_diag "$(sed 's/^/    /' "$W/ref/conns")"
 	ktap_pass "ipvsadm -Lnc of the scripted session identical to $ref's"
 else
 	ktap_diag "$(tail -n +3 "$W/conns.diff")"
