@@ -183,9 +183,18 @@ result $ok "$k concurrent downloads (all modes) byte-identical"
 ids() {
 	local m
 	for m in pasv port pasv port pasv port; do
+		# One retry: a session failed once in a CI run on a loaded machine
+		# (persistent phase, not reproduced; see the stop note of
+		# 2026-12-05); a retry is reported, a second failure counts.
 		# shellcheck disable=SC2046
-		nsx "$NS_C" curl -sS --max-time 30 $(mode_args "$m") "ftp://$VIP/id" 2>/dev/null || echo err
+		nsx "$NS_C" curl -sS --max-time 30 $(mode_args "$m") "ftp://$VIP/id" 2>>"$W/ids-err" ||
+			{ echo "retry $m" >> "$W/ids-retry"; nsx "$NS_C" curl -sS --max-time 30 $(mode_args "$m") \
+				"ftp://$VIP/id" 2>>"$W/ids-err"; } || echo err
 	done | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }'
+	if [ -s "$W/ids-retry" ]; then
+		ktap_diag "ids: retried: $(tr '\n' ' ' < "$W/ids-retry"); errors: $(tail -3 "$W/ids-err" | tr '\n' ' ')" >&2
+		rm -f "$W/ids-retry"
+	fi
 }
 # 9: rr spreads control connections.
 got=$(ids)
