@@ -107,9 +107,9 @@ impl Protocol {
         match self {
             Self::Tcp => TcpState::from_u8(n).map_or("ERR!", TcpState::name),
             Self::Udp => proto_udp::STATE_NAME,
-            // No state names: upstream shows the protocol's name.
-            Self::Ah => "AH",
-            Self::Esp => "ESP",
+            // No `state_name` in upstream's AH/ESP: `ip_vs_state_name` shows "ERR!" (seen
+            // for entries a sync message made).
+            Self::Ah | Self::Esp => "ERR!",
             Self::Sctp => SctpState::from_u8(n).map_or("ERR!", SctpState::name),
         }
     }
