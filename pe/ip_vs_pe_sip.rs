@@ -28,7 +28,7 @@ struct Sip;
 impl pe_abi::PersistenceEngine for Sip {
     const NAME: &'static [u8] = b"sip";
 
-    fn fill_param(payload: &[u8], dataoff: usize) -> Option<(usize, usize)> {
-        sip::get_callid(payload, dataoff)
+    fn fill_param(payload: &[u8], _dataoff: usize) -> Option<(usize, usize)> {
+        sip::fill_param(payload)
     }
 }

@@ -5,8 +5,9 @@
 //! `Call-ID` header (compact form `i`) and `callid_len`. Upstream's quirks are kept, so that
 //! the same payloads give the same Call-IDs (or none):
 //!
-//! - the search for a header starts `dataoff` bytes into the payload, `dataoff` being the
-//!   offset of the payload in the packet (the caller's IP and UDP header lengths);
+//! - the engine searches the UDP payload from its start ([`fill_param`]: upstream 6.12's
+//!   `ip_vs_sip_fill_param` calls `get_callid` with offset 0, so a Call-ID right after a
+//!   start line shorter than the packet's headers is found);
 //! - a header is found only at the start of a line after the first one (lines end with CR,
 //!   LF or CRLF); continuation lines (starting with a space or tab) are skipped;
 //! - the name matches case-insensitively; the compact `i` must be followed by a
@@ -193,6 +194,12 @@ pub fn get_callid(d: &[u8], dataoff: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// The Call-ID of the UDP payload `d`, as the engine takes it (`ip_vs_sip_fill_param`): the
+/// search starts at the payload's start, whatever the packet's header lengths.
+pub fn fill_param(d: &[u8]) -> Option<(usize, usize)> {
+    get_callid(d, 0)
+}
+
 /// The Call-ID of `d` as bytes (see [`get_callid`]).
 pub fn callid(d: &[u8], dataoff: usize) -> Option<&[u8]> {
     let (off, len) = get_callid(d, dataoff)?;
@@ -234,6 +241,15 @@ mod tests {
         assert_eq!(callid(m, 0), Some(&b"abc"[..]));
         assert_eq!(callid(m, 10), Some(&b"def"[..]));
         assert_eq!(callid(m, 1000), None);
+    }
+
+    #[test]
+    fn fill_param_searches_from_the_payload_start() {
+        // A start line shorter than an IPv4 and UDP header (28 bytes): the Call-ID on the
+        // second line is found (an offset of 28 into the payload would miss it).
+        let m = b"OPTIONS sip:rs SIP/2.0\r\nCall-ID: a-1\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(fill_param(m), Some((33, 3)));
+        assert_eq!(callid(m, 28), None);
     }
 
     #[test]

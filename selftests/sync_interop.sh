@@ -15,9 +15,10 @@
 # connections held open (ESTABLISHED), UDP flows of 3 datagrams (the sync
 # threshold), a persistent service (templates), a persistent firewall-mark
 # service (mark 5, set by nftables; templates of protocol IP), a persistent
-# UDP service with the SIP persistence engine (--pe sip: two Call-IDs of 3
-# datagrams each; their templates carry the Call-ID in version 1's engine
-# options, which version 0 lacks) and, for v1, IPv6. tcpdump on B's s1 records the sync datagrams until B's table has
+# UDP service with the SIP persistence engine (--pe sip, v1 only: two
+# Call-IDs of 3 datagrams each; their templates carry the Call-ID in
+# version 1's engine options; version 0 has none, and a backup would keep
+# one template for both) and, for v1, IPv6. tcpdump on B's s1 records the sync datagrams until B's table has
 # come to A's (and tcpdump has every datagram B received). Recorded per
 # version: A's and B's `ipvsadm -Lnc` (protocol, state, client, virtual
 # address, real server; no timers).
@@ -177,11 +178,11 @@ sync_origins() {
 # TCP connections to VIP:80, :81 (persistent) and :82 (firewall mark 5,
 # persistent) and, given an IPv6 client, [VIP6]:80, read their answer to
 # the end; UDP flows send 3 datagrams each (the sync threshold), to VIP:80
-# and, with a Call-ID each, to VIP:5060. Writes
+# and, given "sip" (sys.argv[6]), with a Call-ID each to VIP:5060. Writes
 # "ok" or the error to the report file, then sleeps until killed.
 TRAFFIC_PY='
 import socket, sys, time
-c4, c6, report = sys.argv[1], sys.argv[2], sys.argv[5]
+c4, c6, report, sip = sys.argv[1], sys.argv[2], sys.argv[5], sys.argv[6]
 sport, held = int(sys.argv[3]), int(sys.argv[4])
 VIP, VIP6 = "10.0.100.1", "fd00:100::1"
 def tcp(src, dst, port, n):
@@ -205,7 +206,7 @@ try:
                 u.recv(256)
     tcp(c4, VIP, 81, 3)
     tcp(c4, VIP, 82, 3)
-    for i in range(2):
+    for i in range(2 if sip == "sip" else 0):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind((c4, sport + 10 + i))
             u.settimeout(10)
@@ -229,7 +230,8 @@ traffic() {
 	local ver=$1 c4 c6 i report=$work/traffic.$1
 	read -r c4 c6 <<< "${CADDRS[$ver]}"
 	rm -f "$report"
-	bg "$NS_C" python3 -c "$TRAFFIC_PY" "$c4" "${c6:--}" "${SPORT[$ver]}" $HELD "$report"
+	bg "$NS_C" python3 -c "$TRAFFIC_PY" "$c4" "${c6:--}" "${SPORT[$ver]}" $HELD "$report" \
+		"$([ "$ver" = 1 ] && echo sip || echo -)"
 	for ((i = 0; i < 600; i++)); do
 		if [ -s "$report" ]; then
 			[ "$(cat "$report")" = ok ] && return 0
