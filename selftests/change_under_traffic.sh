@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout: 900
+# cpus: 2 (races between CPUs: tools/lib/check runs it in its 2-vCPU boot)
 #
 # Configuration changes under traffic.
 #

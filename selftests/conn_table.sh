@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout: 480
+# cpus: 2 (races between CPUs: tools/lib/check runs it in its 2-vCPU boot)
 #
 # The connection table's size policy, as upstream has it since Linux 7.1
 # (conn_lfactor, /proc/net/ip_vs_status) and 7.2 (conn_max). The C IPVS of

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout: 600
+# cpus: 2 (races between CPUs: tools/lib/check runs it in its 2-vCPU boot)
 #
 # Network namespace isolation and teardown, under the C IPVS (for
 # comparison) and then under $IPVS_IMPL, in one boot.

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout: 1200
+# cpus: 2 (races between CPUs: tools/lib/check runs it in its 2-vCPU boot)
 #
 # SYN flood from spoofed sources at a NAT service, the C IPVS and ours side
 # by side in one boot. For each implementation:

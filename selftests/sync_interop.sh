@@ -14,8 +14,10 @@
 # 10.0.0.3), from one process: TCP connections that complete, TCP
 # connections held open (ESTABLISHED), UDP flows of 3 datagrams (the sync
 # threshold), a persistent service (templates), a persistent firewall-mark
-# service (mark 5, set by nftables; templates of protocol IP) and, for v1,
-# IPv6. tcpdump on B's s1 records the sync datagrams until B's table has
+# service (mark 5, set by nftables; templates of protocol IP), a persistent
+# UDP service with the SIP persistence engine (--pe sip: two Call-IDs of 3
+# datagrams each; their templates carry the Call-ID in version 1's engine
+# options, which version 0 lacks) and, for v1, IPv6. tcpdump on B's s1 records the sync datagrams until B's table has
 # come to A's (and tcpdump has every datagram B received). Recorded per
 # version: A's and B's `ipvsadm -Lnc` (protocol, state, client, virtual
 # address, real server; no timers).
@@ -85,6 +87,7 @@ services() {
 -A -t $VIP:84 -s rr
 -A -t [$VIP6]:80 -s rr
 -A -f 5 -s rr -p 300
+-A -u $VIP:5060 -s rr -p 300 --pe sip
 "
 	for ((i = 1; i <= NRS; i++)); do
 		rules+="-a -t $VIP:80 -r 10.1.$i.2:80 -m
@@ -93,6 +96,7 @@ services() {
 -a -t $VIP:84 -r 10.1.$i.2:84 -m
 -a -t [$VIP6]:80 -r [fd00:1:$i::2]:80 -m
 -a -f 5 -r 10.1.$i.2:80 -m
+-a -u $VIP:5060 -r 10.1.$i.2:5060 -m
 "
 	done
 	nsx "$1" ipvsadm -R <<< "$rules"
@@ -114,9 +118,10 @@ backup_ns() {
 }
 
 # conns NS: the connection entries of NS without their timers, one per line:
-# protocol, state, client, virtual address, real server (sorted).
+# protocol, state, client, virtual address, real server and, for a SIP
+# template, the engine and its Call-ID (sorted).
 conns() {
-	nsx "$1" ipvsadm -Lnc | awk 'NR > 2 { print $1, $3, $4, $5, $6 }' | sort
+	nsx "$1" ipvsadm -Lnc --persistent-conn | awk 'NR > 2 { print $1, $3, $4, $5, $6, $7, $8 }' | sort
 }
 
 # round_conns NS VER: the entries of round VER's clients.
@@ -171,7 +176,8 @@ sync_origins() {
 # connection is not synced);
 # TCP connections to VIP:80, :81 (persistent) and :82 (firewall mark 5,
 # persistent) and, given an IPv6 client, [VIP6]:80, read their answer to
-# the end; UDP flows send 3 datagrams each (the sync threshold). Writes
+# the end; UDP flows send 3 datagrams each (the sync threshold), to VIP:80
+# and, with a Call-ID each, to VIP:5060. Writes
 # "ok" or the error to the report file, then sleeps until killed.
 TRAFFIC_PY='
 import socket, sys, time
@@ -199,6 +205,15 @@ try:
                 u.recv(256)
     tcp(c4, VIP, 81, 3)
     tcp(c4, VIP, 82, 3)
+    for i in range(2):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((c4, sport + 10 + i))
+            u.settimeout(10)
+            m = ("OPTIONS sip:rs SIP/2.0\r\nCall-ID: interop-%s-%d\r\n"
+                 "Content-Length: 0\r\n\r\n" % (c4, i)).encode()
+            for _ in range(3):
+                u.sendto(m, (VIP, 5060))
+                u.recv(256)
     if c6 != "-":
         tcp(c6, VIP6, 80, 3)
     msg = "ok"
@@ -229,7 +244,7 @@ traffic() {
 
 capture_setup() {
 	topo_nat $NRS || return 1
-	start_servers $NRS 80 --port 81 --port 82 --ipv6 --hold-port 84 || return 1
+	start_servers $NRS 80 --port 81 --port 82 --port 5060 --ipv6 --hold-port 84 || return 1
 	ip -n "$NS_C" addr add 10.0.0.3/24 dev c0 || return 1
 	nsx "$NS_D" nft -f - <<- EOF || return 1
 	table ip ipvst {

@@ -12,6 +12,7 @@
 #      succeeds.
 # The runner fails the test on any kernel splat meanwhile.
 # timeout: 300
+# cpus: 2 (races between CPUs: tools/lib/check runs it in its 2-vCPU boot)
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
