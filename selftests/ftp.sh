@@ -606,16 +606,7 @@ part() {
 		fi
 	fi
 	# Gone with the director, its connections release the modules.
-	[ -n "$NS_D" ] && ns_del "$NS_D"
-	NS_D=
-	if ipvs_unload 60; then
-		ktap_pass "$p: director deleted: ip_vs_ftp, ip_vs and the schedulers unload"
-	else
-		ktap_fail "$p: director deleted: ip_vs_ftp, ip_vs and the schedulers unload"
-	fi
-	while [ $ktap_n -lt $((start + PART)) ]; do
-		ktap_fail "$p: not run"
-	done
+	part_teardown "$p" "$start" "$PART" "director deleted: ip_vs_ftp, ip_vs and the schedulers" NS_D
 }
 
 # same WHAT FILE: the two implementations' FILE are equal, and not empty.

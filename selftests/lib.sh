@@ -179,6 +179,29 @@ ns_del() {
 	NS_LIST=("${keep[@]}")
 }
 
+# part_teardown P START COUNT WHAT NS_VAR...: the end of one implementation's
+# part of a test that runs the C IPVS and ours in one boot. Deletes the
+# namespaces the variables NS_VAR name (and empties them): their services
+# and connections go, releasing the modules of helpers and engines; then
+# IPVS must unload ("P: WHAT unload"); a result of the part's COUNT since
+# START that is missing fails as "not run".
+part_teardown() {
+	local p=$1 start=$2 count=$3 what=$4 v
+	shift 4
+	for v in "$@"; do
+		[ -n "${!v}" ] && ns_del "${!v}"
+		printf -v "$v" '%s' ''
+	done
+	if ipvs_unload 60; then
+		ktap_pass "$p: $what unload"
+	else
+		ktap_fail "$p: $what unload"
+	fi
+	while [ "$ktap_n" -lt $((start + count)) ]; do
+		ktap_fail "$p: not run"
+	done
+}
+
 # Tests add their own cleanup to CLEANUP_HOOKS (run first).
 CLEANUP_HOOKS=()
 cleanup() {

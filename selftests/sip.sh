@@ -145,18 +145,7 @@ part() {
 	# The next part and test must be able to unload IPVS: deleting the
 	# namespaces frees their templates, and with them the engine's module
 	# (namespace teardown runs in the background, a while under emulation).
-	[ -n "$NS_B" ] && ns_del "$NS_B"
-	[ -n "$NS_D" ] && ns_del "$NS_D"
-	NS_B=
-	NS_D=
-	if ipvs_unload 60; then
-		ktap_pass "$p: director and backup deleted: ip_vs_pe_sip, ip_vs and the schedulers unload"
-	else
-		ktap_fail "$p: director and backup deleted: ip_vs_pe_sip, ip_vs and the schedulers unload"
-	fi
-	while [ $ktap_n -lt $((start + PART)) ]; do
-		ktap_fail "$p: not run"
-	done
+	part_teardown "$p" "$start" "$PART" "director and backup deleted: ip_vs_pe_sip, ip_vs and the schedulers" NS_B NS_D
 }
 
 # part_checks P TAG: checks 2-10 of a part.
