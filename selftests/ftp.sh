@@ -49,11 +49,7 @@ FTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
 [ -x "$FTPD" ] || ktap_skip_all "vsftpd is not installed"
 command -v curl >/dev/null || ktap_skip_all "curl is not installed"
 command -v nft >/dev/null || ktap_skip_all "nft is not installed"
-ipvs_available c || ktap_skip_all "the C IPVS is not available"
-ipvs_available "$IPVS_IMPL" || ktap_skip_all "the $IPVS_IMPL IPVS is not available"
-
-REF=c
-CAND=$IPVS_IMPL
+require_ref_cand
 # Checks per implementation, and the comparisons and the last one.
 PART=26
 ktap_header $((2 * PART + 5))

@@ -513,6 +513,15 @@ save_artifacts() {
 # step's "conn ..." (ipvsadm -Lcn) and "dest ..." (ipvsadm -Ln) lines, and
 # other lines of the test's own.
 
+# require_ref_cand: skip the test unless both the C IPVS (the reference,
+# REF) and $IPVS_IMPL (the candidate, CAND) can be loaded.
+require_ref_cand() {
+	ipvs_available c || ktap_skip_all "the C IPVS is not available"
+	ipvs_available "$IPVS_IMPL" || ktap_skip_all "the $IPVS_IMPL IPVS is not available"
+	REF=c
+	CAND=$IPVS_IMPL
+}
+
 # ref_cand_run FN WORK: FN IMPL FILE runs the scenario under IMPL into FILE;
 # run for c into WORK/ref.txt, then for $IPVS_IMPL into WORK/cand.txt, each
 # in fresh namespaces; problems and times go to WORK/notes. Sets ref, cand.

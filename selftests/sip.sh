@@ -31,10 +31,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
 trap cleanup EXIT
 
-ipvs_available c || ktap_skip_all "the C IPVS is not available"
-ipvs_available "$IPVS_IMPL" || ktap_skip_all "the $IPVS_IMPL IPVS is not available"
-REF=c
-CAND=$IPVS_IMPL
+require_ref_cand
 PART=11
 ktap_header $((2 * PART + 3))
 
