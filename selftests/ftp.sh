@@ -605,33 +605,18 @@ part() {
 	part_teardown "$p" "$start" "$PART" "director deleted: ip_vs_ftp, ip_vs and the schedulers" NS_D
 }
 
-# same WHAT FILE: the two implementations' FILE are equal, and not empty.
-same() {
-	local a=$W/keep/ref.$2 b=$W/keep/cand.$2
-	if [ -s "$a" ] && cmp -s "$a" "$b"; then
-		ktap_pass "$REF and $CAND: $1"
-	else
-		ktap_diag "$(diff -u --label "$REF" --label "$CAND" "$a" "$b" 2>&1 | tail -n +3)"
-		ktap_fail "$REF and $CAND: $1"
-	fi
-}
-
 t0=$SECONDS
 if ! setup_ends || ! ftpd_listening; then
 	ktap_fail "client, real servers and vsftpd set-up"
 	ktap_exit
 fi
-t1=$SECONDS
-part "$REF" ref
-t2=$SECONDS
-part "$CAND" cand
-t3=$SECONDS
-ktap_diag "times: set-up $((t1 - t0)) s, $REF $((t2 - t1)) s, $CAND $((t3 - t2)) s"
+ktap_diag "set-up: $((SECONDS - t0)) s"
+ref_cand_parts
 
-same "the same connections after the four NAT modes" nat-shape
-same "the hostile lines create the same connections" hostile
-same "the same DR connections" dr-shape
-same "the same tunnel connections" tun-shape
+ref_cand_same "$W/keep" "the same connections after the four NAT modes" nat-shape
+ref_cand_same "$W/keep" "the hostile lines create the same connections" hostile
+ref_cand_same "$W/keep" "the same DR connections" dr-shape
+ref_cand_same "$W/keep" "the same tunnel connections" tun-shape
 
 # The kernel log is clean (selftests/run checks for splats too).
 if dmesg | grep -qE 'BUG:|WARNING:|Oops|panicked'; then

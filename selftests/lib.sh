@@ -522,6 +522,28 @@ require_ref_cand() {
 	CAND=$IPVS_IMPL
 }
 
+# ref_cand_parts: "part REF ref", then "part CAND cand" (the test's own
+# function: one implementation's checks), with their times as a diagnostic.
+ref_cand_parts() {
+	local t0=$SECONDS t1
+	part "$REF" ref
+	t1=$SECONDS
+	part "$CAND" cand
+	ktap_diag "times: $REF $((t1 - t0)) s, $CAND $((SECONDS - t1)) s"
+}
+
+# ref_cand_same DIR WHAT NAME: DIR/ref.NAME and DIR/cand.NAME (what the
+# parts kept) are equal and not empty: "REF and CAND: WHAT".
+ref_cand_same() {
+	local a=$1/ref.$3 b=$1/cand.$3
+	if [ -s "$a" ] && cmp -s "$a" "$b"; then
+		ktap_pass "$REF and $CAND: $2"
+	else
+		ktap_diag "$(diff -u --label "$REF" --label "$CAND" "$a" "$b" 2>&1 | tail -n +3)"
+		ktap_fail "$REF and $CAND: $2"
+	fi
+}
+
 # ref_cand_run FN WORK: FN IMPL FILE runs the scenario under IMPL into FILE;
 # run for c into WORK/ref.txt, then for $IPVS_IMPL into WORK/cand.txt, each
 # in fresh namespaces; problems and times go to WORK/notes. Sets ref, cand.

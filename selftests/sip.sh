@@ -299,32 +299,17 @@ part_checks() {
 	fi
 }
 
-# same WHAT FILE: the two implementations' FILE are equal, and not empty.
-same() {
-	local a=$W/ref.$2 b=$W/cand.$2
-	if [ -s "$a" ] && cmp -s "$a" "$b"; then
-		ktap_pass "$REF and $CAND: $1"
-	else
-		ktap_diag "$(diff -u --label "$REF" --label "$CAND" "$a" "$b" 2>&1 | tail -n +3)"
-		ktap_fail "$REF and $CAND: $1"
-	fi
-}
-
 SIPP_UAS=
 t0=$SECONDS
 if ! topo_ends 3 || ! start_servers 3 5060; then
 	ktap_fail "client and real servers set-up"
 	ktap_exit
 fi
-t1=$SECONDS
-part "$REF" ref
-t2=$SECONDS
-part "$CAND" cand
-t3=$SECONDS
-ktap_diag "times: set-up $((t1 - t0)) s, $REF $((t2 - t1)) s, $CAND $((t3 - t2)) s"
+ktap_diag "set-up: $((SECONDS - t0)) s"
+ref_cand_parts
 
-same "the same server for each Call-ID" servers
-same "the same connections and templates (/proc/net/ip_vs_conn, ipvsadm -Lnc --persistent-conn)" conns
-same "the backup's templates alike" backup
+ref_cand_same "$W" "the same server for each Call-ID" servers
+ref_cand_same "$W" "the same connections and templates (/proc/net/ip_vs_conn, ipvsadm -Lnc --persistent-conn)" conns
+ref_cand_same "$W" "the backup's templates alike" backup
 
 ktap_exit
