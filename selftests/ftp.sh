@@ -412,20 +412,27 @@ nat_part() {
 
 	# Persistence: one server for every session of the client (the first
 	# one makes the template, 5 others and two downloads follow at once).
+	# One retry, reported: a session failed once in a CI run on a loaded
+	# machine (2026-12-05, not reproduced since); a second failure counts.
 	nsx "$NS_D" ipvsadm -E -t "$VIP:21" -s rr -p 60
-	rm -f "$W"/id.* "$W/pgot" "$W/pgot2"
-	grp "$(mode_args pasv)" id "$W/id.1"
-	run_groups "$W/err"
-	for k in 2 3 4 5 6; do
-		mode=pasv
-		[ $((k % 2)) = 0 ] && mode=port
-		grp "$(mode_args $mode)" id "$W/id.$k"
+	for i in 1 2; do
+		rm -f "$W"/id.* "$W/pgot" "$W/pgot2"
+		grp "$(mode_args pasv)" id "$W/id.1"
+		run_groups "$W/err"
+		for k in 2 3 4 5 6; do
+			mode=pasv
+			[ $((k % 2)) = 0 ] && mode=port
+			grp "$(mode_args $mode)" id "$W/id.$k"
+		done
+		grp "$(mode_args pasv)" big "$W/pgot"
+		grp "$(mode_args port)" big "$W/pgot2"
+		run_groups -Z "$W/err2"
+		got=$(served)
+		ktap_diag "$p: persistent: $got"
+		[[ "$got" =~ ^rs[123]:6\ $ ]] && cmp -s "$W/big" "$W/pgot" && cmp -s "$W/big" "$W/pgot2" && break
+		ktap_diag "$p: persistence attempt $i failed: $(grep -hE '^(< [45]|curl)' "$W/err" "$W/err2" | head -10 | tr '\n' ' ')"
+		ktap_diag "$(nsx "$NS_D" ipvsadm -Lnc | head -30)"
 	done
-	grp "$(mode_args pasv)" big "$W/pgot"
-	grp "$(mode_args port)" big "$W/pgot2"
-	run_groups -Z "$W/err"
-	got=$(served)
-	ktap_diag "$p: persistent: $got"
 	if [[ "$got" =~ ^rs[123]:6\ $ ]] && cmp -s "$W/big" "$W/pgot" && cmp -s "$W/big" "$W/pgot2"; then
 		ktap_pass "$p: persistence: 6 sessions on one server, transfers intact"
 	else
