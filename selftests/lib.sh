@@ -165,6 +165,43 @@ cleanup_ns() {
 	BG_PIDS=()
 }
 
+# ns_del NS: kill the processes in NS and delete it (before cleanup_ns,
+# which deletes the rest).
+ns_del() {
+	local ns=$1 pid i keep=()
+	for pid in $(ip netns pids "$ns" 2>/dev/null); do
+		kill "$pid" 2>/dev/null
+	done
+	ip netns del "$ns" 2>/dev/null
+	for i in "${NS_LIST[@]}"; do
+		[ "$i" = "$ns" ] || keep+=("$i")
+	done
+	NS_LIST=("${keep[@]}")
+}
+
+# part_teardown P START COUNT WHAT NS_VAR...: the end of one implementation's
+# part of a test that runs the C IPVS and ours in one boot. Deletes the
+# namespaces the variables NS_VAR name (and empties them): their services
+# and connections go, releasing the modules of helpers and engines; then
+# IPVS must unload ("P: WHAT unload"); a result of the part's COUNT since
+# START that is missing fails as "not run".
+part_teardown() {
+	local p=$1 start=$2 count=$3 what=$4 v
+	shift 4
+	for v in "$@"; do
+		[ -n "${!v}" ] && ns_del "${!v}"
+		printf -v "$v" '%s' ''
+	done
+	if ipvs_unload 60; then
+		ktap_pass "$p: $what unload"
+	else
+		ktap_fail "$p: $what unload"
+	fi
+	while [ "$ktap_n" -lt $((start + count)) ]; do
+		ktap_fail "$p: not run"
+	done
+}
+
 # Tests add their own cleanup to CLEANUP_HOOKS (run first).
 CLEANUP_HOOKS=()
 cleanup() {
@@ -204,22 +241,15 @@ RIP=()
 RIP6=()
 
 topo_nat() {
-	local n=$1 i rs_ns dcmds
+	topo_ends "$1" || return 1
+	topo_director
+}
+
+# topo_ends N: the client and rs1..rsN namespaces of topo_nat without the
+# director and its links (topo_director adds them).
+topo_ends() {
+	local n=$1 i rs_ns
 	ns_add NS_C client || return 1
-	ns_add NS_D director || return 1
-	veth_add "$NS_C" c0 "$NS_D" d0 || return 1
-	ip -n "$NS_C" -b - <<-EOF || return 1
-		addr add $CIP/24 dev c0
-		route add default via $DIP
-		addr add $CIP6/64 dev c0 nodad
-		route add default via $DIP6
-	EOF
-	dcmds="addr add $DIP/24 dev d0
-addr add $VIP/32 dev lo
-addr add $DIP6/64 dev d0 nodad
-addr add $VIP6/128 dev lo
-"
-	nsx "$NS_D" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	NS_RS=("")
 	RIP=("")
 	RIP6=("")
@@ -228,11 +258,44 @@ addr add $VIP6/128 dev lo
 		NS_RS[i]=$rs_ns
 		RIP[i]=10.1.$i.2
 		RIP6[i]=fd00:1:$i::2
-		veth_add "$NS_D" "r$i" "$rs_ns" eth0 || return 1
-		dcmds+="addr add 10.1.$i.1/24 dev r$i
+	done
+}
+
+# topo_director: a director for the namespaces of topo_ends, linked and
+# addressed as topo_nat says. A test that runs twice (one IPVS
+# implementation after the other) may delete it (ns_del "$NS_D": its links
+# and the client's and real servers' addresses on them go too, their
+# processes stay) and make a fresh one.
+topo_director() {
+	local i links dcmds
+	ns_add NS_D director || return 1
+	# One ip process per namespace (and one for the links): every
+	# process counts under emulation.
+	links="link add d0 netns $NS_D type veth peer name c0 netns $NS_C"$'\n'
+	dcmds="link set d0 up
+addr add $DIP/24 dev d0
+addr add $VIP/32 dev lo
+addr add $DIP6/64 dev d0 nodad
+addr add $VIP6/128 dev lo
+"
+	for ((i = 1; i < ${#NS_RS[@]}; i++)); do
+		links+="link add r$i netns $NS_D type veth peer name eth0 netns ${NS_RS[i]}"$'\n'
+		dcmds+="link set r$i up
+addr add 10.1.$i.1/24 dev r$i
 addr add fd00:1:$i::1/64 dev r$i nodad
 "
-		ip -n "$rs_ns" -b - <<-EOF || return 1
+	done
+	ip -b - <<< "$links" || return 1
+	ip -n "$NS_C" -b - <<-EOF || return 1
+		link set c0 up
+		addr add $CIP/24 dev c0
+		route add default via $DIP
+		addr add $CIP6/64 dev c0 nodad
+		route add default via $DIP6
+	EOF
+	for ((i = 1; i < ${#NS_RS[@]}; i++)); do
+		ip -n "${NS_RS[i]}" -b - <<-EOF || return 1
+			link set eth0 up
 			addr add ${RIP[i]}/24 dev eth0
 			route add default via 10.1.$i.1
 			addr add ${RIP6[i]}/64 dev eth0 nodad
@@ -240,13 +303,14 @@ addr add fd00:1:$i::1/64 dev r$i nodad
 		EOF
 	done
 	ip -n "$NS_D" -b - <<< "$dcmds" || return 1
+	nsx "$NS_D" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
 # wait_listen NS PROTO(t|u) PORT: wait until something listens.
 wait_listen() {
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[ -n "$(ip netns exec "$1" ss -Hn"$2"l "sport = :$3" 2>/dev/null)" ] && return 0
+		[ -n "$(nsx "$1" ss -Hn"$2"l "sport = :$3" 2>/dev/null)" ] && return 0
 		sleep 0.1
 	done
 	echo "# nothing listens on $2 port $3 in $1" >&2
@@ -372,28 +436,40 @@ ipvs_available() {
 	[ -n "$root" ] && [ -d "$root/lib/modules/$(uname -r)" ]
 }
 
-ipvs_loaded_modules() {
-	# Schedulers and other users first, the core last.
-	awk '$1 ~ /^ip_vs_/ || $1 == "xt_ipvs" { print $1 }' /proc/modules
-	awk '$1 == "ip_vs" { print $1 }' /proc/modules
+# ipvs_loaded: the loaded IPVS modules in IPVS_MODS, schedulers and other
+# users first, the core last (read by bash itself: every process counts
+# under emulation).
+IPVS_MODS=()
+ipvs_loaded() {
+	local m rest core=()
+	IPVS_MODS=()
+	while read -r m rest; do
+		case $m in
+		ip_vs) core=(ip_vs) ;;
+		ip_vs_*|xt_ipvs) IPVS_MODS+=("$m") ;;
+		esac
+	done < /proc/modules
+	IPVS_MODS+=("${core[@]}")
 }
 
-# Remove every IPVS module (the services of deleted netns go away
-# asynchronously, so retry for a while).
+# ipvs_unload [SECONDS]: remove every IPVS module (the services and
+# connections of deleted netns go away asynchronously, and until then hold
+# the modules of their helpers and engines: retry, SECONDS x 10 times
+# 0.1 s apart, 10 by default).
 ipvs_unload() {
-	local i m mods
-	if grep -q '^ip_vs ' /proc/modules; then
+	local i tries=$(( ${1:-10} * 10 ))
+	ipvs_loaded
+	[ ${#IPVS_MODS[@]} = 0 ] && return 0
+	if [[ " ${IPVS_MODS[*]} " == *" ip_vs "* ]]; then
 		ipvsadm -C >/dev/null 2>&1
 	fi
-	for ((i = 0; i < 100; i++)); do
-		mods=$(ipvs_loaded_modules)
-		[ -z "$mods" ] && return 0
-		for m in $mods; do
-			rmmod "$m" 2>/dev/null
-		done
+	for ((i = 0; i < tries; i++)); do
+		rmmod "${IPVS_MODS[@]}" 2>/dev/null
+		ipvs_loaded
+		[ ${#IPVS_MODS[@]} = 0 ] && return 0
 		sleep 0.1
 	done
-	echo "# cannot unload IPVS modules: $(ipvs_loaded_modules | tr '\n' ' ')" >&2
+	echo "# cannot unload IPVS modules: ${IPVS_MODS[*]}" >&2
 	return 1
 }
 
@@ -436,6 +512,37 @@ save_artifacts() {
 # at its steps. A transcript has "step NAME" lines, each followed by the
 # step's "conn ..." (ipvsadm -Lcn) and "dest ..." (ipvsadm -Ln) lines, and
 # other lines of the test's own.
+
+# require_ref_cand: skip the test unless both the C IPVS (the reference,
+# REF) and $IPVS_IMPL (the candidate, CAND) can be loaded.
+require_ref_cand() {
+	ipvs_available c || ktap_skip_all "the C IPVS is not available"
+	ipvs_available "$IPVS_IMPL" || ktap_skip_all "the $IPVS_IMPL IPVS is not available"
+	REF=c
+	CAND=$IPVS_IMPL
+}
+
+# ref_cand_parts: "part REF ref", then "part CAND cand" (the test's own
+# function: one implementation's checks), with their times as a diagnostic.
+ref_cand_parts() {
+	local t0=$SECONDS t1
+	part "$REF" ref
+	t1=$SECONDS
+	part "$CAND" cand
+	ktap_diag "times: $REF $((t1 - t0)) s, $CAND $((SECONDS - t1)) s"
+}
+
+# ref_cand_same DIR WHAT NAME: DIR/ref.NAME and DIR/cand.NAME (what the
+# parts kept) are equal and not empty: "REF and CAND: WHAT".
+ref_cand_same() {
+	local a=$1/ref.$3 b=$1/cand.$3
+	if [ -s "$a" ] && cmp -s "$a" "$b"; then
+		ktap_pass "$REF and $CAND: $2"
+	else
+		ktap_diag "$(diff -u --label "$REF" --label "$CAND" "$a" "$b" 2>&1 | tail -n +3)"
+		ktap_fail "$REF and $CAND: $2"
+	fi
+}
 
 # ref_cand_run FN WORK: FN IMPL FILE runs the scenario under IMPL into FILE;
 # run for c into WORK/ref.txt, then for $IPVS_IMPL into WORK/cand.txt, each
