@@ -18,7 +18,9 @@
 //! An unlinked entry is freed after a grace period. Entries may hold counted references to
 //! other entries of the same table ([`EntryRef`], kept in a [`RefSlot`]), which keep those
 //! allocated after they leave the table. Unlinked entries are freed in batches, one RCU
-//! callback for up to [`BATCH`] of them, so emptying a large table costs few callbacks.
+//! callback for up to [`BATCH`] of them, so emptying a large table costs few callbacks, and
+//! each callback gives its entries back to the slab allocator in bulk. A table nothing else
+//! reaches any more is emptied without locks, chain by chain ([`HashTable::drain`]).
 //!
 //! C header: [`include/linux/rculist.h`](srctree/include/linux/rculist.h) (the chains),
 //! [`include/linux/seqlock.h`](srctree/include/linux/seqlock.h) (the moves)
@@ -352,18 +354,32 @@ struct Batch<T> {
     cache: *mut bindings::kmem_cache,
 }
 
+/// Entries a batch callback hands to the slab allocator at once.
+const FREE_BULK: usize = 32;
+
 unsafe extern "C" fn free_batch<T>(head: *mut bindings::callback_head) {
     // CAST: `Batch` is `repr(C)` with the head first.
     // SAFETY: `head` is the one `submit` passed to `call_rcu`, of a leaked `KBox<Batch<T>>`.
     let b = unsafe { KBox::from_raw(head.cast::<Batch<T>>()) };
     let mut p = b.first;
+    let mut bulk = [ptr::null_mut::<core::ffi::c_void>(); FREE_BULK];
+    let mut n = 0;
     while let Some(e) = NonNull::new(p) {
         // SAFETY: Retired entries are unreachable (unlinked, unreferenced, a grace period
         // over) and freed only here; the cache outlives the callbacks (`Pool::drop`).
         unsafe {
             p = e.as_ref().retired.load(Relaxed);
             ptr::drop_in_place(e.as_ptr());
-            bindings::kmem_cache_free(b.cache, e.as_ptr().cast());
+        }
+        if let Some(slot) = bulk.get_mut(n) {
+            *slot = e.as_ptr().cast();
+            n += 1;
+        }
+        if n == FREE_BULK || p.is_null() {
+            // SAFETY: The first `n` pointers are dropped entries of the cache (above), each
+            // once; the slab allocator frees them in one go, by slab page.
+            unsafe { bindings::kmem_cache_free_bulk(b.cache, n, bulk.as_mut_ptr()) };
+            n = 0;
         }
     }
 }
@@ -579,24 +595,63 @@ impl<T: Item> HashTable<T> {
         if self.retired.load(Relaxed).is_null() {
             return;
         }
-        let Ok(b) = KBox::new(
+        let Some(b) = self.new_batch(GFP_ATOMIC) else {
+            return;
+        };
+        self.n_retired.store(0, Relaxed);
+        // SAFETY: `b` is a fresh, exclusively owned batch; the swap hands it the whole list,
+        // whose entries are all retired (unlinked, unreferenced).
+        unsafe { Self::queue(b, self.retired.swap(ptr::null_mut(), Acquire)) };
+    }
+
+    fn new_batch(&self, flags: crate::alloc::Flags) -> Option<*mut Batch<T>> {
+        let b = KBox::new(
             Batch::<T> {
                 // SAFETY: All-zeroes is a valid unused `callback_head`.
                 head: unsafe { core::mem::zeroed() },
                 first: ptr::null_mut(),
                 cache: self.pool.cache.as_raw(),
             },
-            GFP_ATOMIC,
-        ) else {
-            return;
-        };
-        let b = KBox::into_raw(b);
-        self.n_retired.store(0, Relaxed);
-        // SAFETY: `b` is a fresh, exclusively owned batch; the swap hands it the whole list,
-        // whose entries are all retired (unlinked, unreferenced).
+            flags,
+        )
+        .ok()?;
+        Some(KBox::into_raw(b))
+    }
+
+    /// Queues the list `first` (linked through `retired`) to be freed by batch `b`.
+    ///
+    /// # Safety
+    ///
+    /// `b` comes from [`Self::new_batch`] and is not queued yet; the list's entries are
+    /// retired (unlinked, unreferenced), each in no other list.
+    unsafe fn queue(b: *mut Batch<T>, first: *mut Entry<T>) {
+        // SAFETY: Exclusively owned (the caller's contract); `call_rcu` takes it over.
         unsafe {
-            (*b).first = self.retired.swap(ptr::null_mut(), Acquire);
+            (*b).first = first;
             bindings::call_rcu(ptr::addr_of_mut!((*b).head), Some(free_batch::<T>));
+        }
+    }
+
+    /// Frees the list `first` (linked through `retired`) after a grace period: in a batch
+    /// of its own, or, if memory for one is short, after waiting for the grace period here.
+    /// Process context.
+    fn retire_list(&self, first: *mut Entry<T>) {
+        if first.is_null() {
+            return;
+        }
+        if let Some(b) = self.new_batch(GFP_KERNEL) {
+            // SAFETY: A fresh batch; the caller's list is retired entries, in no other list.
+            unsafe { Self::queue(b, first) };
+            return;
+        }
+        rcu::synchronize_rcu();
+        let mut p = first;
+        while let Some(e) = NonNull::new(p) {
+            // SAFETY: Retired entries are unreachable and a grace period is over.
+            unsafe {
+                p = e.as_ref().retired.load(Relaxed);
+                self.pool.cache.free(e);
+            }
         }
     }
 
@@ -752,6 +807,45 @@ impl<T: Item> HashTable<T> {
         self.submit();
     }
 
+    /// Unlinks every entry, calling `f` on each: the teardown of a table that nothing else
+    /// reaches any more (`&mut self`), so it takes no lock and detaches the chains whole.
+    /// The entries no [`EntryRef`] holds go to the RCU callbacks in batches of [`BATCH`]
+    /// straight away. Process context: yields the CPU now and then.
+    pub fn drain(&mut self, mut f: impl FnMut(&T)) {
+        let tp = *self.cur.get_mut();
+        // SAFETY: `cur` is live (type invariants); no resize runs (`&mut self`), so `next`
+        // is null and `cur` stays.
+        let t = unsafe { &*tp };
+        let mut list: *mut Entry<T> = ptr::null_mut();
+        let mut n = 0;
+        for (b, head) in t.heads.iter().enumerate() {
+            if b % RESCHED_BUCKETS == RESCHED_BUCKETS - 1 {
+                crate::sched::cond_resched();
+            }
+            let mut p = head.swap(ptr::null_mut(), Relaxed);
+            // SAFETY: Entries of the chain stay allocated until the table lets them go (it
+            // holds bit 0 of their count until `fetch_sub` below).
+            while let Some(e) = unsafe { p.as_ref() } {
+                p = e.next.load(Relaxed);
+                f(&e.value);
+                self.release_of(&e.value);
+                if e.refs.fetch_sub(1, AcqRel) == 1 {
+                    e.retired.store(list, Relaxed);
+                    list = ptr::from_ref(e).cast_mut();
+                    n += 1;
+                    if n == BATCH {
+                        self.retire_list(list);
+                        list = ptr::null_mut();
+                        n = 0;
+                    }
+                }
+            }
+        }
+        *self.count.get_mut() = 0;
+        self.retire_list(list);
+        self.submit();
+    }
+
     /// Moves every entry to a new array of `2^bits` buckets (at least [`LOCKS`]), each with
     /// `aux` as its auxiliary value. Process context: sleeps (grace periods, memory, the
     /// scheduler between buckets); readers and writers go on meanwhile.
@@ -810,19 +904,10 @@ impl<T: Item> HashTable<T> {
 
 impl<T: Item> Drop for HashTable<T> {
     fn drop(&mut self) {
-        self.flush_with(|_| ());
-        if !self.retired.load(Relaxed).is_null() {
-            // No memory for a batch: wait for the grace period here instead.
-            rcu::synchronize_rcu();
-            let mut p = self.retired.swap(ptr::null_mut(), Relaxed);
-            while let Some(e) = NonNull::new(p) {
-                // SAFETY: Retired entries are unreachable and a grace period is over.
-                unsafe {
-                    p = e.as_ref().retired.load(Relaxed);
-                    self.pool.cache.free(e);
-                }
-            }
-        }
+        self.drain(|_| ());
+        // What `submit` could not hand over for want of memory.
+        let rest = self.retired.swap(ptr::null_mut(), Relaxed);
+        self.retire_list(rest);
         let t = *self.cur.get_mut();
         // SAFETY: Owned (type invariants); no resize runs (`&mut self`), so `next` is null.
         drop(unsafe { KBox::from_raw(t) });
