@@ -262,6 +262,45 @@ unsafe extern "C" fn conn_resize(test: *mut bindings::kunit) {
     });
 }
 
+/// A namespace's teardown drains the table as it drops it: every entry leaves (the cache is
+/// empty when `with_cache` destroys it, or the slab allocator reports the leftovers), each
+/// counted out of its real server, templates after the connections they control whichever
+/// chain comes first.
+unsafe extern "C" fn conn_teardown(test: *mut bindings::kunit) {
+    with_cache(&Test(test), "teardown", |t| {
+        const N: u16 = 3000;
+        let table = ConnTable::new(16, hz(), None)?;
+        let a = dest([10, 0, 1, 7], 80, 1, 5)?;
+        let b = dest([10, 0, 1, 8], 80, 1, 5)?;
+        {
+            let g = rcu::read_lock();
+            // Templates of 30 clients on `a`, each controlling 50 connections; 1,500 more
+            // connections on `b` alone.
+            for k in 0..30u16 {
+                let tp = ConnParam { cport: [0, 0], ..client(10_000 + k, 6) };
+                let tp = ConnParam { caddr: v4([10, 9, (k >> 8) as u8, k as u8]), ..tp };
+                let tpl = table.new_template(&tp, a.info.addr, a.info.port, &a, 60 * hz(), &g)?;
+                for i in 0..50u16 {
+                    let p = ConnParam { caddr: tp.caddr, ..client(1 + k * 50 + i, 6) };
+                    table.new_controlled(&p, a.info.addr, a.info.port, &a, hz(), 0, tpl, &g)?;
+                }
+            }
+            for port in 1..=N / 2 {
+                table.new_conn(&client(port, 17), b.info.addr, b.info.port, &b, hz(), 0, &g)?;
+            }
+        }
+        table.resize_to_load();
+        t.expect(table.count() == 30 + 1500 + 1500, "3,030 entries before the teardown");
+        t.expect(a.info.totalconns.load(Relaxed) == 1500 && a.info.persistconns.load(Relaxed) == 30, "a counts its entries");
+        t.expect(b.info.totalconns.load(Relaxed) == 1500, "b counts its entries");
+        drop(table);
+        rcu::barrier();
+        t.expect(a.info.totalconns.load(Relaxed) == 0 && a.info.persistconns.load(Relaxed) == 0, "a's entries counted out");
+        t.expect(b.info.totalconns.load(Relaxed) == 0 && b.info.activeconns() == 0, "b's entries counted out");
+        Ok(())
+    });
+}
+
 /// A state kept beside a (pretend) entry.
 struct TestSide {
     owner: usize,
@@ -720,10 +759,11 @@ const fn suite_name(name: &[u8]) -> [u8; 256] {
     out
 }
 
-static mut CASES: [bindings::kunit_case; 13] = [
+static mut CASES: [bindings::kunit_case; 14] = [
     case(c_str!("conn_insert_lookup"), conn_insert_lookup),
     case(c_str!("conn_families"), conn_families),
     case(c_str!("conn_resize"), conn_resize),
+    case(c_str!("conn_teardown"), conn_teardown),
     case(c_str!("conn_side_resize"), conn_side_resize),
     slow(case(c_str!("conn_slow_timer_expiry"), conn_slow_timer_expiry)),
     slow(case(c_str!("conn_expiry_shortened"), conn_expiry_shortened)),
