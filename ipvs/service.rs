@@ -961,126 +961,146 @@ fn orphan_hash(
 /// namespace's part of upstream's `dest_trash`, which upstream walks whole for every real
 /// server added; here a lookup costs the same with 100,000 of them as with 10.
 struct Orphans {
-    /// Chains by [`Orphan::hash`], a power of two of them (or none), newest last.
-    buckets: KVVec<KVec<Orphan>>,
-    len: usize,
+    /// Chain heads by [`Orphan::hash`], a power of two of them (or none): the index plus
+    /// one of the newest orphan of the chain in `slots`, 0 for none.
+    heads: KVVec<u32>,
+    /// The orphans in the order they came (taken ones leave a hole until the next
+    /// [`Orphans::rebuild`]), each linked to the next older one of its chain.
+    slots: KVVec<OrphanSlot>,
+    /// Holes in `slots`.
+    holes: usize,
     /// How many were left by the last look for expired ones: the next look comes when their
     /// number has doubled, so that deleting services costs O(1) each.
     kept: usize,
     seed: u32,
 }
 
+/// A place in [`Orphans::slots`].
+struct OrphanSlot {
+    /// `None` once taken.
+    o: Option<Orphan>,
+    hash: u32,
+    /// The index plus one of the next older orphan of the chain, 0 for none.
+    next: u32,
+}
+
 impl Orphans {
     fn new() -> Self {
-        Self { buckets: KVVec::new(), len: 0, kept: 0, seed: crate::abi::random_u32() }
+        Self { heads: KVVec::new(), slots: KVVec::new(), holes: 0, kept: 0, seed: crate::abi::random_u32() }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len().saturating_sub(self.holes)
     }
 
     fn bucket_of(&self, h: u32) -> usize {
-        (h as usize) & self.buckets.len().wrapping_sub(1)
+        (h as usize) & self.heads.len().wrapping_sub(1)
     }
 
-    /// Moves every orphan to `n` (a power of two) chains; short of memory, nothing changes.
-    fn rehash(&mut self, n: usize) {
-        let mut new = KVVec::new();
-        if new.reserve(n, GFP_KERNEL).is_err() {
+    /// Keeps the orphans for which `keep` holds (it may update them), without holes and in
+    /// `n` (a power of two) chains; short of memory, nothing changes. No allocation per
+    /// orphan: the chains are indices into one array.
+    fn rebuild(&mut self, n: usize, mut keep: impl FnMut(&mut Orphan) -> bool) {
+        let Ok(mut heads) = KVVec::from_elem(0u32, n, GFP_KERNEL) else {
             return;
-        }
-        for _ in 0..n {
-            // Within the room reserved: cannot fail.
-            let _ = new.push(KVec::new(), GFP_KERNEL);
-        }
-        let old = core::mem::replace(&mut self.buckets, new);
-        for chain in old {
-            for o in chain {
-                self.link(o);
+        };
+        let Ok(mut slots) = KVVec::with_capacity(self.len(), GFP_KERNEL) else {
+            return;
+        };
+        let mask = n.wrapping_sub(1);
+        for s in core::mem::replace(&mut self.slots, KVVec::new()) {
+            let Some(mut o) = s.o else {
+                continue;
+            };
+            if !keep(&mut o) {
+                continue;
+            }
+            let (Some(head), Ok(idx)) = (heads.get_mut(s.hash as usize & mask), u32::try_from(slots.len() + 1)) else {
+                continue;
+            };
+            // Oldest first, each in front of its chain: the newest ends up at the head.
+            // Within the capacity reserved: cannot fail.
+            if slots.push(OrphanSlot { o: Some(o), hash: s.hash, next: *head }, GFP_KERNEL).is_ok() {
+                *head = idx;
             }
         }
+        self.heads = heads;
+        self.slots = slots;
+        self.holes = 0;
     }
 
-    /// Puts `o` in its chain; short of memory it is only lost for restoring.
-    fn link(&mut self, o: Orphan) {
-        let b = self.bucket_of(o.hash(self.seed));
-        if let Some(chain) = self.buckets.get_mut(b) {
-            if chain.push(o, GFP_KERNEL).is_ok() {
-                self.len += 1;
-            }
-        }
-    }
-
+    /// Puts `o` at the head of its chain; short of memory it is only lost for restoring.
     fn insert(&mut self, o: Orphan) {
-        if self.len >= self.buckets.len() {
-            self.rehash(self.buckets.len().saturating_mul(2).max(64));
+        if self.slots.len() >= self.heads.len() {
+            let n = self.len().saturating_mul(2).max(64).next_power_of_two();
+            self.rebuild(n, |_| true);
         }
-        if !self.buckets.is_empty() {
-            self.link(o);
+        let hash = o.hash(self.seed);
+        let b = self.bucket_of(hash);
+        let (Some(head), Ok(idx)) = (self.heads.get_mut(b), u32::try_from(self.slots.len() + 1)) else {
+            return;
+        };
+        if self.slots.push(OrphanSlot { o: Some(o), hash, next: *head }, GFP_KERNEL).is_ok() {
+            *head = idx;
         }
     }
 
     /// Takes the real server at `addr` and `port` of a deleted service of the identity of
     /// `svc` (the rest of `ip_vs_trash_get_dest`), the most recently deleted first.
     fn take(&mut self, svc: &Service, addr: &InetAddr, port: [u8; 2]) -> Option<Arc<Dest>> {
-        if self.buckets.is_empty() {
+        if self.heads.is_empty() {
             return None;
         }
         let h = orphan_hash(self.seed, svc.fwmark, svc.protocol, (svc.af, &svc.addr, svc.port), (&addr.nf(), port));
         let b = self.bucket_of(h);
-        let chain = self.buckets.get_mut(b)?;
-        let i = chain.iter().rposition(|o| {
-            o.t.dest.matches(addr, port)
-                && o.fwmark == svc.fwmark
-                && o.protocol == svc.protocol
-                && (svc.fwmark != 0 || (o.af == svc.af && o.addr == svc.addr && o.port == svc.port))
-        })?;
-        // Short of memory the server stays where it is, and a new one is made.
-        let mut kept = KVec::with_capacity(chain.len(), GFP_KERNEL).ok()?;
-        let mut taken = None;
-        for (j, o) in core::mem::replace(chain, KVec::new()).into_iter().enumerate() {
-            if j == i {
-                taken = Some(o.t.dest);
-            } else {
-                // Within the capacity reserved: cannot fail.
-                let _ = kept.push(o, GFP_KERNEL);
+        let mut prev: Option<usize> = None;
+        let mut cur = *self.heads.get(b)?;
+        while let Some(i) = (cur as usize).checked_sub(1) {
+            let s = self.slots.get(i)?;
+            let next = s.next;
+            let hit = s.hash == h
+                && s.o.as_ref().is_some_and(|o| {
+                    o.t.dest.matches(addr, port)
+                        && o.fwmark == svc.fwmark
+                        && o.protocol == svc.protocol
+                        && (svc.fwmark != 0 || (o.af == svc.af && o.addr == svc.addr && o.port == svc.port))
+                });
+            if hit {
+                match prev {
+                    None => *self.heads.get_mut(b)? = next,
+                    Some(p) => self.slots.get_mut(p)?.next = next,
+                }
+                let o = self.slots.get_mut(i)?.o.take()?;
+                self.holes += 1;
+                return Some(o.t.dest);
             }
+            prev = Some(i);
+            cur = next;
         }
-        *chain = kept;
-        self.len = self.len.saturating_sub(1);
-        taken
+        None
     }
 
     /// Drops the orphans unused for [`TRASH_PERIOD_MS`], as upstream's trash timer would
     /// have, once their number has doubled since the last time (amortised O(1) per orphan).
     fn prune(&mut self, now: u64) {
-        if self.len < self.kept.saturating_mul(2).max(64) {
+        if self.len() < self.kept.saturating_mul(2).max(64) {
             return;
         }
         let period = kernel::time::msecs_to_jiffies(TRASH_PERIOD_MS) as u64;
-        let mut len = 0;
-        for chain in self.buckets.iter_mut() {
-            if chain.is_empty() {
-                continue;
+        self.rebuild(self.heads.len().max(64), |o| {
+            match (o.t.in_use(), o.t.idle_since) {
+                (true, _) => o.t.idle_since = 0,
+                (false, 0) => o.t.idle_since = now,
+                (false, since) if now.wrapping_sub(since) >= period => return false,
+                (false, _) => {}
             }
-            let Ok(mut kept) = KVec::with_capacity(chain.len(), GFP_KERNEL) else {
-                len += chain.len();
-                continue;
-            };
-            for mut o in core::mem::replace(chain, KVec::new()) {
-                match (o.t.in_use(), o.t.idle_since) {
-                    (true, _) => o.t.idle_since = 0,
-                    (false, 0) => o.t.idle_since = now,
-                    (false, since) if now.wrapping_sub(since) >= period => continue,
-                    (false, _) => {}
-                }
-                // Within the capacity reserved: cannot fail.
-                let _ = kept.push(o, GFP_KERNEL);
-            }
-            len += kept.len();
-            *chain = kept;
-        }
-        self.len = len;
+            true
+        });
+        let len = self.len();
         self.kept = len;
         let want = len.next_power_of_two().max(64);
-        if want < self.buckets.len() / 4 {
-            self.rehash(want);
+        if want < self.heads.len() / 4 {
+            self.rebuild(want, |_| true);
         }
     }
 }
