@@ -1015,14 +1015,9 @@ impl Orphans {
             if !keep(&mut o) {
                 continue;
             }
-            let (Some(head), Ok(idx)) = (heads.get_mut(s.hash as usize & mask), u32::try_from(slots.len() + 1)) else {
-                continue;
-            };
             // Oldest first, each in front of its chain: the newest ends up at the head.
             // Within the capacity reserved: cannot fail.
-            if slots.push(OrphanSlot { o: Some(o), hash: s.hash, next: *head }, GFP_KERNEL).is_ok() {
-                *head = idx;
-            }
+            Self::link(&mut heads, &mut slots, s.hash as usize & mask, o, s.hash);
         }
         self.heads = heads;
         self.slots = slots;
@@ -1037,10 +1032,16 @@ impl Orphans {
         }
         let hash = o.hash(self.seed);
         let b = self.bucket_of(hash);
-        let (Some(head), Ok(idx)) = (self.heads.get_mut(b), u32::try_from(self.slots.len() + 1)) else {
+        Self::link(&mut self.heads, &mut self.slots, b, o, hash);
+    }
+
+    /// Appends `o` to `slots` and puts it in front of chain `b`; short of memory (or of
+    /// indices) it is dropped.
+    fn link(heads: &mut KVVec<u32>, slots: &mut KVVec<OrphanSlot>, b: usize, o: Orphan, hash: u32) {
+        let (Some(head), Ok(idx)) = (heads.get_mut(b), u32::try_from(slots.len() + 1)) else {
             return;
         };
-        if self.slots.push(OrphanSlot { o: Some(o), hash, next: *head }, GFP_KERNEL).is_ok() {
+        if slots.push(OrphanSlot { o: Some(o), hash, next: *head }, GFP_KERNEL).is_ok() {
             *head = idx;
         }
     }
