@@ -342,6 +342,7 @@ impl PernetData for Ipvs {
         self.sync.stop_all();
         let mut ctl = self.ctl.lock();
         let _ = ctl.services.flush(&self.svc_table);
+        ctl.services.release();
         if self.defrag6.swap(false, Relaxed) {
             net.nf_defrag_ipv6_disable();
         }

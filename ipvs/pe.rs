@@ -12,9 +12,13 @@
 pub(crate) use crate::registry::ModuleRef;
 use crate::{
     pe_abi::{PeOps, PEDATA_MAXLEN, PENAME_MAXLEN},
-    registry,
+    registry::{self, HeldModule},
 };
-use kernel::{bindings, prelude::*};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{rcu, rcu::RcuBox},
+};
 
 impl registry::Ops for PeOps {
     fn name_field(&self) -> &[u8] {
@@ -51,7 +55,8 @@ pub(crate) unsafe fn register(ops: *const PeOps) -> Result {
 
 /// Removes a table registered with [`register`] (`unregister_ip_vs_pe`). Services using it
 /// keep a copy of the table and a reference on its module, so none is unregistered while
-/// used: the module cannot be unloaded.
+/// used: the module cannot be unloaded. Waits for the bindings unbound early
+/// ([`PeBinding::unbind`]) to be dropped. Sleeps.
 pub(crate) fn unregister(ops: *const PeOps) {
     ENGINES.unregister(ops);
 }
@@ -67,10 +72,13 @@ pub(crate) fn get_registered(name: &[u8]) -> Option<ModuleRef> {
 /// # Invariants
 ///
 /// `ops` is a copy of a table registered by the module `module` pins, so its function keeps
-/// the contract documented on [`PeOps`] and stays loaded while `self` lives.
+/// the contract documented on [`PeOps`] and stays loaded while `self` lives: while `module`
+/// holds its reference, or, once [`PeBinding::unbind`] gave it back, because that module's
+/// unloading waits for the RCU readers and for the callback that drops `self`
+/// ([`HeldModule::release`]).
 pub(crate) struct PeBinding {
     ops: PeOps,
-    module: ModuleRef,
+    module: HeldModule,
 }
 
 // SAFETY: The table's function may run on any CPU, concurrently; the module reference may be
@@ -85,7 +93,19 @@ impl PeBinding {
     pub(crate) fn new(name: &[u8]) -> Result<Self> {
         let (ops, module) = ENGINES.get_or_load(name, "pe_")?;
         // INVARIANT: Found registered, with its module pinned.
-        Ok(Self { ops, module })
+        Ok(Self { ops, module: HeldModule::new(module) })
+    }
+
+    /// Unbinds the engine of a service being flushed (`ip_vs_unbind_pe`): as
+    /// [`crate::sched::SchedBinding::unbind`].
+    pub(crate) fn unbind(slot: &RcuBox<Self>) {
+        let g = rcu::read_lock();
+        if let Some(b) = slot.get(&g) {
+            b.module.release();
+        }
+        // Queued within the read section of the release, as `release` requires.
+        slot.replace_deferred(None);
+        drop(g);
     }
 
     /// The engine's name.

@@ -10,7 +10,7 @@
 
 use core::{
     pin::Pin,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox, KVec},
@@ -19,7 +19,7 @@ use kernel::{
     fmt, kmod, new_mutex,
     prelude::*,
     str::CString,
-    sync::Mutex,
+    sync::{rcu, Mutex},
 };
 
 /// An ops table a module registers.
@@ -133,7 +133,9 @@ impl<O: Ops> Slot<O> {
     }
 
     /// Removes a table registered with [`Self::register`]. Its users keep working: they
-    /// hold a copy of the table and a reference on its module.
+    /// hold a copy of the table and a reference on its module. Then waits for the users
+    /// that gave their reference back early ([`HeldModule::release`]) to be done with the
+    /// module's code: the RCU readers, and the RCU callbacks queued for them. Sleeps.
     pub(crate) fn unregister(&self, ops: *const O) {
         let Some(list) = self.list() else {
             return;
@@ -143,6 +145,10 @@ impl<O: Ops> Slot<O> {
                 *slot = None;
             }
         }
+        // Ends every read section that released a reference (and queued the callback that
+        // drops its binding), then waits for those callbacks.
+        rcu::synchronize_rcu();
+        rcu::barrier();
     }
 
     /// A copy of the registered table called `name`, with a reference on its module taken;
@@ -199,17 +205,63 @@ impl ModuleRef {
         // INVARIANT: The reference is taken when this returns true.
         unsafe { kmod::try_module_get(module) }.then_some(Self(module))
     }
-
-    /// Another reference on the same module.
-    pub(crate) fn try_clone(&self) -> Option<Self> {
-        // The module is pinned by `self`.
-        Self::try_get(self.0)
-    }
 }
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
         // SAFETY: The reference is ours (type invariant) and is released once, here.
         unsafe { kmod::module_put(self.0) };
+    }
+}
+
+/// The module reference of a binding (of a scheduler or engine to a service), which a
+/// service being unlinked gives back at once, as upstream's unbinding does, while RCU
+/// readers may still be using the binding: see [`Self::release`].
+///
+/// # Invariants
+///
+/// While `held` is true, the object owns a reference on `module`, taken with
+/// `try_module_get`.
+pub(crate) struct HeldModule {
+    module: *mut bindings::module,
+    held: AtomicBool,
+}
+
+// SAFETY: As `ModuleRef`'s.
+unsafe impl Send for HeldModule {}
+// SAFETY: `release` is atomic: the reference is given back once, by whichever thread.
+unsafe impl Sync for HeldModule {}
+
+impl HeldModule {
+    pub(crate) fn new(r: ModuleRef) -> Self {
+        let r = core::mem::ManuallyDrop::new(r);
+        // INVARIANT: The reference of `r`, which is not released.
+        Self { module: r.0, held: AtomicBool::new(true) }
+    }
+
+    /// Gives the reference back (once). The module can then be unloaded; its code stays
+    /// for as long as [`Registry::unregister`] waits: for RCU readers, and for the RCU
+    /// callbacks queued before they ended. So the caller must hold an RCU read section
+    /// across this call and the queueing (`call_rcu`) of the callback that drops the
+    /// binding, and readers may use the binding only under RCU.
+    pub(crate) fn release(&self) {
+        if self.held.swap(false, Ordering::AcqRel) {
+            // SAFETY: The reference was held (type invariant) and `held` is now false: it
+            // is released once.
+            unsafe { kmod::module_put(self.module) };
+        }
+    }
+
+    /// Another reference on the same module, unless it is going away.
+    pub(crate) fn try_clone(&self) -> Option<ModuleRef> {
+        // The module's code and object stay at least until the caller's use of the binding
+        // ends (see `release`).
+        ModuleRef::try_get(self.module)
+    }
+}
+
+impl Drop for HeldModule {
+    fn drop(&mut self) {
+        self.release();
     }
 }

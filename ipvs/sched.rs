@@ -12,10 +12,14 @@
 use crate::{
     abi::{DestHookFn, DestInfo, Packet, SchedulerOps},
     ctl_config::SchedName,
-    registry::{self, ModuleRef},
+    registry::{self, HeldModule},
 };
 use core::ffi::c_void;
-use kernel::{bindings, prelude::*};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{rcu, rcu::RcuBox},
+};
 
 impl registry::Ops for SchedulerOps {
     fn name_field(&self) -> &[u8] {
@@ -51,7 +55,8 @@ pub(crate) unsafe fn register(ops: *const SchedulerOps) -> Result {
 }
 
 /// Removes a table registered with [`register`] (`unregister_ip_vs_scheduler`). Services that
-/// use it keep working: they hold a copy of the table and a reference on its module.
+/// use it keep working: they hold a copy of the table and a reference on its module. Waits
+/// for the bindings unbound early ([`SchedBinding::unbind`]) to be dropped. Sleeps.
 pub(crate) fn unregister(ops: *const SchedulerOps) {
     SCHEDULERS.unregister(ops);
 }
@@ -61,8 +66,11 @@ pub(crate) fn unregister(ops: *const SchedulerOps) {
 ///
 /// # Invariants
 ///
-/// - `ops` is a copy of a table registered by the module `_module` holds, so its functions
-///   keep the contract documented on [`SchedulerOps`] and stay loaded while `self` lives.
+/// - `ops` is a copy of a table registered by the module `module` holds, so its functions
+///   keep the contract documented on [`SchedulerOps`] and stay loaded while `self` lives:
+///   while `module` holds its reference, or, once [`SchedBinding::unbind`] gave it back,
+///   because that module's unloading waits for the RCU readers and for the callback that
+///   drops `self` ([`HeldModule::release`]).
 /// - `state` was stored by `ops.init_service` and is given to `ops.done_service` only by
 ///   `drop`.
 pub(crate) struct SchedBinding {
@@ -70,7 +78,7 @@ pub(crate) struct SchedBinding {
     state: *const c_void,
     name: SchedName,
     /// Dropped after `drop` has run `done_service`.
-    _module: ModuleRef,
+    module: HeldModule,
 }
 
 // SAFETY: The state is a `KBox<S>` of an `S: Scheduler`, hence `Send + Sync`, and the table's
@@ -98,8 +106,22 @@ impl SchedBinding {
             ops,
             state,
             name,
-            _module: module,
+            module: HeldModule::new(module),
         })
+    }
+
+    /// Unbinds the scheduler of a service being flushed (`ip_vs_unbind_scheduler`): its
+    /// module reference is given back at once, so that the module can be unloaded as soon
+    /// as the flush returns, as upstream's; its state is dropped from an RCU callback once
+    /// the readers are done, which the module's unloading waits for.
+    pub(crate) fn unbind(slot: &RcuBox<Self>) {
+        let g = rcu::read_lock();
+        if let Some(b) = slot.get(&g) {
+            b.module.release();
+        }
+        // Queued within the read section of the release, as `release` requires.
+        slot.replace_deferred(None);
+        drop(g);
     }
 
     /// The scheduler's name.
@@ -150,8 +172,9 @@ impl SchedBinding {
 impl Drop for SchedBinding {
     fn drop(&mut self) {
         // SAFETY: `self.state` came from `init_service` and is given back once, here (type
-        // invariants); `&mut self` means no other call on it runs. The module is still pinned:
-        // `_module` is dropped after this.
+        // invariants); `&mut self` means no other call on it runs. The module is still
+        // loaded: `module` is dropped after this, or was released by `unbind`, whose module
+        // unloading waits for this drop.
         unsafe { (self.ops.done_service)(self.state) };
     }
 }

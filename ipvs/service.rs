@@ -19,7 +19,10 @@ use crate::{
     ctl_config::{self, Checked, DestConfig, InetAddr, SchedName, ServiceConfig, ServiceKey},
     uapi::svc_flags,
 };
-use core::sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU16, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Relaxed},
+};
 use kernel::{
     alloc::{flags::{GFP_KERNEL, GFP_NOWAIT}, KBox, KVVec, KVec},
     error::code::*,
@@ -225,8 +228,8 @@ pub(crate) struct Service {
     pub(crate) stats: Arc<Stats>,
     /// Real servers removed from the service, restorable (changed under the control mutex).
     trash: RcuBox<KVec<Trashed>>,
-    /// Keeps `ip_vs` loaded while the service exists (`ip_vs_use_count_inc`).
-    _module: ModuleRef,
+    /// Keeps `ip_vs` loaded while the service is configured (`ip_vs_use_count_inc`).
+    module: ModuleHold,
 }
 
 /// A reference on the `ip_vs` module.
@@ -249,6 +252,31 @@ impl Drop for ModuleRef {
         // SAFETY: Releases the reference taken in `get`. The module's exit waits for RCU
         // callbacks (which may run this) before its code goes away.
         unsafe { kernel::kmod::module_put(crate::THIS_MODULE.as_ptr()) };
+    }
+}
+
+/// The module reference of a service: given back when the service is flushed (as upstream's
+/// `ip_vs_use_count_dec` when it unlinks a service), or else when it is freed.
+struct ModuleHold(AtomicBool);
+
+impl ModuleHold {
+    fn new(r: ModuleRef) -> Self {
+        // Given back by `release`.
+        core::mem::forget(r);
+        Self(AtomicBool::new(true))
+    }
+
+    /// Gives the reference back, once.
+    fn release(&self) {
+        if self.0.swap(false, AcqRel) {
+            drop(ModuleRef(()));
+        }
+    }
+}
+
+impl Drop for ModuleHold {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -544,6 +572,13 @@ impl ServiceTable {
         Ok(all)
     }
 
+    /// Publishes an empty table of the least size and returns the old one, which readers may
+    /// still be reading; none if short of memory for the new one.
+    fn clear(&self) -> Result<Option<rcu::Retired<Tab>>> {
+        let empty = RcuNode::new(Tab::new(SVC_TAB_MIN_BITS)?, GFP_KERNEL)?;
+        Ok(self.tab.retire(Some(empty)))
+    }
+
     /// Publishes a table of `bits` holding `services` (in listing order), then waits for
     /// the readers of the old one, which is freed here.
     fn rebuild(&self, bits: u32, services: &[Arc<Service>]) -> Result {
@@ -664,12 +699,16 @@ pub(crate) struct Services {
     /// `dest_trash`, which is per namespace): a service added again takes its servers back,
     /// and the connections still bound to them go on.
     orphans: Orphans,
+    /// Tables emptied by [`Self::flush`], oldest first, whose services' real servers are not
+    /// among the orphans yet: [`Self::settle`] puts them there when a service is next added
+    /// or deleted or a real server added, so that a flush costs no more than unlinking.
+    flushed: KVec<rcu::Retired<Tab>>,
 }
 
 impl Services {
     /// None yet.
     pub(crate) fn new() -> Self {
-        Self { count: 0, count_v4: 0, orphans: Orphans::new() }
+        Self { count: 0, count_v4: 0, orphans: Orphans::new(), flushed: KVec::new() }
     }
 
     /// Number of services.
@@ -691,6 +730,8 @@ impl Services {
     /// the persistence engine (`ENOENT`, after trying to load `ip_vs_pe_<name>`), the
     /// prefix, then the service.
     pub(crate) fn add(&mut self, u: &Checked<ServiceConfig>, table: &ServiceTable) -> Result {
+        // A table flushed before is freed by the next change at the latest.
+        self.settle();
         let module = ModuleRef::get()?;
         let sched = if u.sched_name.is_none() {
             None
@@ -719,7 +760,7 @@ impl Services {
                 num_dests: AtomicU32::new(0),
                 stats: Arc::new(Stats::new()?, GFP_KERNEL)?,
                 trash: RcuBox::new(None),
-                _module: module,
+                module: ModuleHold::new(module),
             },
             GFP_KERNEL,
         )?;
@@ -787,13 +828,24 @@ impl Services {
         }
     }
 
+    /// What deleting a service undoes at once (`__ip_vs_del_service`), though readers may
+    /// still see it: its real servers unlinked, its scheduler and engine unbound, its module
+    /// reference given back (so that the modules can be unloaded when the command returns).
+    fn unlink(svc: &Service) {
+        Self::unlink_dests(svc);
+        SchedBinding::unbind(&svc.sched);
+        crate::pe::PeBinding::unbind(&svc.pe);
+        svc.module.release();
+    }
+
     /// `ip_vs_del_service`.
     pub(crate) fn del(&mut self, svc: &Arc<Service>, table: &ServiceTable) -> Result {
         if table.remove(svc)? {
             self.count = self.count.saturating_sub(1);
             self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
         }
-        Self::unlink_dests(svc);
+        Self::unlink(svc);
+        self.settle();
         self.adopt(svc);
         // Short of memory for a smaller table, the larger one stays.
         let _ = table.fit(self.count);
@@ -807,13 +859,12 @@ impl Services {
     fn adopt(&mut self, svc: &Service) {
         let now = kernel::timer::jiffies_64();
         self.orphans.prune(now);
-        let Ok(live) = snapshot(svc) else {
-            return;
-        };
         let mut gone = KVec::new();
         {
-            // The trash only changes under the control mutex, which the caller holds.
+            // The servers and the trash only change under the control mutex, which the
+            // caller holds.
             let g = rcu::read_lock();
+            let live: &[Arc<Dest>] = svc.dests.get(&g).map_or(&[], |l| &l.dests);
             let trashed = svc.trash.get(&g).map_or(&[][..], |t| &t[..]);
             if gone.reserve(live.len() + trashed.len(), GFP_ATOMIC).is_err() {
                 return;
@@ -848,24 +899,73 @@ impl Services {
         u: &Checked<DestConfig>,
         defrag6: impl FnOnce() -> Result,
     ) -> Result {
+        self.settle();
         add_dest(net, svc, u, defrag6, |addr, port| self.orphans.take(svc, addr, port))
     }
 
-    /// `ip_vs_flush`: the table replaced by an empty one of the least size (one grace
-    /// period), then every service's real servers unlinked, yielding the CPU as it goes.
+    /// `ip_vs_flush`: the table replaced by an empty one of the least size, then every
+    /// service unlinked ([`Self::unlink`]), yielding the CPU as it goes. Neither waits for the readers of the old table nor frees: the old
+    /// table is kept, with its services, for [`Self::settle`] (upstream's flush frees
+    /// nothing either: the real servers, in its trash, hold their services).
     pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
-        let all = table.collect(self.count)?;
-        table.rebuild(SVC_TAB_MIN_BITS, &[])?;
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.flushed.reserve(1, GFP_KERNEL)?;
+        let Some(old) = table.clear()? else {
+            return Ok(());
+        };
         self.count = 0;
         self.count_v4 = 0;
-        for (i, s) in all.iter().enumerate() {
-            Self::unlink_dests(s);
-            self.adopt(s);
-            if i % 256 == 255 {
+        let tab = old.get();
+        for b in 0..tab.buckets.len() {
+            {
+                let g = rcu::read_lock();
+                for s in tab.bucket(b, &g) {
+                    Self::unlink(s);
+                }
+            }
+            if b % 256 == 255 {
                 kernel::sched::cond_resched();
             }
         }
+        // Within the room reserved: cannot fail.
+        let _ = self.flushed.push(old, GFP_KERNEL);
         Ok(())
+    }
+
+    /// Puts the real servers of the flushed services among the orphans, oldest flush
+    /// first, and frees the services: before the orphans are looked at or added to. Waits
+    /// for the readers of a flushed table if they are not done yet (they are, unless this
+    /// follows the flush at once).
+    fn settle(&mut self) {
+        for old in core::mem::replace(&mut self.flushed, KVec::new()) {
+            for (i, slot) in old.into_inner().buckets.into_iter().enumerate() {
+                let mut slot = slot;
+                if let Some(v) = slot.get_mut() {
+                    for s in v.iter() {
+                        self.adopt(s);
+                    }
+                }
+                // Frees the bucket and, with their last references, its services.
+                drop(slot);
+                if i % 64 == 63 {
+                    kernel::sched::cond_resched();
+                }
+            }
+        }
+    }
+
+    /// Frees the flushed services without keeping their real servers (the namespace goes).
+    pub(crate) fn release(&mut self) {
+        for old in core::mem::replace(&mut self.flushed, KVec::new()) {
+            for (i, slot) in old.into_inner().buckets.into_iter().enumerate() {
+                drop(slot);
+                if i % 64 == 63 {
+                    kernel::sched::cond_resched();
+                }
+            }
+        }
     }
 }
 
@@ -1004,7 +1104,8 @@ impl Orphans {
         let Ok(mut heads) = KVVec::from_elem(0u32, n, GFP_KERNEL) else {
             return;
         };
-        let Ok(mut slots) = KVVec::with_capacity(self.len(), GFP_KERNEL) else {
+        // Room for as many as chains, when the next rebuild comes (see `insert`).
+        let Ok(mut slots) = KVVec::with_capacity(n.max(self.len()), GFP_KERNEL) else {
             return;
         };
         let mask = n.wrapping_sub(1);

@@ -117,8 +117,9 @@ impl<T> RcuNode<T> {
 
     unsafe extern "C" fn free(head: *mut bindings::callback_head) {
         // CAST: `RcuNode` is `repr(C)` with the (transparent) head first.
-        // SAFETY: `head` is the one passed to `call_rcu` by `RcuBox::replace_deferred`, from a
-        // `KBox<RcuNode<T>>` that nothing references any more; the callback runs once.
+        // SAFETY: `head` is the one passed to `call_rcu` by `RcuBox::replace_deferred` or by
+        // `Retired`'s drop, from a `KBox<RcuNode<T>>` that nothing references any more; the
+        // callback runs once.
         drop(unsafe { KBox::from_raw(head.cast::<RcuNode<T>>()) });
     }
 }
@@ -223,6 +224,86 @@ impl<T: Send + 'static> RcuBox<T> {
         // its `head` is handed to `call_rcu` once, and the callback reclaims the node exactly
         // once, after every reader that could still see it is done.
         unsafe { bindings::call_rcu((*old).head.get(), Some(RcuNode::<T>::free)) };
+    }
+}
+
+impl<T: Send + Sync + 'static> RcuBox<T> {
+    /// Publishes `new` and hands the old value back as [`Retired`], without waiting: the
+    /// readers that may still see it can go on, and the caller can read it at once and own
+    /// it (or drop it) once a grace period has elapsed, usually long before it asks. This
+    /// starts a grace period if none is under way.
+    pub fn retire(&self, new: Option<KBox<RcuNode<T>>>) -> Option<Retired<T>> {
+        let old = self.swap(new)?;
+        // SAFETY: An FFI call with no additional requirements.
+        let gp = unsafe { bindings::start_poll_synchronize_rcu() };
+        // INVARIANT: `old` came from `KBox::into_raw` and the swap made it ours; `gp` was taken
+        // after it was unpublished.
+        Some(Retired { node: old, gp })
+    }
+}
+
+/// A value unpublished from an [`RcuBox`] by [`RcuBox::retire`], which readers that found it
+/// before may still be reading until a grace period ends: shared until then, owned after.
+///
+/// Dropped before its grace period ended, it is freed from an RCU callback (in softirq
+/// context); dropped after, at once. Modules using it must call [`barrier`] before they are
+/// unloaded.
+///
+/// # Invariants
+///
+/// `node` comes from [`KBox::into_raw`] of a `KBox<RcuNode<T>>`, unpublished, and owned by
+/// this object; `gp` is a grace-period cookie of `start_poll_synchronize_rcu` taken after it
+/// was unpublished.
+pub struct Retired<T: Send + Sync + 'static> {
+    node: *mut RcuNode<T>,
+    gp: usize,
+}
+
+// SAFETY: Shared access only gives `&T`, as readers have; the value is dropped by whichever
+// thread owns this (or an RCU callback), so `T: Send + Sync` is enough.
+unsafe impl<T: Send + Sync + 'static> Send for Retired<T> {}
+// SAFETY: As above.
+unsafe impl<T: Send + Sync + 'static> Sync for Retired<T> {}
+
+impl<T: Send + Sync + 'static> Retired<T> {
+    /// The value, shared with the readers that may still be reading it.
+    pub fn get(&self) -> &T {
+        // SAFETY: By the type invariants `node` is live and owned by `self`, so it stays
+        // allocated for as long as `self` is borrowed; readers only read it.
+        unsafe { &(*self.node).value }
+    }
+
+    /// Whether the grace period has elapsed (nothing but its owner can see the value).
+    pub fn elapsed(&self) -> bool {
+        // SAFETY: An FFI call with no additional requirements.
+        unsafe { bindings::poll_state_synchronize_rcu(self.gp) }
+    }
+
+    /// The value, once every reader that could see it is done: waits for the grace period
+    /// unless it has elapsed already.
+    ///
+    /// May sleep: only callable from process context.
+    pub fn into_inner(self) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: An FFI call with no additional requirements; it checks that the caller may
+        // sleep when it has to wait.
+        unsafe { bindings::cond_synchronize_rcu(this.gp) };
+        // SAFETY: `node` came from `KBox::into_raw` and is owned by `this`, which is not
+        // dropped; the grace period after its unpublication has ended, so no reader is left.
+        RcuNode::into_inner(unsafe { KBox::from_raw(this.node) })
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Retired<T> {
+    fn drop(&mut self) {
+        if self.elapsed() {
+            // SAFETY: Owned (type invariants) and no reader is left: the grace period ended.
+            drop(unsafe { KBox::from_raw(self.node) });
+        } else {
+            // SAFETY: The node is owned and unpublished; its `head` is handed to `call_rcu`
+            // once, and the callback frees it once every reader that could see it is done.
+            unsafe { bindings::call_rcu((*self.node).head.get(), Some(RcuNode::<T>::free)) };
+        }
     }
 }
 
