@@ -693,6 +693,21 @@ unsafe extern "C" fn sched_binding(test: *mut bindings::kunit) {
         drop(b);
         t.expect(PROBE_DROPS.load(Relaxed) == drops + 1, "dropping the binding drops the state");
 
+        // Unbinding, as a service deleted or flushed does: the module reference goes back at
+        // once (so that the module can be unloaded when the command returns), the binding
+        // and its state after a grace period.
+        // SAFETY: This module is live while its tests run.
+        let refs = || unsafe { bindings::module_refcount(THIS_MODULE.as_ptr()) };
+        let before = refs();
+        let slot = RcuBox::new(Some(RcuNode::new(SchedBinding::new(name, &infos)?, GFP_KERNEL)?));
+        t.expect(refs() == before + 1, "a binding holds a reference on its module");
+        let drops = PROBE_DROPS.load(Relaxed);
+        SchedBinding::unbind(&slot, &rcu::read_lock());
+        t.expect(refs() == before, "unbind gives the module reference back at once");
+        t.expect(slot.get(&rcu::read_lock()).is_none(), "unbound: no scheduler");
+        rcu::barrier();
+        t.expect(PROBE_DROPS.load(Relaxed) == drops + 1, "unbind drops the state after a grace period");
+
         sched::unregister(&*ops);
         let gone = SchedBinding::new(name, &infos);
         t.expect(gone.as_ref().err() == Some(&ENOENT), "unregistered: ENOENT");

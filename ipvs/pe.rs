@@ -98,14 +98,12 @@ impl PeBinding {
 
     /// Unbinds the engine of a service being flushed (`ip_vs_unbind_pe`): as
     /// [`crate::sched::SchedBinding::unbind`].
-    pub(crate) fn unbind(slot: &RcuBox<Self>) {
-        let g = rcu::read_lock();
-        if let Some(b) = slot.get(&g) {
+    pub(crate) fn unbind(slot: &RcuBox<Self>, g: &rcu::Guard) {
+        if let Some(b) = slot.get(g) {
             b.module.release();
         }
-        // Queued within the read section of the release, as `release` requires.
+        // Queued within the read section of the release (`g`'s), as `release` requires.
         slot.replace_deferred(None);
-        drop(g);
     }
 
     /// The engine's name.

@@ -114,14 +114,12 @@ impl SchedBinding {
     /// module reference is given back at once, so that the module can be unloaded as soon
     /// as the flush returns, as upstream's; its state is dropped from an RCU callback once
     /// the readers are done, which the module's unloading waits for.
-    pub(crate) fn unbind(slot: &RcuBox<Self>) {
-        let g = rcu::read_lock();
-        if let Some(b) = slot.get(&g) {
+    pub(crate) fn unbind(slot: &RcuBox<Self>, g: &rcu::Guard) {
+        if let Some(b) = slot.get(g) {
             b.module.release();
         }
-        // Queued within the read section of the release, as `release` requires.
+        // Queued within the read section of the release (`g`'s), as `release` requires.
         slot.replace_deferred(None);
-        drop(g);
     }
 
     /// The scheduler's name.

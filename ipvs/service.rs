@@ -819,22 +819,18 @@ impl Services {
         Ok(())
     }
 
-    fn unlink_dests(svc: &Service) {
-        let g = rcu::read_lock();
-        if let Some(l) = svc.dests.get(&g) {
-            for d in l.dests.iter() {
-                d.retire();
-            }
-        }
-    }
 
     /// What deleting a service undoes at once (`__ip_vs_del_service`), though readers may
     /// still see it: its real servers unlinked, its scheduler and engine unbound, its module
     /// reference given back (so that the modules can be unloaded when the command returns).
-    fn unlink(svc: &Service) {
-        Self::unlink_dests(svc);
-        SchedBinding::unbind(&svc.sched);
-        crate::pe::PeBinding::unbind(&svc.pe);
+    fn unlink(svc: &Service, g: &rcu::Guard) {
+        if let Some(l) = svc.dests.get(g) {
+            for d in l.dests.iter() {
+                d.retire();
+            }
+        }
+        SchedBinding::unbind(&svc.sched, g);
+        crate::pe::PeBinding::unbind(&svc.pe, g);
         svc.module.release();
     }
 
@@ -844,7 +840,7 @@ impl Services {
             self.count = self.count.saturating_sub(1);
             self.count_v4 = self.count_v4.saturating_sub(usize::from(svc.af == AF_INET));
         }
-        Self::unlink(svc);
+        Self::unlink(svc, &rcu::read_lock());
         self.settle();
         self.adopt(svc);
         // Short of memory for a smaller table, the larger one stays.
@@ -918,17 +914,16 @@ impl Services {
         self.count = 0;
         self.count_v4 = 0;
         let tab = old.get();
+        let mut g = rcu::read_lock();
         for b in 0..tab.buckets.len() {
-            {
-                let g = rcu::read_lock();
-                for s in tab.bucket(b, &g) {
-                    Self::unlink(s);
-                }
+            for s in tab.bucket(b, &g) {
+                Self::unlink(s, &g);
             }
-            if b % 256 == 255 {
-                kernel::sched::cond_resched();
+            if b % 1024 == 1023 {
+                g.cond_resched();
             }
         }
+        drop(g);
         // Within the room reserved: cannot fail.
         let _ = self.flushed.push(old, GFP_KERNEL);
         Ok(())
