@@ -497,7 +497,23 @@ fn tcp_csum(ip: &IpHdr, seg: &[u8]) -> [u8; 2] {
 /// the client; `ip_vs_app_pkt_out` when `out`, from the real server), before its addresses
 /// are rewritten: fixes its sequence numbers, lets the helper look at it and replaces what
 /// the helper asks to, then recomputes its checksums. False: drop it.
+#[inline]
 pub(crate) fn pkt(
+    conns: &ConnTable,
+    skb: &mut SkBuff<'_>,
+    ip: &IpHdr,
+    cp: &Conn,
+    out: bool,
+    listen_timeout: u32,
+    g: &rcu::Guard,
+) -> bool {
+    // Most connections have no helper: that test stays in the caller, without the call.
+    cp.app.load(Acquire) == 0 || pkt_helper(conns, skb, ip, cp, out, listen_timeout, g)
+}
+
+/// [`pkt`] for a connection bound to a helper.
+#[inline(never)]
+fn pkt_helper(
     conns: &ConnTable,
     skb: &mut SkBuff<'_>,
     ip: &IpHdr,

@@ -36,7 +36,7 @@ use crate::{
 };
 use core::{
     mem::size_of,
-    sync::atomic::{AtomicI32, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
+    sync::atomic::{AtomicBool, AtomicI32, AtomicU16, AtomicU32, AtomicU64, Ordering::*},
 };
 use kernel::{
     c_str, impl_has_work, new_work,
@@ -696,6 +696,11 @@ pub(crate) struct ConnTable {
     limits: Option<Limits>,
     /// The persistence-engine data of templates (the module's, see `conn_pe.rs`).
     pe: &'static PeTable,
+    /// Set (for good) once an entry whose client may be an address of this host was made:
+    /// a connection scheduled at LOCAL_OUT ([`Self::note_local_client`]), one learned from
+    /// a master or expected by a helper. Until then no reply can arrive at LOCAL_IN for an
+    /// entry, and the hook there skips the reply lookup ([`Self::local_clients`]).
+    local_clients: AtomicBool,
 }
 
 impl ConnTable {
@@ -712,6 +717,7 @@ impl ConnTable {
             todrop_counter: Default::default(),
             hz,
             max_bits,
+            local_clients: AtomicBool::new(false),
             lfactor: AtomicI32::new(LFACTOR_DEFAULT),
             limits,
             pe: conn_pe::table().ok_or(ENOMEM)?,
@@ -828,6 +834,22 @@ impl ConnTable {
     pub(crate) fn in_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
         let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         self.table.lookup(h, g, |c| c.matches_in(p))
+    }
+
+    /// Notes that a connection whose client is this host is about to be made (before its
+    /// first packet goes out, so before its first reply can come in).
+    pub(crate) fn note_local_client(&self) {
+        if !self.local_clients.load(Relaxed) {
+            self.local_clients.store(true, Release);
+        }
+    }
+
+    /// Whether an entry may have a client on this host: if not, a packet received for this
+    /// host is no reply of an entry (its destination, a local address, would be the
+    /// entry's client), and [`Self::out_get`] need not look.
+    #[inline]
+    pub(crate) fn local_clients(&self) -> bool {
+        self.local_clients.load(Acquire)
     }
 
     /// The connection a reply from a real server belongs to (`ip_vs_conn_out_get`): `p` holds
@@ -1016,6 +1038,9 @@ impl ConnTable {
         };
         let template = flags & conn_flags::TEMPLATE != 0;
         // Only what is scheduled here counts in the statistics.
+        if matches!(origin, Origin::Sync { .. } | Origin::Expected) {
+            self.note_local_client();
+        }
         let counted = matches!(origin, Origin::Conn { .. } | Origin::Template);
         let control = match control {
             Some(t) => Some(self.table.get_ref(t).ok_or(EAGAIN)?),

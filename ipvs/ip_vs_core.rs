@@ -648,6 +648,10 @@ impl Ipvs {
                     Sched::Accept => return Verdict::Accept(skb),
                     Sched::Drop => return Verdict::Drop(skb),
                 }
+                if hook == InetHook::LocalOut {
+                    // Its replies will come in at LOCAL_IN: `ip_vs_out` must look for them.
+                    self.conns.note_local_client();
+                }
                 let Some(tab) = self.svc_table.get(&g) else {
                     return Verdict::Accept(skb);
                 };
@@ -784,6 +788,14 @@ impl Ipvs {
             return Verdict::Accept(skb);
         };
         *parsed = Some((ip, Some(ports)));
+        // For this host, a packet can only be the reply of an entry whose client is this
+        // host (see `ConnTable::local_clients`); `nat_icmp_send` looks at every one.
+        if hook == InetHook::LocalIn
+            && !self.conns.local_clients()
+            && self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) == 0
+        {
+            return Verdict::Accept(skb);
+        }
         let p = pr.conn_param(&ip, &ports);
         let Some(cp) = self.conns.out_get(&p, &g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that

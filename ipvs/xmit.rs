@@ -275,9 +275,16 @@ fn route_to<'a>(
 }
 
 /// Sends a packet on its new route (`ip_vs_send_or_cont` for another host): untracked and
-/// marked as handled, so that no IPVS hook takes it again on its way out. `v6`: the
-/// packet's (outer) family.
+/// marked as handled, so that no IPVS hook takes it again on its way out. Its headers are
+/// complete: NAT and direct routing rewrite them in place, sums included. `v6`: its family.
 fn send<'a>(net: &Net, mut skb: SkBuff<'a>, v6: bool) -> Verdict<'a> {
+    skb.set_ipvs_property();
+    Verdict::Stolen(skb.send_prepared(net, v6))
+}
+
+/// [`send`] for a packet in a tunnel header just pushed, whose length (and, for IPv4,
+/// header sum) the output sets (`ip_local_out`, `ip6_local_out`).
+fn send_encap<'a>(net: &Net, mut skb: SkBuff<'a>, v6: bool) -> Verdict<'a> {
     skb.set_ipvs_property();
     skb.set_untracked();
     skb.prepare_resend();
@@ -490,7 +497,7 @@ pub(crate) fn tunnel_xmit<'a>(
             Err(_) => return Verdict::Drop(skb),
         }
         skb.set_ignore_df();
-        return send(net, skb, true);
+        return send_encap(net, skb, true);
     }
     match skb.push_ip_header() {
         Ok(h) => {
@@ -509,7 +516,7 @@ pub(crate) fn tunnel_xmit<'a>(
         Err(_) => return Verdict::Drop(skb),
     }
     skb.ip_select_ident(net);
-    send(net, skb, false)
+    send_encap(net, skb, false)
 }
 
 /// Rewrites an ICMP error about NAT connection `cp` (`ip_vs_nat_icmp`). Towards the client

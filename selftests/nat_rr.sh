@@ -8,6 +8,11 @@
 # 30 TCP connections must be spread exactly 10/10/10 over the three real
 # servers, and 30 UDP datagrams from 30 distinct source ports likewise; the
 # per-destination connection counters of `ipvsadm -Ln --stats` must agree.
+# Then a client on the director itself (its requests pass the LOCAL_OUT
+# hook, the real servers' replies come in at LOCAL_IN): 6 TCP connections
+# and 6 UDP datagrams, 2 per real server. Ours skips the reply lookup at
+# LOCAL_IN until a connection has a client on the director: this is the
+# first one.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
@@ -18,7 +23,7 @@ REQ=30
 PER=$((REQ / N))
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 6
+ktap_header 8
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 if ! topo_nat $N || ! start_servers $N; then
@@ -97,5 +102,12 @@ else ktap_fail "udp: service and $N NAT destinations added"; fi
 out=$(nsx "$NS_C" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 40000 --timeout 5)
 check_spread udp "$out"
 check_stats -u udp
+
+# --- A client on the director
+REQ=6 PER=2
+out=$(nsx "$NS_D" "$CLIENT" tcp "$VIP" 80 $REQ --timeout 5)
+check_spread "tcp from the director" "$out"
+out=$(nsx "$NS_D" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 41000 --timeout 5)
+check_spread "udp from the director" "$out"
 
 ktap_exit

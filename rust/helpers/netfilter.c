@@ -3,6 +3,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <net/netfilter/nf_conntrack.h>
+#include <net/dst.h>
 
 void rust_helper_nf_reset_ct_untracked(struct sk_buff *skb)
 {
@@ -10,4 +11,32 @@ void rust_helper_nf_reset_ct_untracked(struct sk_buff *skb)
 	nf_reset_ct(skb);
 	nf_ct_set(skb, NULL, IP_CT_UNTRACKED);
 #endif
+}
+
+/*
+ * Sends on a packet that a hook forwards with its headers complete (rewritten
+ * in place, sums included), as upstream's ip_vs_send_or_cont() does for
+ * another host: untracked, no longer owned by a local socket, without receive
+ * timestamp and receive-side full checksum, through the LOCAL_OUT hooks of
+ * @pf to dst_output() on its attached route (dropped without one). Unlike
+ * ip_local_out(), no length or header sum is recomputed.
+ */
+void rust_helper_skb_send_prepared(struct net *net, struct sk_buff *skb, u8 pf)
+{
+	struct dst_entry *dst = skb_dst(skb);
+
+	if (unlikely(!dst)) {
+		kfree_skb(skb);
+		return;
+	}
+#if IS_ENABLED(CONFIG_NF_CONNTRACK)
+	nf_reset_ct(skb);
+	nf_ct_set(skb, NULL, IP_CT_UNTRACKED);
+#endif
+	if (skb->dev) {
+		skb_orphan(skb);
+		skb_clear_tstamp(skb);
+	}
+	skb_forward_csum(skb);
+	NF_HOOK(pf, NF_INET_LOCAL_OUT, net, NULL, skb, NULL, dst->dev, dst_output);
 }

@@ -893,6 +893,20 @@ impl<'a> SkBuff<'a> {
         unsafe { bindings::skb_prepare_resend(self.raw()) };
     }
 
+    /// Sends a packet whose headers are complete (rewritten in place, sums included) on its
+    /// attached route, as upstream's `ip_vs_send_or_cont` does for another host: untracked
+    /// ([`Self::set_untracked`]), prepared as [`Self::prepare_resend`] does, through the
+    /// LOCAL_OUT hooks of its family (`v6`) to `dst_output`; dropped without a route. Unlike
+    /// [`Self::ip_local_out`], nothing is recomputed: one call for all of it.
+    #[inline]
+    pub fn send_prepared(self, net: &Net, v6: bool) -> Stolen {
+        let pf = if v6 { bindings::NFPROTO_IPV6 } else { bindings::NFPROTO_IPV4 };
+        // SAFETY: Ownership of the valid packet passes to the stack; `self` is consumed. The
+        // helper drops a packet without a route rather than follow it.
+        unsafe { bindings::skb_send_prepared(net.as_ptr(), self.raw(), pf as u8) };
+        Stolen(())
+    }
+
     /// Sends an IPv4 packet on its attached route, through the LOCAL_OUT hooks
     /// (`ip_local_out`). The IP total length and header checksum are recomputed.
     #[inline]
