@@ -100,9 +100,11 @@ impl PeBinding {
     /// [`crate::sched::SchedBinding::unbind`].
     pub(crate) fn unbind(slot: &RcuBox<Self>, g: &rcu::Guard) {
         if let Some(b) = slot.get(g) {
-            b.module.release();
+            // SAFETY: `g` is held across this and the `call_rcu` of the binding's drop just
+            // below; once unpublished, the binding is only used by readers that found it
+            // before, under RCU.
+            unsafe { b.module.release() };
         }
-        // Queued within the read section of the release (`g`'s), as `release` requires.
         slot.replace_deferred(None);
     }
 

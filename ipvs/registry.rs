@@ -241,10 +241,18 @@ impl HeldModule {
 
     /// Gives the reference back (once). The module can then be unloaded; its code stays
     /// for as long as [`Registry::unregister`] waits: for RCU readers, and for the RCU
-    /// callbacks queued before they ended. So the caller must hold an RCU read section
-    /// across this call and the queueing (`call_rcu`) of the callback that drops the
-    /// binding, and readers may use the binding only under RCU.
-    pub(crate) fn release(&self) {
+    /// callbacks queued before they ended.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds an RCU read section across this call and the queueing (`call_rcu`)
+    /// of the callback that drops the binding this belongs to, and from now on the binding
+    /// is only used under RCU read sections (as by readers that found it before).
+    pub(crate) unsafe fn release(&self) {
+        self.put();
+    }
+
+    fn put(&self) {
         if self.held.swap(false, Ordering::AcqRel) {
             // SAFETY: The reference was held (type invariant) and `held` is now false: it
             // is released once.
@@ -262,6 +270,7 @@ impl HeldModule {
 
 impl Drop for HeldModule {
     fn drop(&mut self) {
-        self.release();
+        // The binding is being dropped: nothing uses the module's code for it any more.
+        self.put();
     }
 }

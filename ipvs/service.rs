@@ -255,8 +255,10 @@ impl Drop for ModuleRef {
     }
 }
 
-/// The module reference of a service: given back when the service is flushed (as upstream's
-/// `ip_vs_use_count_dec` when it unlinks a service), or else when it is freed.
+/// The module reference of a service: given back when the service is deleted or flushed
+/// (upstream's `ip_vs_use_count_dec` in `__ip_vs_del_service`), or else when it is freed.
+/// What may run of its code later (its drop, from an RCU callback or the namespace's exit)
+/// the module's exit waits for.
 struct ModuleHold(AtomicBool);
 
 impl ModuleHold {
@@ -819,7 +821,6 @@ impl Services {
         Ok(())
     }
 
-
     /// What deleting a service undoes at once (`__ip_vs_del_service`), though readers may
     /// still see it: its real servers unlinked, its scheduler and engine unbound, its module
     /// reference given back (so that the modules can be unloaded when the command returns).
@@ -900,9 +901,10 @@ impl Services {
     }
 
     /// `ip_vs_flush`: the table replaced by an empty one of the least size, then every
-    /// service unlinked ([`Self::unlink`]), yielding the CPU as it goes. Neither waits for the readers of the old table nor frees: the old
-    /// table is kept, with its services, for [`Self::settle`] (upstream's flush frees
-    /// nothing either: the real servers, in its trash, hold their services).
+    /// service unlinked ([`Self::unlink`]), yielding the CPU as it goes. It neither waits
+    /// for the readers of the old table nor frees: the old table is kept, with its
+    /// services, for [`Self::settle`] (upstream's flush frees nothing either: the real
+    /// servers, in its trash, hold their services).
     pub(crate) fn flush(&mut self, table: &ServiceTable) -> Result {
         if self.count == 0 {
             return Ok(());
@@ -935,8 +937,7 @@ impl Services {
     /// follows the flush at once).
     fn settle(&mut self) {
         for old in core::mem::replace(&mut self.flushed, KVec::new()) {
-            for (i, slot) in old.into_inner().buckets.into_iter().enumerate() {
-                let mut slot = slot;
+            for (i, mut slot) in old.into_inner().buckets.into_iter().enumerate() {
                 if let Some(v) = slot.get_mut() {
                     for s in v.iter() {
                         self.adopt(s);
