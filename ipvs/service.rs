@@ -581,9 +581,9 @@ impl ServiceTable {
         Ok(self.tab.retire(Some(empty)))
     }
 
-    /// Publishes a table of `bits` holding `services` (in listing order), then waits for
-    /// the readers of the old one, which is freed here.
-    fn rebuild(&self, bits: u32, services: &[Arc<Service>]) -> Result {
+    /// Publishes a table of `bits` holding `services` (in listing order) and returns the
+    /// old one, which readers may still be reading (no wait here).
+    fn rebuild(&self, bits: u32, services: &[Arc<Service>]) -> Result<Option<rcu::Retired<Tab>>> {
         let mut tab = Tab::new(bits)?;
         let mut rest = services;
         while let Some(first) = rest.first() {
@@ -599,20 +599,20 @@ impl ServiceTable {
             }
             rest = tail;
         }
-        self.tab.replace(Some(RcuNode::new(tab, GFP_KERNEL)?));
-        Ok(())
+        Ok(self.tab.retire(Some(RcuNode::new(tab, GFP_KERNEL)?)))
     }
 
     /// Resizes the table for `count` services if it crossed a threshold of the load factor
     /// ([`resize_to`]): amortised over the changes that made it cross, the cost per change
-    /// does not grow with the number of services.
-    fn fit(&self, count: usize) -> Result {
+    /// does not grow with the number of services. The table replaced is returned, as by
+    /// [`Self::rebuild`].
+    fn fit(&self, count: usize) -> Result<Option<rcu::Retired<Tab>>> {
         let bits = {
             let g = rcu::read_lock();
             self.tab.get(&g).map_or(SVC_TAB_MIN_BITS, |t| t.bits)
         };
         let Some(want) = resize_to(bits, count, self.lfactor.load(Relaxed)) else {
-            return Ok(());
+            return Ok(None);
         };
         let all = self.collect(count)?;
         self.rebuild(want, &all)
@@ -705,12 +705,15 @@ pub(crate) struct Services {
     /// among the orphans yet: [`Self::settle`] puts them there when a service is next added
     /// or deleted or a real server added, so that a flush costs no more than unlinking.
     flushed: KVec<rcu::Retired<Tab>>,
+    /// Tables replaced by resizes, oldest first, kept until their grace periods have
+    /// passed (see [`Self::keep_resized`]), so that no command waits for one.
+    resized: KVec<rcu::Retired<Tab>>,
 }
 
 impl Services {
     /// None yet.
     pub(crate) fn new() -> Self {
-        Self { count: 0, count_v4: 0, orphans: Orphans::new(), flushed: KVec::new() }
+        Self { count: 0, count_v4: 0, orphans: Orphans::new(), flushed: KVec::new(), resized: KVec::new() }
     }
 
     /// Number of services.
@@ -771,14 +774,42 @@ impl Services {
         self.count_v4 = self.count_v4.saturating_add(usize::from(svc.af == AF_INET));
         // Short of memory for a larger table, the service is in and lookups walk longer
         // chains until the next change resizes it.
-        let _ = table.fit(self.count);
+        self.keep_resized(table.fit(self.count));
         Ok(())
     }
 
-    /// Resizes `table` for a new `svc_lfactor` (`lfactor`), if it asks for another size.
+    /// Resizes `table` for a new `svc_lfactor` (`lfactor`), if it asks for another size;
+    /// the old table is freed after the grace period, waited for here.
     pub(crate) fn refit(&self, table: &ServiceTable, lfactor: i32) -> Result {
         table.set_lfactor(lfactor);
-        table.fit(self.count)
+        if let Some(old) = table.fit(self.count)? {
+            drop(old.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Frees the tables resizes replaced once the last one's grace period has passed (the
+    /// earlier ones' then has too) and keeps `old`, the one a resize just replaced, if any:
+    /// a resize costs no wait, and a table is freed here, in process context, by a later
+    /// change. Short of memory to keep it, this one waits.
+    fn keep_resized(&mut self, old: Result<Option<rcu::Retired<Tab>>>) {
+        self.free_resized();
+        let Ok(Some(old)) = old else {
+            return;
+        };
+        if self.resized.reserve(1, GFP_KERNEL).is_err() {
+            drop(old.into_inner());
+            return;
+        }
+        // Within the room reserved: cannot fail.
+        let _ = self.resized.push(old, GFP_KERNEL);
+    }
+
+    /// Frees the tables resizes replaced if their grace periods have all passed.
+    fn free_resized(&mut self) {
+        if self.resized.last().is_some_and(|r| r.elapsed()) {
+            drop(core::mem::replace(&mut self.resized, KVec::new()));
+        }
     }
 
     /// `ip_vs_edit_service`: the scheduler (`ENOENT`), the persistence engine (`ENOENT`;
@@ -845,7 +876,7 @@ impl Services {
         self.settle();
         self.adopt(svc);
         // Short of memory for a smaller table, the larger one stays.
-        let _ = table.fit(self.count);
+        self.keep_resized(table.fit(self.count));
         Ok(())
     }
 
@@ -936,6 +967,7 @@ impl Services {
     /// for the readers of a flushed table if they are not done yet (they are, unless this
     /// follows the flush at once).
     fn settle(&mut self) {
+        self.free_resized();
         for old in core::mem::replace(&mut self.flushed, KVec::new()) {
             for (i, mut slot) in old.into_inner().buckets.into_iter().enumerate() {
                 if let Some(v) = slot.get_mut() {
@@ -952,8 +984,12 @@ impl Services {
         }
     }
 
-    /// Frees the flushed services without keeping their real servers (the namespace goes).
+    /// Frees the flushed services without keeping their real servers, and the tables
+    /// resizes replaced (the namespace goes).
     pub(crate) fn release(&mut self) {
+        for old in core::mem::replace(&mut self.resized, KVec::new()) {
+            drop(old.into_inner());
+        }
         for old in core::mem::replace(&mut self.flushed, KVec::new()) {
             for (i, slot) in old.into_inner().buckets.into_iter().enumerate() {
                 drop(slot);
