@@ -375,10 +375,17 @@ fn find_service<'a>(
 /// The packet's network header (`ip_vs_fill_iph_skb`): IPv4, or with `v6` IPv6 with its
 /// extension headers walked to the transport header. `None` if it is truncated or bad: not
 /// IPVS's.
+#[inline(always)]
 fn parse_ip(skb: &mut SkBuff<'_>, v6: bool) -> Option<IpHdr> {
     if !v6 {
         return Some(IpHdr::from_v4(&Ipv4::parse(skb.pull(20).ok()?)?));
     }
+    parse_ip6(skb)
+}
+
+/// [`parse_ip`] of an IPv6 packet, out of the IPv4 path's way.
+#[inline(never)]
+fn parse_ip6(skb: &mut SkBuff<'_>) -> Option<IpHdr> {
     let mut h = [0u8; proto::IPV6_HLEN];
     h.copy_from_slice(skb.pull(proto::IPV6_HLEN).ok()?);
     let c = skb.ipv6_find_hdr(0).ok()?;
@@ -545,35 +552,27 @@ fn port_unreach(net: &Net, skb: &mut SkBuff<'_>, ip: &IpHdr) {
 }
 
 impl Ipvs {
-    /// Client-to-service packets (`ip_vs_in_hook`). `parsed`: the packet's network header
-    /// and, for TCP and UDP, its ports, if [`Self::ip_vs_out`] read them already; `g`: the
-    /// hook's RCU read lock.
+    /// Client-to-service packets (`ip_vs_in_hook`): `ip` is the packet's network header and
+    /// `ports`, for the protocols that have them, what [`Protocol::parse_ports`] read (`None`
+    /// if it could not); `g`: the hook's RCU read lock.
+    #[allow(clippy::too_many_arguments)]
     fn ip_vs_in<'a>(
         &self,
         net: &Net,
         mut skb: SkBuff<'a>,
         hook: InetHook,
         v6: bool,
-        parsed: Option<(IpHdr, Option<Ports>)>,
+        ip: &IpHdr,
+        ports: Option<Ports>,
         g: &rcu::Guard,
     ) -> Verdict<'a> {
-        // Packets IPVS already sent on, link-layer broadcasts and others not for this host
-        // (local clients' packets have no link layer), and unrouted ones are not ours.
-        if skb.ipvs_property()
-            || (hook != InetHook::LocalOut && !skb.is_for_host())
-            || !skb.has_route()
-        {
+        // Link-layer broadcasts and others not for this host are not ours (local clients'
+        // packets have no link layer).
+        if hook != InetHook::LocalOut && !skb.is_for_host() {
             return Verdict::Accept(skb);
         }
-        let (ip, ports) = match parsed {
-            Some(p) => p,
-            None => match parse_ip(&mut skb, v6) {
-                Some(ip) => (ip, None),
-                None => return Verdict::Accept(skb),
-            },
-        };
         if ip.protocol == IPPROTO_ICMPV6 && v6 {
-            return self.in_icmp_v6(net, skb, &ip, hook);
+            return self.in_icmp_v6(net, skb, ip, hook);
         }
         if ip.protocol == IPPROTO_ICMP && !v6 {
             // ICMP other than the errors IPVS relates to connections is, like the protocols
@@ -586,7 +585,7 @@ impl Ipvs {
                     return Verdict::Accept(skb);
                 }
             }
-            return self.in_icmp(net, skb, &ip, hook);
+            return self.in_icmp(net, skb, ip, hook);
         }
         let Some(pr) = Protocol::of(ip.protocol) else {
             // Not a protocol of ours: if it comes back decapsulated (a tunnel ending here),
@@ -596,20 +595,20 @@ impl Ipvs {
             }
             return Verdict::Accept(skb);
         };
-        let Some(ports) = ports.or_else(|| pr.parse_ports(&mut skb, &ip)) else {
-            if pr.headless_drop(&ip) {
+        let Some(ports) = ports else {
+            if pr.headless_drop(ip) {
                 return Verdict::Drop(skb);
             }
             return Verdict::Accept(skb);
         };
         // SCTP: the common header and first chunk (the transport header is there: `ports`).
-        let sctp_hdr = pr.sctp_header(&mut skb, &ip);
-        let p = pr.conn_param(&ip, &ports);
-        let mut found = self.conns.in_get(&p, &g);
+        let sctp_hdr = pr.sctp_header(&mut skb, ip);
+        let p = pr.conn_param(ip, &ports);
+        let mut found = self.conns.in_get(&p, g);
         // Application helpers (FTP) are TCP's only.
         if found.is_none() && pr == Protocol::Tcp && app::no_cport_waiting() {
             // An application helper's expected connection, waiting for its client port.
-            found = app::fill_cport(&self.conns, &p, self.timeouts.tcp[0].load(Relaxed), &g);
+            found = app::fill_cport(&self.conns, &p, self.timeouts.tcp[0].load(Relaxed), g);
         }
         // Read only when needed: most packets are neither SYNs nor for removed servers.
         let expire_nodest = || self.sysctl_values.get(ctl::SYSCTL_EXPIRE_NODEST_CONN) != 0;
@@ -652,10 +651,10 @@ impl Ipvs {
                     // Its replies will come in at LOCAL_IN: `ip_vs_out` must look for them.
                     self.conns.note_local_client();
                 }
-                let Some(tab) = self.svc_table.get(&g) else {
+                let Some(tab) = self.svc_table.get(g) else {
                     return Verdict::Accept(skb);
                 };
-                let Some(svc) = find_service(tab, skb.mark(), &ip, &ports) else {
+                let Some(svc) = find_service(tab, skb.mark(), ip, &ports) else {
                     return Verdict::Accept(skb);
                 };
                 // Short of memory with `drop_packet` on: one new connection in `drop_rate`
@@ -676,13 +675,13 @@ impl Ipvs {
                 };
                 let timeout = pr.initial_timeout(&self.timeouts);
                 let made = if pkt.svc_flags & svc_flags::PERSISTENT != 0 {
-                    match pe_data_of(svc, &mut skb, &ip, &g) {
-                        Ok(pe) => self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, &g),
+                    match pe_data_of(svc, &mut skb, ip, g) {
+                        Ok(pe) => self.sched_persist(svc, &p, &pkt, pe.as_ref(), timeout, g),
                         // The engine found no data: dropped, as upstream (`*ignored = -1`).
                         Err(()) => Err(SchedError::Failed),
                     }
                 } else {
-                    match self.schedule(svc, &pkt, &g) {
+                    match self.schedule(svc, &pkt, g) {
                         Some(dest) => {
                             let dport = if dest.info.port == [0, 0] {
                                 ports.dport
@@ -690,7 +689,7 @@ impl Ipvs {
                                 dest.info.port
                             };
                             self.conns
-                                .new_conn(&p, dest.info.addr, dport, dest, timeout, one_packet_flags(&pkt), &g)
+                                .new_conn(&p, dest.info.addr, dport, dest, timeout, one_packet_flags(&pkt), g)
                                 .map_err(|_| SchedError::Failed)
                         }
                         None => Err(SchedError::NoDest),
@@ -704,7 +703,7 @@ impl Ipvs {
                     }
                     Err(SchedError::NoDest) => {
                         // No server: tell the client the port is unreachable (`ip_vs_leave`).
-                        port_unreach(net, &mut skb, &ip);
+                        port_unreach(net, &mut skb, ip);
                         return Verdict::Drop(skb);
                     }
                     Err(SchedError::Failed) => return Verdict::Drop(skb),
@@ -712,22 +711,22 @@ impl Ipvs {
             }
         };
 
-        self.in_stats(cp, skb.len(), &g);
-        pr.transition(self, &mut skb, &ip, &ports, cp, false);
+        self.in_stats(cp, skb.len(), g);
+        pr.transition(self, &mut skb, ip, &ports, cp, false);
 
         // From here on the packet is counted and the connection put back whatever becomes
         // of it, as upstream's transmitters (the application helper's refusal included).
         let verdict = match cp.fwd_method() {
             conn_flags::MASQ => {
-                if !app::pkt(&self.conns, &mut skb, &ip, cp, false, self.listen_timeout(), &g) {
+                if !app::pkt(&self.conns, &mut skb, ip, cp, false, self.listen_timeout(), g) {
                     Verdict::Drop(skb)
                 } else {
-                    xmit::nat_xmit(net, skb, &ip, pr, cp, &g, hook)
+                    xmit::nat_xmit(net, skb, ip, pr, cp, g, hook)
                 }
             }
-            conn_flags::DROUTE => xmit::dr_xmit(net, skb, &ip, cp, &g, false),
+            conn_flags::DROUTE => xmit::dr_xmit(net, skb, ip, cp, g, false),
             conn_flags::TUNNEL => {
-                xmit::tunnel_xmit(net, skb, &ip, cp, &g, false, self.pmtu_disc())
+                xmit::tunnel_xmit(net, skb, ip, cp, g, false, self.pmtu_disc())
             }
             conn_flags::LOCALNODE => Verdict::Accept(skb),
             _ => Verdict::Drop(skb),
@@ -741,9 +740,9 @@ impl Ipvs {
             cp.in_pkts.fetch_add(1, Relaxed).wrapping_add(1)
         };
         if self.sync.state() & sync::STATE_MASTER != 0 {
-            self.sync.sync_conn(cp, pkts, &g);
+            self.sync.sync_conn(cp, pkts, g);
         } else if one_packet {
-            if let Some(t) = cp.control(&g) {
+            if let Some(t) = cp.control(g) {
                 t.in_pkts.fetch_add(1, Relaxed);
             }
         }
@@ -756,68 +755,50 @@ impl Ipvs {
     }
 
     /// Replies from real servers (`ip_vs_out_hook`, `handle_response`): NAT ones are made to
-    /// come from the virtual service. What it parsed of a packet that is no reply (accepted
-    /// unchanged, not marked as IPVS's) is left in `parsed` for [`Self::ip_vs_in`]. `g`: the
-    /// hook's RCU read lock.
+    /// come from the virtual service. `ip`, `ports`: as for [`Self::ip_vs_in`]; a packet that
+    /// is no reply is accepted unchanged, not marked as IPVS's. `g`: the hook's RCU read lock.
+    #[allow(clippy::too_many_arguments)]
     fn ip_vs_out<'a>(
         &self,
         net: &Net,
         mut skb: SkBuff<'a>,
         hook: InetHook,
         v6: bool,
-        parsed: &mut Option<(IpHdr, Option<Ports>)>,
+        ip: &IpHdr,
+        ports: Option<&Ports>,
         g: &rcu::Guard,
     ) -> Verdict<'a> {
-        if skb.ipvs_property() || !skb.has_route() {
-            return Verdict::Accept(skb);
-        }
-        let Some(ip) = parse_ip(&mut skb, v6) else {
-            return Verdict::Accept(skb);
-        };
         if ip.protocol == IPPROTO_ICMPV6 && v6 {
-            *parsed = Some((ip, None));
-            return self.out_icmp_v6(net, skb, &ip, hook);
+            return self.out_icmp_v6(net, skb, ip, hook);
         }
         if ip.protocol == IPPROTO_ICMP && !v6 {
-            *parsed = Some((ip, None));
-            return self.out_icmp(net, skb, &ip, hook);
+            return self.out_icmp(net, skb, ip, hook);
         }
-        let Some((pr, ports)) = Protocol::of(ip.protocol).and_then(|pr| Some((pr, pr.parse_ports(&mut skb, &ip)?)))
-        else {
-            *parsed = Some((ip, None));
+        let (Some(pr), Some(ports)) = (Protocol::of(ip.protocol), ports) else {
             return Verdict::Accept(skb);
         };
-        *parsed = Some((ip, Some(ports)));
-        // For this host, a packet can only be the reply of an entry whose client is this
-        // host (see `ConnTable::local_clients`); `nat_icmp_send` looks at every one.
-        if hook == InetHook::LocalIn
-            && !self.conns.local_clients()
-            && self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) == 0
-        {
-            return Verdict::Accept(skb);
-        }
-        let p = pr.conn_param(&ip, &ports);
-        let Some(cp) = self.conns.out_get(&p, &g) else {
+        let p = pr.conn_param(ip, ports);
+        let Some(cp) = self.conns.out_get(&p, g) else {
             // `nat_icmp_send`: a NAT real server answering without a connection (one that
             // expired, say) hears "port unreachable", unless it is resetting anyway.
             if self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
-                && pr.may_answer_unreach(&mut skb, &ip, &ports)
-                && self.has_real_service(ip.af, ip.protocol, &ip.saddr, ports.sport, &g)
+                && pr.may_answer_unreach(&mut skb, ip, ports)
+                && self.has_real_service(ip.af, ip.protocol, &ip.saddr, ports.sport, g)
             {
-                port_unreach(net, &mut skb, &ip);
+                port_unreach(net, &mut skb, ip);
                 return Verdict::Drop(skb);
             }
             return Verdict::Accept(skb);
         };
         if cp.fwd_method() == conn_flags::MASQ
-            && (!app::pkt(&self.conns, &mut skb, &ip, cp, true, self.listen_timeout(), &g)
-                || pr.snat_handler(&mut skb, &ip, cp).is_err()
+            && (!app::pkt(&self.conns, &mut skb, ip, cp, true, self.listen_timeout(), g)
+                || pr.snat_handler(&mut skb, ip, cp).is_err()
                 || self.reroute(net, &mut skb, hook, v6).is_err())
         {
             return Verdict::Drop(skb);
         }
-        self.out_stats(cp, skb.len(), &g);
-        pr.transition(self, &mut skb, &ip, &ports, cp, true);
+        self.out_stats(cp, skb.len(), g);
+        pr.transition(self, &mut skb, ip, ports, cp, true);
         skb.set_ipvs_property();
         skb.set_untracked();
         Verdict::Accept(skb)
@@ -1318,13 +1299,44 @@ fn quoted_param(q: &Quoted, reversed: bool) -> ConnParam {
     }
 }
 
+/// A packet's network header, read into `ip` (all zeroes before: read in place, it is not
+/// moved between the hook functions), and for TCP, UDP and SCTP its transport ports
+/// (`None` if they cannot be read: see [`Protocol::parse_ports`]). `None` if the packet has
+/// no route or no valid network header: not IPVS's.
+#[inline(always)]
+fn parse_packet(skb: &mut SkBuff<'_>, v6: bool, ip: &mut IpHdr) -> Option<Option<Ports>> {
+    if !skb.has_route() {
+        return None;
+    }
+    if v6 {
+        *ip = parse_ip6(skb)?;
+    } else {
+        ip.fill_v4(&Ipv4::parse(skb.pull(20).ok()?)?);
+    }
+    Some(Protocol::of(ip.protocol).and_then(|pr| pr.parse_ports(skb, ip)))
+}
+
+impl Ipvs {
+    /// Whether a packet at `hook` of protocol `protocol` may be a NAT real server's reply:
+    /// at LOCAL_IN, only to a client on this host (see `ConnTable::local_clients`), unless
+    /// `nat_icmp_send` looks at every one; ICMP errors are always checked.
+    #[inline]
+    fn may_be_reply(&self, hook: InetHook, protocol: u8) -> bool {
+        hook != InetHook::LocalIn
+            || protocol == IPPROTO_ICMP
+            || protocol == IPPROTO_ICMPV6
+            || self.conns.local_clients()
+            || self.sysctl_values.get(ctl::SYSCTL_NAT_ICMP_SEND) != 0
+    }
+}
+
 /// The hook functions at LOCAL_IN and LOCAL_OUT (see [`IN_HOOKS`]): a packet is checked as
 /// a reply, then, unless that took it, as a request; the namespace's state is found from the
 /// packet's.
 struct LocalHooks;
 
 impl Hooks for LocalHooks {
-    fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+    fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
         // Packets IPVS sent on (through LOCAL_OUT) pass without a look at the namespace.
         if skb.ipvs_property() {
             return Verdict::Accept(skb);
@@ -1333,17 +1345,25 @@ impl Hooks for LocalHooks {
             return Verdict::Accept(skb);
         };
         let v6 = state.pf == pf::IPV6;
-        let mut parsed = None;
+        let mut ip = IpHdr::ZERO;
+        let Some(ports) = parse_packet(&mut skb, v6, &mut ip) else {
+            return Verdict::Accept(skb);
+        };
         // One read-side critical section for both.
         let g = rcu::read_lock();
-        match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &mut parsed, &g) {
-            // Not a reply (a reply is marked as IPVS's): what upstream's request hook, next
-            // in line, would see. A director that only backs up leaves requests to the stack.
-            Verdict::Accept(skb) if !skb.ipvs_property() && !ipvs.sync.backup_only() => {
-                ipvs.ip_vs_in(state.net, skb, state.hook, v6, parsed, &g)
-            }
-            v => v,
+        if ipvs.may_be_reply(state.hook, ip.protocol) {
+            skb = match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), &g) {
+                // Not a reply (a reply is marked as IPVS's): what upstream's request hook,
+                // next in line, would see.
+                Verdict::Accept(skb) if !skb.ipvs_property() => skb,
+                v => return v,
+            };
         }
+        // A director that only backs up leaves requests to the stack.
+        if ipvs.sync.backup_only() {
+            return Verdict::Accept(skb);
+        }
+        ipvs.ip_vs_in(state.net, skb, state.hook, v6, &ip, ports, &g)
     }
 }
 
@@ -1351,16 +1371,20 @@ impl Hooks for LocalHooks {
 struct OutHooks;
 
 impl Hooks for OutHooks {
-    fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+    fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
         if skb.ipvs_property() {
             return Verdict::Accept(skb);
         }
-        let mut parsed = None;
+        let Some(ipvs) = IPVS.get(state.net) else {
+            return Verdict::Accept(skb);
+        };
+        let v6 = state.pf == pf::IPV6;
+        let mut ip = IpHdr::ZERO;
+        let Some(ports) = parse_packet(&mut skb, v6, &mut ip) else {
+            return Verdict::Accept(skb);
+        };
         let g = rcu::read_lock();
-        match IPVS.get(state.net) {
-            Some(ipvs) => ipvs.ip_vs_out(state.net, skb, state.hook, state.pf == pf::IPV6, &mut parsed, &g),
-            None => Verdict::Accept(skb),
-        }
+        ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), &g)
     }
 }
 

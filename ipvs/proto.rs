@@ -65,6 +65,7 @@ pub trait L4Csum {
 }
 
 /// Bytes of the transport header a director reads and rewrites.
+#[inline]
 pub fn l4_len(protocol: u8) -> Option<usize> {
     match protocol {
         IPPROTO_TCP => Some(20),
@@ -102,6 +103,7 @@ pub struct Ipv4 {
 
 impl Ipv4 {
     /// Parses the fixed part of an IPv4 header; `None` if it is not a sane IPv4 header.
+    #[inline]
     pub fn parse(h: &[u8]) -> Option<Self> {
         let b = h.get(..20)?;
         if b[0] >> 4 != 4 {
@@ -157,7 +159,38 @@ pub struct IpHdr {
 }
 
 impl IpHdr {
+    /// All zeroes, to be filled in place (see [`Self::fill_v4`]).
+    pub const ZERO: Self = Self {
+        af: 0,
+        len: 0,
+        protocol: 0,
+        saddr: [0; 16],
+        daddr: [0; 16],
+        ttl: 0,
+        tos: 0,
+        df: false,
+        fragment: false,
+        frag_offset: 0,
+    };
+
+    /// Makes `self`, all zeroes ([`Self::ZERO`]), the header of IPv4 packet `ip`: what
+    /// [`Self::from_v4`] returns, without a copy of it.
+    #[inline]
+    pub fn fill_v4(&mut self, ip: &Ipv4) {
+        self.af = AF_INET;
+        self.len = ip.ihl;
+        self.protocol = ip.protocol;
+        self.saddr[..4].copy_from_slice(&ip.saddr);
+        self.daddr[..4].copy_from_slice(&ip.daddr);
+        self.ttl = ip.ttl;
+        self.tos = ip.tos;
+        self.df = ip.df;
+        self.fragment = ip.fragment;
+        self.frag_offset = ip.frag_offset;
+    }
+
     /// The header of an IPv4 packet.
+    #[inline]
     pub fn from_v4(ip: &Ipv4) -> Self {
         let mut saddr = [0u8; 16];
         let mut daddr = [0u8; 16];
@@ -298,6 +331,7 @@ pub struct Ports {
 impl Ports {
     /// Parses the transport header of `protocol` (for SCTP, `csum` holds the first half of
     /// the CRC32c).
+    #[inline(always)]
     pub fn parse(protocol: u8, h: &[u8]) -> Option<Self> {
         let b = h.get(..l4_len(protocol)?)?;
         let (flags, off) = match protocol {
@@ -458,17 +492,36 @@ fn fold(acc: u32) -> u16 {
 /// new)` over the three 16-bit words of each, in one step.
 #[inline]
 pub fn csum_replace_addr_port(sum: [u8; 2], old: ([u8; 4], [u8; 2]), new: ([u8; 4], [u8; 2])) -> [u8; 2] {
-    let w = |a: u8, b: u8| u32::from(u16::from_be_bytes([a, b]));
-    let (oa, op) = old;
-    let (na, np) = new;
-    let acc = w(!sum[0], !sum[1])
-        + w(!oa[0], !oa[1])
-        + w(!oa[2], !oa[3])
-        + w(!op[0], !op[1])
-        + w(na[0], na[1])
-        + w(na[2], na[3])
-        + w(np[0], np[1]);
-    (!fold(acc)).to_be_bytes()
+    // A one's complement sum does not depend on the byte order of its words (RFC 1071,
+    // 2.(B)): the fields are added as they lie in memory, 32 bits at once, and the result
+    // is stored the same way.
+    let acc = u64::from(!u16::from_ne_bytes(sum))
+        + u64::from(!u32::from_ne_bytes(old.0))
+        + u64::from(!u16::from_ne_bytes(old.1))
+        + u64::from(u32::from_ne_bytes(new.0))
+        + u64::from(u16::from_ne_bytes(new.1));
+    (!fold64(acc)).to_ne_bytes()
+}
+
+/// [`csum_replace`] for one 32-bit field (an IPv4 address), computed as
+/// [`csum_replace_addr_port`] is (`csum_replace4`).
+#[inline]
+pub fn csum_replace4(sum: [u8; 2], old: [u8; 4], new: [u8; 4]) -> [u8; 2] {
+    let acc = u64::from(!u16::from_ne_bytes(sum))
+        + u64::from(!u32::from_ne_bytes(old))
+        + u64::from(u32::from_ne_bytes(new));
+    (!fold64(acc)).to_ne_bytes()
+}
+
+/// A sum of at most four 32-bit and 16-bit words folded to 16 bits with end-around carry.
+#[inline]
+fn fold64(acc: u64) -> u16 {
+    // Below 2^34: the first step leaves at most 33 bits, each further one halves the excess.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
 }
 
 /// Decrements the TTL of the IPv4 header `h` and updates its checksum to match
@@ -596,6 +649,8 @@ mod tests {
             let two = csum_replace(csum_replace([d[10], d[11]], &oa, &na), &op, &np);
             let norm = |s: [u8; 2]| if s == [0xff, 0xff] { [0, 0] } else { s };
             assert_eq!(norm(one), norm(two));
+            let four = csum_replace4([d[10], d[11]], oa, na);
+            assert_eq!(norm(four), norm(csum_replace([d[10], d[11]], &oa, &na)));
             d[..4].copy_from_slice(&na);
             d[4..6].copy_from_slice(&np);
             assert_eq!(norm(one), norm(full(&d)));

@@ -37,7 +37,7 @@ impl Protocol {
     /// which IPVS reassembles first, nor a non-first IPv6 fragment), and what the director
     /// reads of it (ports, TCP flags, checksum field). `None` if it is absent or short. AH
     /// and ESP read nothing (`dont_defrag`): their ports are the ISAKMP ones.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parse_ports(self, skb: &mut SkBuff<'_>, ip: &IpHdr) -> Option<Ports> {
         if let Some(p) = self.fixed_ports() {
             return Some(p);

@@ -70,24 +70,29 @@ pub(crate) fn mangle_l4<P: L4Csum>(
         return mangle_v6::<P>(skb, ip, (a_off, po, cs), addr, port);
     }
     let h = skb.writable(ip.len + P::HLEN)?;
-    // In range: `h` holds the IP header (`ip.len` >= 20 bytes) and the transport header, whose
-    // ports and checksum are within its first `P::HLEN` bytes.
+    // `h` holds the IP header (`ip.len` >= 20 bytes) and the transport header, whose ports
+    // and checksum are within its first `P::HLEN` bytes: fixed offsets from here on.
+    let (iph, l4) = h.split_at_mut(ip.len.min(h.len()));
+    let (Some(iph), Some(l4)) = (iph.first_chunk_mut::<20>(), l4.get_mut(..P::HLEN)) else {
+        return Err(EINVAL);
+    };
+    let (a_off, p_off) = if src { (12, 0) } else { (16, 2) };
     let new_addr = [addr[0], addr[1], addr[2], addr[3]];
-    let old_addr = [h[a_off], h[a_off + 1], h[a_off + 2], h[a_off + 3]];
-    let old_port = [h[po], h[po + 1]];
-    if P::has_csum([h[cs], h[cs + 1]]) {
-        let sum = proto::csum_replace_addr_port([h[cs], h[cs + 1]], (old_addr, old_port), (new_addr, port));
-        let sum = P::on_wire(sum);
-        h[cs] = sum[0];
-        h[cs + 1] = sum[1];
+    let old_addr = [iph[a_off], iph[a_off + 1], iph[a_off + 2], iph[a_off + 3]];
+    let old_port = [l4[p_off], l4[p_off + 1]];
+    let l4_sum = [l4[P::CSUM_OFF], l4[P::CSUM_OFF + 1]];
+    if P::has_csum(l4_sum) {
+        let sum = P::on_wire(proto::csum_replace_addr_port(l4_sum, (old_addr, old_port), (new_addr, port)));
+        l4[P::CSUM_OFF] = sum[0];
+        l4[P::CSUM_OFF + 1] = sum[1];
     }
     // The IP header checksum too: only the address changed (the stack verified the rest).
-    let ip_sum = proto::csum_replace([h[10], h[11]], &old_addr, &new_addr);
-    h[10] = ip_sum[0];
-    h[11] = ip_sum[1];
-    h[a_off..a_off + 4].copy_from_slice(&new_addr);
-    h[po] = port[0];
-    h[po + 1] = port[1];
+    let ip_sum = proto::csum_replace4([iph[10], iph[11]], old_addr, new_addr);
+    iph[10] = ip_sum[0];
+    iph[11] = ip_sum[1];
+    iph[a_off..a_off + 4].copy_from_slice(&new_addr);
+    l4[p_off] = port[0];
+    l4[p_off + 1] = port[1];
     Ok(())
 }
 
@@ -144,7 +149,7 @@ fn mangle_with_state<P: L4Csum>(
         h[po + 1] = port[1];
         if !v6 {
             let o = [old_addr[0], old_addr[1], old_addr[2], old_addr[3]];
-            let ip_sum = proto::csum_replace([h[10], h[11]], &o, &addr[..4]);
+            let ip_sum = proto::csum_replace4([h[10], h[11]], o, [addr[0], addr[1], addr[2], addr[3]]);
             h[10] = ip_sum[0];
             h[11] = ip_sum[1];
         }
