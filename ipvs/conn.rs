@@ -28,6 +28,7 @@ use crate::{
     conn_pe::{self, PeTable},
     hash,
     pe::{ModuleRef, PeData},
+    proto::{IpHdr, Ports},
     proto_sctp,
     proto_tcp::{self, Event, TcpState},
     protocol::Protocol,
@@ -452,19 +453,33 @@ impl ConnData {
     /// Whether the entry's client and virtual tuples are `p`'s. The most telling fields
     /// first; all in the entry's first cache line.
     fn same_tuple(&self, p: &ConnParam) -> bool {
-        self.cport == p.cport
-            && self.caddr == p.caddr
-            && self.vport == p.vport
-            && self.vaddr == p.vaddr
-            && self.protocol == p.protocol
-            && self.af as u16 == p.af
+        self.same_packet_tuple(p.af, p.protocol, (&p.caddr, p.cport), (&p.vaddr, p.vport))
+    }
+
+    /// [`Self::same_tuple`] of a tuple in pieces: `c` the client's address and port, `v` the
+    /// virtual service's.
+    #[inline]
+    fn same_packet_tuple(&self, af: u16, protocol: u8, c: (&[u8; 16], [u8; 2]), v: (&[u8; 16], [u8; 2])) -> bool {
+        self.cport == c.1
+            && self.caddr == *c.0
+            && self.vport == v.1
+            && self.vaddr == *v.0
+            && self.protocol == protocol
+            && self.af as u16 == af
     }
 
     /// Matches a connection for a client packet: neither a template nor a one-packet
     /// connection, which upstream never hashes (the next datagram of its flow is scheduled
     /// anew; see [`ConnTable::put_one_packet`]).
     fn matches_in(&self, p: &ConnParam) -> bool {
-        self.same_tuple(p) && self.flags.load(Relaxed) & (conn_flags::TEMPLATE | conn_flags::ONE_PACKET) == 0
+        self.same_tuple(p) && self.is_connection()
+    }
+
+    /// Neither a template nor a one-packet connection: what client packets and replies are
+    /// looked up among.
+    #[inline]
+    fn is_connection(&self) -> bool {
+        self.flags.load(Relaxed) & (conn_flags::TEMPLATE | conn_flags::ONE_PACKET) == 0
     }
 
     /// Matches a valid persistence template for `p`.
@@ -489,7 +504,7 @@ impl ConnData {
             && self.dport == p.cport
             && self.protocol == p.protocol
             && self.af as u16 == p.af
-            && self.flags.load(Relaxed) & (conn_flags::TEMPLATE | conn_flags::ONE_PACKET) == 0
+            && self.is_connection()
             && self.daddr == p.caddr
     }
 }
@@ -834,6 +849,24 @@ impl ConnTable {
     pub(crate) fn in_get<'a>(&'a self, p: &ConnParam, g: &'a rcu::Guard) -> Option<&'a Conn> {
         let h = self.hashkey(p.af, p.protocol, &p.caddr, p.cport);
         self.table.lookup(h, g, |c| c.matches_in(p))
+    }
+
+    /// [`Self::in_get`] of the client packet whose headers `ip` and `ports` are, its
+    /// connection protocol `protocol` (`Protocol::conn_protocol`): the same lookup without
+    /// the copy of the addresses a [`ConnParam`] takes.
+    #[inline]
+    pub(crate) fn in_get_pkt<'a>(
+        &'a self,
+        ip: &IpHdr,
+        protocol: u8,
+        ports: &Ports,
+        g: &'a rcu::Guard,
+    ) -> Option<&'a Conn> {
+        let h = self.hashkey(ip.af, protocol, &ip.saddr, ports.sport);
+        self.table.lookup(h, g, |c| {
+            c.same_packet_tuple(ip.af, protocol, (&ip.saddr, ports.sport), (&ip.daddr, ports.dport))
+                && c.is_connection()
+        })
     }
 
     /// Notes that a connection whose client is this host is about to be made (before its

@@ -603,11 +603,11 @@ impl Ipvs {
         };
         // SCTP: the common header and first chunk (the transport header is there: `ports`).
         let sctp_hdr = pr.sctp_header(&mut skb, ip);
-        let p = pr.conn_param(ip, &ports);
-        let mut found = self.conns.in_get(&p, g);
+        let mut found = self.conns.in_get_pkt(ip, pr.conn_protocol(), &ports, g);
         // Application helpers (FTP) are TCP's only.
         if found.is_none() && pr == Protocol::Tcp && app::no_cport_waiting() {
             // An application helper's expected connection, waiting for its client port.
+            let p = pr.conn_param(ip, &ports);
             found = app::fill_cport(&self.conns, &p, self.timeouts.tcp[0].load(Relaxed), g);
         }
         // Read only when needed: most packets are neither SYNs nor for removed servers.
@@ -662,6 +662,7 @@ impl Ipvs {
                 if self.defense.todrop() {
                     return Verdict::Drop(skb);
                 }
+                let p = pr.conn_param(ip, &ports);
                 let pkt = abi::Packet {
                     saddr: p.caddr,
                     daddr: p.vaddr,

@@ -87,6 +87,12 @@ unsafe impl Send for PeBinding {}
 // SAFETY: As above.
 unsafe impl Sync for PeBinding {}
 
+impl registry::Binding for PeBinding {
+    fn held_module(&self) -> &registry::HeldModule {
+        &self.module
+    }
+}
+
 impl PeBinding {
     /// Binds the engine `name`, loading `ip_vs_pe_<name>` if needed (`ip_vs_pe_getbyname`):
     /// `ENOENT` if there is no such engine. Sleeps.
@@ -96,16 +102,10 @@ impl PeBinding {
         Ok(Self { ops, module: HeldModule::new(module) })
     }
 
-    /// Unbinds the engine of a service being flushed (`ip_vs_unbind_pe`): as
-    /// [`crate::sched::SchedBinding::unbind`].
+    /// Unbinds the engine of a service being flushed or deleted: see
+    /// [`registry::unbind`].
     pub(crate) fn unbind(slot: &RcuBox<Self>, g: &rcu::Guard) {
-        if let Some(b) = slot.get(g) {
-            // SAFETY: `g` is held across this and the `call_rcu` of the binding's drop just
-            // below; once unpublished, the binding is only used by readers that found it
-            // before, under RCU.
-            unsafe { b.module.release() };
-        }
-        slot.replace_deferred(None);
+        registry::unbind(slot, g);
     }
 
     /// The engine's name.

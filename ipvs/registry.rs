@@ -19,7 +19,10 @@ use kernel::{
     fmt, kmod, new_mutex,
     prelude::*,
     str::CString,
-    sync::{rcu, Mutex},
+    sync::{
+        rcu::{self, RcuBox},
+        Mutex,
+    },
 };
 
 /// An ops table a module registers.
@@ -266,6 +269,28 @@ impl HeldModule {
         // ends (see `release`).
         ModuleRef::try_get(self.module)
     }
+}
+
+/// A service's binding to a module's operations (its scheduler, its persistence engine),
+/// which holds the module.
+pub(crate) trait Binding: Send + 'static {
+    /// The module the binding holds.
+    fn held_module(&self) -> &HeldModule;
+}
+
+/// Unbinds the binding in `slot` of a service being flushed or deleted
+/// (`ip_vs_unbind_scheduler`, `ip_vs_unbind_pe`): its module reference is given back at
+/// once, so that the module can be unloaded as soon as the command returns, as upstream's;
+/// the binding is dropped from an RCU callback once the readers are done, which the
+/// module's unloading waits for ([`Registry::unregister`]). `g` is held across both.
+pub(crate) fn unbind<T: Binding>(slot: &RcuBox<T>, g: &rcu::Guard) {
+    if let Some(b) = slot.get(g) {
+        // SAFETY: `g` is held across this and the `call_rcu` of the binding's drop just
+        // below; once unpublished, the binding is only used by readers that found it
+        // before, under RCU.
+        unsafe { b.held_module().release() };
+    }
+    slot.replace_deferred(None);
 }
 
 impl Drop for HeldModule {

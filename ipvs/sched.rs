@@ -88,6 +88,12 @@ unsafe impl Send for SchedBinding {}
 // SAFETY: As above.
 unsafe impl Sync for SchedBinding {}
 
+impl registry::Binding for SchedBinding {
+    fn held_module(&self) -> &registry::HeldModule {
+        &self.module
+    }
+}
+
 impl SchedBinding {
     /// Binds the scheduler `name` for a service with `dests`, loading `ip_vs_<name>` if
     /// needed: `ENOENT` if there is no such scheduler. Sleeps.
@@ -110,18 +116,10 @@ impl SchedBinding {
         })
     }
 
-    /// Unbinds the scheduler of a service being flushed (`ip_vs_unbind_scheduler`): its
-    /// module reference is given back at once, so that the module can be unloaded as soon
-    /// as the flush returns, as upstream's; its state is dropped from an RCU callback once
-    /// the readers are done, which the module's unloading waits for.
+    /// Unbinds the scheduler of a service being flushed or deleted: see
+    /// [`registry::unbind`].
     pub(crate) fn unbind(slot: &RcuBox<Self>, g: &rcu::Guard) {
-        if let Some(b) = slot.get(g) {
-            // SAFETY: `g` is held across this and the `call_rcu` of the binding's drop just
-            // below; once unpublished, the binding is only used by readers that found it
-            // before, under RCU.
-            unsafe { b.module.release() };
-        }
-        slot.replace_deferred(None);
+        registry::unbind(slot, g);
     }
 
     /// The scheduler's name.

@@ -968,20 +968,7 @@ impl Services {
     /// follows the flush at once).
     fn settle(&mut self) {
         self.free_resized();
-        for old in core::mem::replace(&mut self.flushed, KVec::new()) {
-            for (i, mut slot) in old.into_inner().buckets.into_iter().enumerate() {
-                if let Some(v) = slot.get_mut() {
-                    for s in v.iter() {
-                        self.adopt(s);
-                    }
-                }
-                // Frees the bucket and, with their last references, its services.
-                drop(slot);
-                if i % 64 == 63 {
-                    kernel::sched::cond_resched();
-                }
-            }
-        }
+        self.drain_flushed(true);
     }
 
     /// Frees the flushed services without keeping their real servers, and the tables
@@ -990,8 +977,20 @@ impl Services {
         for old in core::mem::replace(&mut self.resized, KVec::new()) {
             drop(old.into_inner());
         }
+        self.drain_flushed(false);
+    }
+
+    /// Frees the flushed tables, oldest first, and with their last references their
+    /// services, yielding as it goes; with `keep` their real servers go among the orphans
+    /// first. Waits for a table's readers if they are not done yet.
+    fn drain_flushed(&mut self, keep: bool) {
         for old in core::mem::replace(&mut self.flushed, KVec::new()) {
-            for (i, slot) in old.into_inner().buckets.into_iter().enumerate() {
+            for (i, mut slot) in old.into_inner().buckets.into_iter().enumerate() {
+                if let Some(v) = slot.get_mut().filter(|_| keep) {
+                    for s in v.iter() {
+                        self.adopt(s);
+                    }
+                }
                 drop(slot);
                 if i % 64 == 63 {
                     kernel::sched::cond_resched();
