@@ -241,6 +241,7 @@ impl ConnData {
 
     /// Sets the expiry to the current timeout from `now`; when that is earlier than before
     /// (a shorter timeout), lowers the bucket's bound so that the sweep does not miss it.
+    #[inline(always)]
     fn touch(&self, tab: &ConnTable, now: u64) {
         let new = now + self.timeout.load(Relaxed) as u64;
         // Packets of one jiffy all set the same time: read before writing the shared line.
@@ -402,6 +403,7 @@ impl ConnData {
     }
 
     /// Refreshes a connection whose protocol has a single state with `timeout` jiffies.
+    #[inline(always)]
     pub(crate) fn refresh(&self, tab: &ConnTable, timeout: u32) {
         if self.timeout.load(Relaxed) != timeout {
             self.timeout.store(timeout, Relaxed);
@@ -775,6 +777,7 @@ impl ConnTable {
 
     /// The hash of <protocol, address, port> (`ip_vs_conn_hashkey`): an IPv6 address is
     /// hashed whole first, an IPv4 one taken as it is.
+    #[inline(always)]
     fn hashkey(&self, af: u16, protocol: u8, addr: &[u8; 16], port: [u8; 2]) -> u32 {
         let a = if af == crate::ctl_config::AF_INET6 {
             hash::jhash_addr16(addr, self.seed)

@@ -595,6 +595,28 @@ impl Ipvs {
             }
             return Verdict::Accept(skb);
         };
+        // One copy of the rest for each of the common protocols, in which their `match`es
+        // fold away, and one for the others.
+        match pr {
+            Protocol::Tcp => self.ip_vs_in_proto(Protocol::Tcp, net, skb, hook, ip, ports, g),
+            Protocol::Udp => self.ip_vs_in_proto(Protocol::Udp, net, skb, hook, ip, ports, g),
+            _ => self.ip_vs_in_proto(pr, net, skb, hook, ip, ports, g),
+        }
+    }
+
+    /// [`Self::ip_vs_in`] of a packet of protocol `pr`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn ip_vs_in_proto<'a>(
+        &self,
+        pr: Protocol,
+        net: &Net,
+        mut skb: SkBuff<'a>,
+        hook: InetHook,
+        ip: &IpHdr,
+        ports: Option<Ports>,
+        g: &rcu::Guard,
+    ) -> Verdict<'a> {
         let Some(ports) = ports else {
             if pr.headless_drop(ip) {
                 return Verdict::Drop(skb);

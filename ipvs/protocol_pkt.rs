@@ -116,7 +116,7 @@ impl Protocol {
     /// `ip_vs_set_state`), `output` for a reply, and refreshes its timeout: TCP by the
     /// segment's flags, SCTP by its chunks; UDP's one state just takes its timeout again (a
     /// reply assures the controlling template).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn transition(
         self,
         ipvs: &Ipvs,
@@ -178,7 +178,7 @@ impl Protocol {
 
     /// The source (`src`) or destination address and port of the packet become `addr`
     /// (of the packet's family) and `port`.
-    #[inline]
+    #[inline(always)]
     fn nat(self, skb: &mut SkBuff<'_>, ip: &IpHdr, src: bool, addr: &[u8; 16], port: [u8; 2]) -> Result {
         match self {
             Self::Tcp => xmit::mangle_l4::<proto_tcp::Tcp>(skb, ip, src, addr, port),

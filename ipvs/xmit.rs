@@ -204,6 +204,7 @@ fn dest_v6(cp: &Conn) -> bool {
 /// dropped, answered "packet too big" unless it is an ICMP error or a non-first fragment.
 /// The route is attached only once all checks passed, so that ICMP errors about the packet
 /// come from the address the client used.
+#[inline(always)]
 fn route_to<'a>(
     net: &Net,
     mut skb: SkBuff<'a>,
