@@ -1416,13 +1416,18 @@ struct FwdIcmpHooks;
 
 impl Hooks for FwdIcmpHooks {
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
+        let v6 = state.pf == pf::IPV6;
+        // Every routed packet comes here: an IPv4 one that is not ICMP leaves after a look
+        // at its protocol field, as upstream's.
+        if !v6 && skb.pull(20).ok().and_then(|h| h.get(9).copied()) != Some(IPPROTO_ICMP) {
+            return Verdict::Accept(skb);
+        }
         let Some(ipvs) = IPVS.get(state.net) else {
             return Verdict::Accept(skb);
         };
         if ipvs.sync.backup_only() {
             return Verdict::Accept(skb);
         }
-        let v6 = state.pf == pf::IPV6;
         match parse_ip(&mut skb, v6) {
             Some(ip) if ip.protocol == IPPROTO_ICMP && !v6 && !skb.ipvs_property() => {
                 ipvs.in_icmp(state.net, skb, &ip, state.hook)

@@ -658,6 +658,32 @@ mod tests {
     }
 
     #[test]
+    fn partial_checksum_update() {
+        // A partial transport checksum holds the pseudo header's sum, not complemented: the
+        // update of its complement, complemented back, is the sum for the new destination.
+        let mut seed = 0x0bad_cafeu32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (seed >> 16) as u8
+        };
+        let pseudo = |s: [u8; 4], d: [u8; 4]| {
+            let w = [s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, IPPROTO_TCP, 0x05, 0xdc];
+            let mut acc: u32 = w.chunks(2).map(|p| u32::from(u16::from_be_bytes([p[0], p[1]]))).sum();
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            (acc as u16).to_be_bytes()
+        };
+        let norm = |s: [u8; 2]| if s == [0xff, 0xff] { [0, 0] } else { s };
+        for _ in 0..2000 {
+            let (s, d, nd) = ([next(), next(), next(), next()], [next(), next(), next(), next()], [next(), 0, next(), next()]);
+            let f = pseudo(s, d);
+            let u = csum_replace4([!f[0], !f[1]], d, nd);
+            assert_eq!(norm([!u[0], !u[1]]), norm(pseudo(s, nd)));
+        }
+    }
+
+    #[test]
     fn ttl_checksum_carry() {
         // The kernel's `ip_decrease_ttl` stores a sum reaching 0xffff as 0, and brings a
         // carry out of 16 bits back in.

@@ -62,7 +62,8 @@ pub(crate) fn mangle_l4<P: L4Csum>(
     let cs = ip.len + P::CSUM_OFF;
     let po = ip.len + p_off;
     let state = skb.checksum();
-    if matches!(state, Checksum::Partial | Checksum::Complete) {
+    let partial = state == Checksum::Partial;
+    if state == Checksum::Complete || (partial && v6) {
         // The stack's helpers also keep the packet's own checksum state right.
         return mangle_with_state::<P>(skb, ip, (a_off, po, cs), addr, port, state);
     }
@@ -82,7 +83,16 @@ pub(crate) fn mangle_l4<P: L4Csum>(
     let old_port = [l4[p_off], l4[p_off + 1]];
     let l4_sum = [l4[P::CSUM_OFF], l4[P::CSUM_OFF + 1]];
     if P::has_csum(l4_sum) {
-        let sum = P::on_wire(proto::csum_replace_addr_port(l4_sum, (old_addr, old_port), (new_addr, port)));
+        let sum = if partial {
+            // The field holds the pseudo header's sum, not complemented, which the stack
+            // completes over the transport header and payload (the new port included):
+            // only the address changes in it (`inet_proto_csum_replace4` of a partial
+            // checksum, upstream's `*_partial_csum_update`).
+            let s = proto::csum_replace4([!l4_sum[0], !l4_sum[1]], old_addr, new_addr);
+            [!s[0], !s[1]]
+        } else {
+            P::on_wire(proto::csum_replace_addr_port(l4_sum, (old_addr, old_port), (new_addr, port)))
+        };
         l4[P::CSUM_OFF] = sum[0];
         l4[P::CSUM_OFF + 1] = sum[1];
     }
@@ -121,8 +131,9 @@ fn mangle_v6<P: L4Csum>(
     Ok(())
 }
 
-/// [`mangle_l4`] for a packet whose checksum the stack completes on output (`Partial`) or
-/// whose received sum it carries (`Complete`): the updates go through
+/// [`mangle_l4`] for an IPv6 packet whose checksum the stack completes on output
+/// (`Partial`; IPv4 ones are updated in place) or a packet whose received sum it carries
+/// (`Complete`): the updates go through
 /// `inet_proto_csum_replace4`/`16`, which adjust that state too (upstream's
 /// `*_partial_csum_update` and `CHECKSUM_COMPLETE` cases). `at`: offsets of the address,
 /// port and transport checksum.
