@@ -192,22 +192,9 @@ impl IpHdr {
     /// The header of an IPv4 packet.
     #[inline]
     pub fn from_v4(ip: &Ipv4) -> Self {
-        let mut saddr = [0u8; 16];
-        let mut daddr = [0u8; 16];
-        saddr[..4].copy_from_slice(&ip.saddr);
-        daddr[..4].copy_from_slice(&ip.daddr);
-        Self {
-            af: AF_INET,
-            len: ip.ihl,
-            protocol: ip.protocol,
-            saddr,
-            daddr,
-            ttl: ip.ttl,
-            tos: ip.tos,
-            df: ip.df,
-            fragment: ip.fragment,
-            frag_offset: ip.frag_offset,
-        }
+        let mut h = Self::ZERO;
+        h.fill_v4(ip);
+        h
     }
 
     /// The header of an IPv6 packet from its fixed header `h` and what the walk through its
@@ -489,16 +476,11 @@ fn fold(acc: u32) -> u16 {
 
 /// [`csum_replace`] for one 32-bit field (an IPv4 address) and a 16-bit one (a port) that
 /// changed together, as the NAT rewrite of a TCP or UDP checksum needs it: `~(~sum + ~old +
-/// new)` over the three 16-bit words of each, in one step.
+/// new)` over both fields, in one step.
 #[inline]
 pub fn csum_replace_addr_port(sum: [u8; 2], old: ([u8; 4], [u8; 2]), new: ([u8; 4], [u8; 2])) -> [u8; 2] {
-    // A one's complement sum does not depend on the byte order of its words (RFC 1071,
-    // 2.(B)): the fields are added as they lie in memory, 32 bits at once, and the result
-    // is stored the same way.
-    let acc = u64::from(!u16::from_ne_bytes(sum))
-        + u64::from(!u32::from_ne_bytes(old.0))
+    let acc = replace_terms(sum, old.0, new.0)
         + u64::from(!u16::from_ne_bytes(old.1))
-        + u64::from(u32::from_ne_bytes(new.0))
         + u64::from(u16::from_ne_bytes(new.1));
     (!fold64(acc)).to_ne_bytes()
 }
@@ -507,10 +489,15 @@ pub fn csum_replace_addr_port(sum: [u8; 2], old: ([u8; 4], [u8; 2]), new: ([u8; 
 /// [`csum_replace_addr_port`] is (`csum_replace4`).
 #[inline]
 pub fn csum_replace4(sum: [u8; 2], old: [u8; 4], new: [u8; 4]) -> [u8; 2] {
-    let acc = u64::from(!u16::from_ne_bytes(sum))
-        + u64::from(!u32::from_ne_bytes(old))
-        + u64::from(u32::from_ne_bytes(new));
-    (!fold64(acc)).to_ne_bytes()
+    (!fold64(replace_terms(sum, old, new))).to_ne_bytes()
+}
+
+/// `~sum + ~old + new`, unfolded, for a 32-bit field. A one's complement sum does not depend
+/// on the byte order of its words (RFC 1071, 2.(B)): the fields are added as they lie in
+/// memory, 32 bits at once, and the folded result is stored the same way.
+#[inline]
+fn replace_terms(sum: [u8; 2], old: [u8; 4], new: [u8; 4]) -> u64 {
+    u64::from(!u16::from_ne_bytes(sum)) + u64::from(!u32::from_ne_bytes(old)) + u64::from(u32::from_ne_bytes(new))
 }
 
 /// A sum of at most four 32-bit and 16-bit words folded to 16 bits with end-around carry.
