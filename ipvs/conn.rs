@@ -857,7 +857,7 @@ impl ConnTable {
     /// [`Self::in_get`] of the client packet whose headers `ip` and `ports` are, its
     /// connection protocol `protocol` (`Protocol::conn_protocol`): the same lookup without
     /// the copy of the addresses a [`ConnParam`] takes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn in_get_pkt<'a>(
         &'a self,
         ip: &IpHdr,
@@ -866,7 +866,7 @@ impl ConnTable {
         g: &'a rcu::Guard,
     ) -> Option<&'a Conn> {
         let h = self.hashkey(ip.af, protocol, &ip.saddr, ports.sport);
-        self.table.lookup(h, g, |c| {
+        self.table.lookup(h, g, #[inline(always)] |c| {
             c.same_packet_tuple(ip.af, protocol, (&ip.saddr, ports.sport), (&ip.daddr, ports.dport))
                 && c.is_connection()
         })

@@ -9,7 +9,7 @@
 
 const JHASH_INITVAL: u32 = 0xdeadbeef;
 
-#[inline]
+#[inline(always)]
 fn final_mix(mut a: u32, mut b: u32, mut c: u32) -> u32 {
     c ^= b;
     c = c.wrapping_sub(b.rotate_left(14));

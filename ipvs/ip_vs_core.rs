@@ -556,6 +556,7 @@ impl Ipvs {
     /// `ports`, for the protocols that have them, what [`Protocol::parse_ports`] read (`None`
     /// if it could not); `g`: the hook's RCU read lock.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn ip_vs_in<'a>(
         &self,
         net: &Net,
@@ -1195,6 +1196,7 @@ impl Ipvs {
     }
 
     /// Counts a packet from a client of `cp` (`ip_vs_in_stats`).
+    #[inline(always)]
     fn in_stats(&self, cp: &Conn, len: u32, g: &rcu::Guard) {
         // As upstream, nothing counts for a connection without an available server
         // (unbound, or its server removed).
@@ -1339,6 +1341,26 @@ fn parse_packet(skb: &mut SkBuff<'_>, v6: bool, ip: &mut IpHdr) -> Option<Option
     Some(Protocol::of(ip.protocol).and_then(|pr| pr.parse_ports(skb, ip)))
 }
 
+/// What the hook functions of connections look at first: the namespace's state, whether
+/// the packet is IPv6, its network header (read into `ip`, in the caller's frame) and its
+/// ports (see [`parse_packet`]). `None` for a packet IPVS has no business with: sent on by
+/// IPVS itself (through LOCAL_OUT: no look at the namespace), in a namespace without IPVS,
+/// or without a route or a valid network header.
+#[inline(always)]
+fn hook_packet<'n>(
+    skb: &mut SkBuff<'_>,
+    state: &HookState<'n>,
+    ip: &mut IpHdr,
+) -> Option<(&'n Ipvs, bool, Option<Ports>)> {
+    if skb.ipvs_property() {
+        return None;
+    }
+    let ipvs = IPVS.get(state.net)?;
+    let v6 = state.pf == pf::IPV6;
+    let ports = parse_packet(skb, v6, ip)?;
+    Some((ipvs, v6, ports))
+}
+
 impl Ipvs {
     /// Whether a packet at `hook` of protocol `protocol` may be a NAT real server's reply:
     /// at LOCAL_IN, only to a client on this host (see `ConnTable::local_clients`), unless
@@ -1359,17 +1381,11 @@ impl Ipvs {
 struct LocalHooks;
 
 impl Hooks for LocalHooks {
+    // Inlined into netfilter's callback: one call per packet and hook.
+    #[inline(always)]
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
-        // Packets IPVS sent on (through LOCAL_OUT) pass without a look at the namespace.
-        if skb.ipvs_property() {
-            return Verdict::Accept(skb);
-        }
-        let Some(ipvs) = IPVS.get(state.net) else {
-            return Verdict::Accept(skb);
-        };
-        let v6 = state.pf == pf::IPV6;
         let mut ip = IpHdr::ZERO;
-        let Some(ports) = parse_packet(&mut skb, v6, &mut ip) else {
+        let Some((ipvs, v6, ports)) = hook_packet(&mut skb, state, &mut ip) else {
             return Verdict::Accept(skb);
         };
         // One read-side critical section for both.
@@ -1394,16 +1410,11 @@ impl Hooks for LocalHooks {
 struct OutHooks;
 
 impl Hooks for OutHooks {
+    // Inlined into netfilter's callback: one call per packet and hook.
+    #[inline(always)]
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
-        if skb.ipvs_property() {
-            return Verdict::Accept(skb);
-        }
-        let Some(ipvs) = IPVS.get(state.net) else {
-            return Verdict::Accept(skb);
-        };
-        let v6 = state.pf == pf::IPV6;
         let mut ip = IpHdr::ZERO;
-        let Some(ports) = parse_packet(&mut skb, v6, &mut ip) else {
+        let Some((ipvs, v6, ports)) = hook_packet(&mut skb, state, &mut ip) else {
             return Verdict::Accept(skb);
         };
         let g = rcu::read_lock();

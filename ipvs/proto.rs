@@ -103,7 +103,7 @@ pub struct Ipv4 {
 
 impl Ipv4 {
     /// Parses the fixed part of an IPv4 header; `None` if it is not a sane IPv4 header.
-    #[inline]
+    #[inline(always)]
     pub fn parse(h: &[u8]) -> Option<Self> {
         let b = h.get(..20)?;
         if b[0] >> 4 != 4 {

@@ -78,17 +78,23 @@ pub(crate) enum SyncRule {
     Single,
 }
 
+/// [`Protocol::of`] of every protocol number: one load per packet rather than a chain of
+/// comparisons.
+static BY_NUMBER: [Option<Protocol>; 256] = {
+    let mut t = [None; 256];
+    t[IPPROTO_TCP as usize] = Some(Protocol::Tcp);
+    t[IPPROTO_UDP as usize] = Some(Protocol::Udp);
+    t[IPPROTO_SCTP as usize] = Some(Protocol::Sctp);
+    t[IPPROTO_AH as usize] = Some(Protocol::Ah);
+    t[IPPROTO_ESP as usize] = Some(Protocol::Esp);
+    t
+};
+
 impl Protocol {
     /// The protocol with number `n`, if it has services.
+    #[inline(always)]
     pub(crate) fn of(n: u8) -> Option<Self> {
-        match n {
-            IPPROTO_TCP => Some(Self::Tcp),
-            IPPROTO_UDP => Some(Self::Udp),
-            IPPROTO_SCTP => Some(Self::Sctp),
-            IPPROTO_AH => Some(Self::Ah),
-            IPPROTO_ESP => Some(Self::Esp),
-            _ => None,
-        }
+        BY_NUMBER[usize::from(n)]
     }
 
     /// Number of states (`num_states`).

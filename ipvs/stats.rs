@@ -51,6 +51,7 @@ impl Stats {
     }
 
     /// Counts a packet from a client in each of `stats` (real server, service, namespace).
+    #[inline(always)]
     pub(crate) fn count_in(stats: &[&Stats], bytes: u32) {
         count(stats, INPKTS, INBYTES, bytes)
     }
@@ -111,6 +112,7 @@ impl Stats {
 
 /// One packet of `bytes` into counters `pkts` and `bytes_i` of each of `stats`, in one
 /// bottom-half-disabled section.
+#[inline(always)]
 fn count(stats: &[&Stats], pkts: usize, bytes_i: usize, bytes: u32) {
     let bh = BhDisabled::new();
     for s in stats {

@@ -48,7 +48,7 @@ fn addr_off(v6: bool, src: bool) -> usize {
 /// `tcp_snat_handler`/`udp_snat_handler` and the dnat ones). `src` selects the source (SNAT
 /// of replies) or destination (DNAT) fields; `addr` is of the packet's family (IPv4 in its
 /// first 4 bytes).
-#[inline]
+#[inline(always)]
 pub(crate) fn mangle_l4<P: L4Csum>(
     skb: &mut SkBuff<'_>,
     ip: &IpHdr,

@@ -276,6 +276,7 @@ impl<T> Tab<T> {
         &self.heads[(h & self.mask) as usize]
     }
 
+    #[inline(always)]
     fn find<'a>(&'a self, h: u32, f: &impl Fn(&T) -> bool) -> Option<&'a Entry<T>> {
         let mut p = self.head(h).load(Acquire);
         // SAFETY: Entries reachable from a bucket are freed only a grace period after they
@@ -438,12 +439,24 @@ impl<T: Item> HashTable<T> {
     }
 
     /// The entry of hash `h` for which `f` holds.
-    #[inline]
+    #[inline(always)]
     pub fn lookup<'a>(&'a self, h: u32, g: &'a rcu::Guard, f: impl Fn(&T) -> bool) -> Option<&'a Entry<T>> {
         let t = self.tab(g);
-        let Some(nt) = Self::next_tab(t, g) else {
-            return t.find(h, &f);
-        };
+        match Self::next_tab(t, g) {
+            None => t.find(h, &f),
+            Some(nt) => self.lookup_moving(t, nt, h, &f),
+        }
+    }
+
+    /// [`Self::lookup`] while entries move from `t` to `nt` (a resize).
+    #[inline(never)]
+    fn lookup_moving<'a>(
+        &'a self,
+        t: &'a Tab<T>,
+        nt: &'a Tab<T>,
+        h: u32,
+        f: &impl Fn(&T) -> bool,
+    ) -> Option<&'a Entry<T>> {
         // Entries are moving from `t` to `nt`: a walk of `t` that a move overlapped may have
         // left the chain, so it is repeated; an entry moved before it is in `nt`.
         let s = &self.seq[h as usize % LOCKS];
@@ -453,7 +466,7 @@ impl<T: Item> HashTable<T> {
                 core::hint::spin_loop();
                 continue;
             }
-            if let Some(e) = t.find(h, &f) {
+            if let Some(e) = t.find(h, f) {
                 return Some(e);
             }
             fence(Acquire);
@@ -461,7 +474,7 @@ impl<T: Item> HashTable<T> {
                 break;
             }
         }
-        nt.find(h, &f)
+        nt.find(h, f)
     }
 
     /// Links `value` with hash `h` unless the table holds `max` entries or more (`EBUSY`) or

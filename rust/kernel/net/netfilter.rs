@@ -45,17 +45,29 @@ pub enum InetHook {
 }
 
 impl InetHook {
+    /// Every hook point, indexed by its number (which the compiler checks below).
+    const ALL: [Self; 5] = [
+        Self::PreRouting,
+        Self::LocalIn,
+        Self::Forward,
+        Self::LocalOut,
+        Self::PostRouting,
+    ];
+
+    /// The hook point of number `hook`: one bounds check and a load (for every packet).
+    #[inline(always)]
     fn from_raw(hook: u32) -> Option<Self> {
-        Some(match hook {
-            bindings::nf_inet_hooks_NF_INET_PRE_ROUTING => Self::PreRouting,
-            bindings::nf_inet_hooks_NF_INET_LOCAL_IN => Self::LocalIn,
-            bindings::nf_inet_hooks_NF_INET_FORWARD => Self::Forward,
-            bindings::nf_inet_hooks_NF_INET_LOCAL_OUT => Self::LocalOut,
-            bindings::nf_inet_hooks_NF_INET_POST_ROUTING => Self::PostRouting,
-            _ => return None,
-        })
+        Self::ALL.get(hook as usize).copied()
     }
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < InetHook::ALL.len() {
+        assert!(InetHook::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// Proof that a hook function handed its packet on (an `NF_STOLEN` verdict).
 ///

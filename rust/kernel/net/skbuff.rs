@@ -188,7 +188,7 @@ impl RouteCache {
     /// The output route to `daddr` (IPv6 if `v6`, else IPv4 in its first 4 bytes, as the
     /// next hop) and its source address: the cached one if still valid, else a new lookup,
     /// which is cached unless its device is going down.
-    #[inline]
+    #[inline(always)]
     pub fn output<'g>(
         &'g self,
         net: &Net,
@@ -201,6 +201,18 @@ impl RouteCache {
                 return Ok((RouteRef::Cached(&c.rt), c.saddr));
             }
         }
+        self.output_slow(net, v6, daddr, g)
+    }
+
+    /// [`Self::output`] without a valid cached route: looked up and cached.
+    #[inline(never)]
+    fn output_slow<'g>(
+        &'g self,
+        net: &Net,
+        v6: bool,
+        daddr: &[u8; 16],
+        g: &'g rcu::Guard,
+    ) -> Result<(RouteRef<'g>, [u8; 16])> {
         let (rt, saddr) = Route::output(net, v6, daddr)?;
         // SAFETY: Valid route by the type invariants of `Route`.
         if unsafe { bindings::dst_dev_is_down(rt.ptr.as_ptr()) } {
@@ -366,7 +378,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// `pskb_may_pull`: makes the first `len` bytes from `data` linear.
-    #[inline]
+    #[inline(always)]
     fn may_pull(&mut self, len: u32) -> bool {
         if len <= self.headlen() {
             return true;
@@ -380,12 +392,19 @@ impl<'a> SkBuff<'a> {
         !unsafe { bindings::__pskb_pull_tail(self.raw(), delta) }.is_null()
     }
 
-    /// `skb_dst`: the attached route, or null.
-    #[inline]
+    /// The attached route with its `SKB_DST_NOREF` flag (`_skb_refdst`).
+    #[inline(always)]
+    fn refdst(&self) -> usize {
+        // SAFETY: Valid packet by the type invariants; `_skb_refdst` is the member of its
+        // union in use while the packet is in the IP layer.
+        unsafe { (*self.raw()).__bindgen_anon_3.__bindgen_anon_1._skb_refdst as usize }
+    }
+
+    /// `skb_dst`: the attached route, or null. (Hooks run under RCU, which keeps a route
+    /// attached without a reference valid, as `skb_dst` requires.)
+    #[inline(always)]
     fn dst(&self) -> *mut bindings::dst_entry {
-        // SAFETY: Valid packet by the type invariants. Hooks run under RCU, which keeps a
-        // route attached without a reference valid; `skb_dst` checks that.
-        unsafe { bindings::skb_dst(self.raw()) }
+        (self.refdst() & !(bindings::SKB_DST_NOREF as usize)) as *mut bindings::dst_entry
     }
 
     /// Total length from the network header on.
@@ -439,7 +458,7 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Makes the first `len` bytes linear and returns them, or `EINVAL` if the packet is shorter.
-    #[inline]
+    #[inline(always)]
     pub fn pull(&mut self, len: usize) -> Result<&[u8]> {
         let total = u32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
         if !self.may_pull(total) {
@@ -451,11 +470,16 @@ impl<'a> SkBuff<'a> {
     }
 
     /// Makes the first `len` bytes linear and private to this packet, and returns them.
-    #[inline]
+    #[inline(always)]
     pub fn writable(&mut self, len: usize) -> Result<&mut [u8]> {
         let total = i32::try_from(self.network_offset() as i64 + len as i64).map_err(|_| EINVAL)?;
+        // `skb_ensure_writable`'s answer without the call for the common packet, whose
+        // bytes are linear and whose data no clone shares (`cloned` clear: `skb_cloned`
+        // is then false).
+        // SAFETY: Valid packet by the type invariants.
+        let ready = (total as u32) <= self.headlen() && unsafe { bindings::sk_buff::cloned_raw(self.raw()) } == 0;
         // SAFETY: Valid packet, exclusively owned.
-        if unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) } != 0 {
+        if !ready && unsafe { bindings::skb_ensure_writable(self.raw(), total as u32) } != 0 {
             return Err(ENOMEM);
         }
         // SAFETY: `skb_ensure_writable` made `len` bytes after the network header linear and
@@ -505,18 +529,30 @@ impl<'a> SkBuff<'a> {
 
     /// Attaches `rt` as the packet's route, replacing the current one. A cached route is
     /// attached without a reference (`skb_dst_set_noref`).
-    #[inline]
+    #[inline(always)]
     pub fn set_route_ref(&mut self, rt: RouteRef<'_>) {
         match rt {
             RouteRef::Owned(rt) => self.set_route(rt),
             RouteRef::Cached(rt) => {
+                // `skb_dst_drop` then `skb_dst_set_noref`, in place: they run for every
+                // packet. The old route's reference, if it holds one, is released.
+                let old = self.refdst();
+                if old & bindings::SKB_DST_NOREF as usize == 0 && old != 0 {
+                    // SAFETY: A route attached without the noref flag holds a reference,
+                    // which the packet gives up here (its pointer is overwritten below).
+                    unsafe { bindings::dst_release(old as *mut bindings::dst_entry) };
+                }
                 // SAFETY: Valid packet, exclusively owned, and valid route: `rt` was borrowed
-                // under an RCU guard that is still held (its lifetime bounds `RouteRef`), and
-                // a cached route is freed only after a grace period; as for every noref
-                // route, the stack takes a reference (`skb_dst_force`) before the packet
-                // outlives the critical section. The C helper keeps `skb_dst_set_noref`'s
-                // own check that the read lock is held.
-                unsafe { bindings::skb_set_dst_noref(self.raw(), rt.ptr.as_ptr()) };
+                // under an RCU guard that is still held (its lifetime bounds `RouteRef`, which
+                // stands for `skb_dst_set_noref`'s check that the read lock is held), and a
+                // cached route is freed only after a grace period; as for every noref route,
+                // the stack takes a reference (`skb_dst_force`) before the packet outlives
+                // the critical section. `slow_gro` is set as for any attached route.
+                unsafe {
+                    Headers::set_slow_gro_raw(self.headers(), 1);
+                    (*self.raw()).__bindgen_anon_3.__bindgen_anon_1._skb_refdst =
+                        (rt.ptr.as_ptr() as usize | bindings::SKB_DST_NOREF as usize) as _;
+                }
             }
         }
     }
