@@ -34,6 +34,7 @@ use kernel::{
 };
 
 /// The offsets of the address that a rewrite of the source (`src`) or destination changes.
+#[inline(always)]
 fn addr_off(v6: bool, src: bool) -> usize {
     match (v6, src) {
         (false, true) => 12,
@@ -77,7 +78,6 @@ pub(crate) fn mangle_l4<P: L4Csum>(
     let (Some(iph), Some(l4)) = (iph.first_chunk_mut::<20>(), l4.get_mut(..P::HLEN)) else {
         return Err(EINVAL);
     };
-    let (a_off, p_off) = if src { (12, 0) } else { (16, 2) };
     let new_addr = [addr[0], addr[1], addr[2], addr[3]];
     let old_addr = [iph[a_off], iph[a_off + 1], iph[a_off + 2], iph[a_off + 3]];
     let old_port = [l4[p_off], l4[p_off + 1]];
@@ -333,6 +333,7 @@ fn nat_to_loopback(skb: &SkBuff<'_>, ip: &IpHdr, cp: &Conn, hook: InetHook) -> b
 /// NAT: rewrite the destination to the real server and send it there (`ip_vs_nat_xmit`,
 /// `ip_vs_nat_xmit_v6`). A real server at a local address gets the rewritten packet by
 /// local delivery.
+#[inline(always)]
 pub(crate) fn nat_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
@@ -361,6 +362,7 @@ pub(crate) fn nat_xmit<'a>(
 
 /// Direct routing: send the packet unchanged to the real server's address
 /// (`ip_vs_dr_xmit`, `ip_vs_dr_xmit_v6`); `icmp` for an ICMP error being forwarded.
+#[inline(always)]
 pub(crate) fn dr_xmit<'a>(
     net: &Net,
     skb: SkBuff<'a>,
