@@ -14,7 +14,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Seconds between two samples.
 pub const PERIOD_SECS: u32 = 2;
@@ -26,21 +26,41 @@ pub const N: usize = 5;
 /// Fixed-point shift of each average (2^10 for counts, 2^5 for bytes).
 const SCALE: [u32; N] = [10, 10, 10, 5, 5];
 
-/// Smoothed rates of one set of counters. A single sampler (the estimator timer) updates
-/// it; readers may see a sample half applied, which only mixes two successive estimates.
+/// Smoothed rates of one set of counters. A single sampler (the namespace's estimation
+/// work, which never runs twice at once) updates it; readers may see a sample half applied,
+/// which only mixes two successive estimates.
 #[derive(Default)]
 pub struct Estimator {
+    /// The counters' sums at the last sample (or the last zeroing).
     last: [AtomicU64; N],
     avg: [AtomicI64; N],
+    /// The number of the estimation pass that last sampled it (0: none yet).
+    pass: AtomicU32,
 }
 
 impl Estimator {
-    /// Takes one sample of the counter totals (every [`PERIOD_SECS`] seconds).
-    pub fn sample(&self, totals: [u64; N]) {
+    /// Claims the sample of estimation pass `pass` (numbered from 1, wrapping past 0):
+    /// false if this pass already took it. A walk that starts over (the service table was
+    /// resized under it) then samples each set once, as upstream's estimator does.
+    #[inline]
+    pub fn claim(&self, pass: u32) -> bool {
+        if self.pass.load(Relaxed) == pass {
+            return false;
+        }
+        self.pass.store(pass, Relaxed);
+        true
+    }
+
+    /// Takes one sample of the counters' sums (every [`PERIOD_SECS`] seconds): the rate is
+    /// their growth since the last sample, wrapping as upstream's `u64` counters.
+    #[inline]
+    pub fn sample(&self, sums: [u64; N]) {
         for i in 0..N {
-            let last = self.last[i].swap(totals[i], Relaxed);
-            // Counters zeroed since the last sample count from zero.
-            let delta = totals[i].checked_sub(last).unwrap_or(totals[i]);
+            // Loads and stores, not a swap: the sampler is the only writer besides zeroing,
+            // which may race with it as upstream's does (a sample then mixes the two).
+            let last = self.last[i].load(Relaxed);
+            self.last[i].store(sums[i], Relaxed);
+            let delta = sums[i].wrapping_sub(last);
             // Scaled by 2^SCALE, per second over the two-second period.
             // Wrapping, as upstream's `u64`/`s64` arithmetic: the counters grow with packet
             // sizes, so no value here may panic.
@@ -59,10 +79,10 @@ impl Estimator {
         })
     }
 
-    /// Starts over from `totals` with zero rates (`ip_vs_zero_estimator`).
-    pub fn zero(&self, totals: [u64; N]) {
+    /// Starts over from the counters' sums `sums` with zero rates (`ip_vs_zero_estimator`).
+    pub fn zero(&self, sums: [u64; N]) {
         for i in 0..N {
-            self.last[i].store(totals[i], Relaxed);
+            self.last[i].store(sums[i], Relaxed);
             self.avg[i].store(0, Relaxed);
         }
     }
@@ -116,11 +136,29 @@ mod tests {
     fn zeroing_restarts() {
         let e = Estimator::default();
         e.sample([1000, 1000, 1000, 1000, 1000]);
-        e.zero([0; N]);
+        // Zeroing records the sums: the next rate counts from there.
+        e.zero([1000; N]);
         assert_eq!(e.rates(), [0; N]);
-        // Counters that went backwards (zeroed by the user) never give a negative rate.
         e.sample([1000; N]);
-        e.sample([10; N]);
-        assert!(e.rates().iter().all(|&r| r < 1000));
+        assert_eq!(e.rates(), [0; N]);
+        e.sample([1008, 0, 0, 0, 0].map(|x| x.max(1000)));
+        assert_eq!(e.rates()[0], 1);
+        // Sums that wrap count the growth across the wrap.
+        let w = Estimator::default();
+        w.zero([u64::MAX - 3; N]);
+        w.sample([4; N]);
+        assert_eq!(w.rates()[0], 1);
+    }
+
+    #[test]
+    fn one_sample_per_pass() {
+        let e = Estimator::default();
+        assert!(e.claim(1));
+        assert!(!e.claim(1));
+        assert!(e.claim(2));
+        // Pass numbers wrap; a fresh estimator (pass 0) is claimed by any pass but 0, which
+        // the walk never uses.
+        assert!(e.claim(u32::MAX));
+        assert!(Estimator::default().claim(u32::MAX));
     }
 }

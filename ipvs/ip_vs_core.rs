@@ -38,6 +38,7 @@ mod app_abi;
 mod conn;
 mod defense;
 mod est;
+mod estimation;
 mod ctl;
 mod ctl_config;
 mod genl;
@@ -228,8 +229,11 @@ pub(crate) struct Ipvs {
     /// After the timer: waits for the last resize it asked for.
     _resize_flush: conn::ResizerFlush,
     pub(crate) stats: Arc<Stats>,
+    estimation: Arc<estimation::Estimation>,
     #[pin]
-    est: Timer<EstTimer>,
+    est_timer: Timer<estimation::EstTimer>,
+    /// After the timer: waits for the last walk it queued.
+    _est_flush: estimation::EstFlush,
     pub(crate) timeouts: Arc<Timeouts>,
     hz: u32,
     /// Connection synchronisation daemons.
@@ -300,12 +304,15 @@ impl PernetData for Ipvs {
                 period: u64::from(hz),
             }),
             _defense_flush: defense::DefenseFlush(defense.clone()),
-            est <- Timer::new(EstTimer {
-                sysctl: sysctl_values.clone(),
-                stats: stats.clone(),
-                table: svc_table.clone(),
+            estimation: Arc::pin_init(
+                estimation::Estimation::new(sysctl_values.clone(), stats.clone(), svc_table.clone()),
+                GFP_KERNEL,
+            )?,
+            est_timer <- Timer::new(estimation::EstTimer {
+                est: estimation.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
             }),
+            _est_flush: estimation::EstFlush(estimation.clone()),
             timeouts: Arc::new(Timeouts::new(hz), GFP_KERNEL)?,
             hz,
             sync <- sync::SyncState::new(Arc::new(
@@ -327,7 +334,7 @@ impl PernetData for Ipvs {
     fn started(&self, _net: &Net) {
         self.expiry.schedule_after(self.hz as u64);
         self.defense_timer.schedule_after(self.hz as u64);
-        self.est.schedule_after(self.est.data().period);
+        self.est_timer.schedule_after(self.est_timer.data().period);
     }
 
     fn pre_exit(&self, _net: &Net) {
@@ -1260,40 +1267,6 @@ impl Ipvs {
                 }
             }
         }
-    }
-}
-
-/// The rate estimator's timer: every two seconds, a sample of the director's counters and
-/// of every service's and real server's (upstream runs estimation kthreads instead).
-struct EstTimer {
-    /// `run_estimation`: 0 stops sampling (the rates keep their last values).
-    sysctl: Arc<SysctlValues>,
-    stats: Arc<Stats>,
-    table: Arc<ServiceTable>,
-    period: u64,
-}
-
-impl TimerCallback for EstTimer {
-    fn run(timer: &Timer<Self>) {
-        let d = timer.data();
-        if d.sysctl.get(ctl::SYSCTL_RUN_ESTIMATION) == 0 {
-            timer.schedule_after(d.period);
-            return;
-        }
-        d.stats.estimate();
-        let g = rcu::read_lock();
-        if let Some(t) = d.table.get(&g) {
-            for svc in t.iter() {
-                svc.stats.estimate();
-                if let Some(l) = svc.dests.get(&g) {
-                    for dest in l.dests.iter() {
-                        dest.stats.estimate();
-                    }
-                }
-            }
-        }
-        drop(g);
-        timer.schedule_after(d.period);
     }
 }
 

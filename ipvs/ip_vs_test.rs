@@ -573,7 +573,18 @@ unsafe extern "C" fn stats_percpu(test: *mut bindings::kunit) {
             }
         });
         t.expect(raw == [1, 11, 1, 1040, 1500], "the per-CPU counters are not zeroed");
-        Ok(())
+        // Rates count from the zeroing: 1,000 packets in a 2-s period are 500/s, of which the
+        // first sample's average takes a quarter (125).
+        for _ in 0..999 {
+            Stats::count_in(&[&d], 40);
+        }
+        d.estimate(1);
+        let r1 = d.rates();
+        t.expect(r1[1] == 125 && r1[0] == 0 && r1[3] == 5_000, "rates from the zero point");
+        d.estimate(1);
+        t.expect(d.rates() == r1, "one sample per estimation pass");
+        d.estimate(2);
+        t.expect(d.rates()[1] == 94, "the next pass decays an idle rate");
     })();
     t.ok(r, "stats");
 }

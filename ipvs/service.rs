@@ -620,8 +620,15 @@ impl ServiceTable {
 }
 
 impl<'a> ServiceView<'a> {
-    fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
+    /// The services of bucket `b` (none past the last bucket).
+    pub(crate) fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
         self.tab.bucket(b, self.g)
+    }
+
+    /// Number of buckets: a walk by bucket index keeps its place while this stays the same
+    /// (a service's bucket depends only on its hash and the table's size).
+    pub(crate) fn buckets(&self) -> usize {
+        self.tab.buckets.len()
     }
 
     /// The services of hash `h`.

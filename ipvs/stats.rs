@@ -66,12 +66,17 @@ impl Stats {
         for (z, v) in self.zero.iter().zip(now) {
             z.store(v, Relaxed);
         }
-        self.est.zero([0; N]);
+        self.est.zero(now);
     }
 
-    /// Samples the counters for the rate estimator (every two seconds).
-    pub(crate) fn estimate(&self) {
-        self.est.sample(self.totals());
+    /// Samples the counters for the rate estimator, once per estimation pass `pass` (every
+    /// two seconds; see [`Estimator::claim`]). The estimator works on the raw sums (its
+    /// zero point is set by [`Self::zero`]), which saves subtracting ours.
+    #[inline]
+    pub(crate) fn estimate(&self, pass: u32) {
+        if self.est.claim(pass) {
+            self.est.sample(self.cpu.sum());
+        }
     }
 
     /// Connections, incoming and outgoing packets and bytes per second.

@@ -12,6 +12,10 @@
 #    answered requests;
 #  - after the load stops the rates decay, and `ipvsadm -Z` zeroes counters
 #    and rates.
+# Besides the service under load, 2,000 TCP services with 2 real servers each
+# are configured, so that the estimator walks 6,000 sets of counters in
+# several chunks (ours: 512 per RCU read section) wherever in the table the
+# loaded service sits.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
@@ -31,12 +35,14 @@ setup() {
 	for ((i = 1; i <= N; i++)); do
 		nsx "$NS_D" ipvsadm -a -u "$VIP:80" -r "${RIP[i]}:80" -m || return 1
 	done
+	"$REPO/tools/lib/ipvs-svc-scale" --restore-input 2000 | nsx "$NS_D" ipvsadm -R || return 1
+	[ "$(nsx "$NS_D" ipvsadm -Ln | grep -c '^TCP')" = 2000 ]
 }
 
 if setup; then
-	ktap_pass "setup: UDP service, $N NAT real servers"
+	ktap_pass "setup: UDP service, $N NAT real servers, 2000 other services"
 else
-	ktap_fail "setup: UDP service, $N NAT real servers"
+	ktap_fail "setup: UDP service, $N NAT real servers, 2000 other services"
 	ktap_exit
 fi
 

@@ -9,11 +9,6 @@ void __percpu *rust_helper_alloc_percpu_zeroed(size_t size, size_t align, gfp_t 
 	return __alloc_percpu_gfp(size, align, gfp | __GFP_ZERO);
 }
 
-void *rust_helper_per_cpu_ptr(void __percpu *ptr, unsigned int cpu)
-{
-	return per_cpu_ptr(ptr, cpu);
-}
-
 /*
  * Disable bottom halves and return the local CPU's per-CPU offset, which is
  * what a per-CPU pointer is shifted by to address this CPU's copy (as
@@ -32,10 +27,4 @@ unsigned long rust_helper_local_bh_disable_cpu_offset(void)
 void rust_helper_local_bh_enable(void)
 {
 	local_bh_enable();
-}
-
-/* The next possible CPU after @cpu (-1 for the first); >= nr_cpu_ids at the end. */
-unsigned int rust_helper_cpu_possible_next(int cpu)
-{
-	return cpumask_next(cpu, cpu_possible_mask);
 }

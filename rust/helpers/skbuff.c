@@ -106,21 +106,6 @@ void rust_helper_skb_set_dst(struct sk_buff *skb, struct dst_entry *dst)
 	skb_dst_set(skb, dst);
 }
 
-struct dst_entry *rust_helper_skb_dst(const struct sk_buff *skb)
-{
-	return skb_dst(skb);
-}
-
-/*
- * Attach the cached route @dst to @skb without a reference, in place of its
- * route; the caller holds the RCU read lock that keeps @dst alive.
- */
-void rust_helper_skb_set_dst_noref(struct sk_buff *skb, struct dst_entry *dst)
-{
-	skb_dst_drop(skb);
-	skb_dst_set_noref(skb, dst);
-}
-
 struct sock *rust_helper_skb_get_sk(const struct sk_buff *skb)
 {
 	return skb->sk;

@@ -123,26 +123,42 @@ impl<const N: usize> PerCpuCounters<N> {
     }
 
     /// Calls `f` with each possible CPU's number and a snapshot of its counters.
+    ///
+    /// The possible CPUs are read from their mask and each copy found by the CPU's per-CPU
+    /// offset, as `for_each_possible_cpu` and `per_cpu_ptr` do inline, without a call per CPU.
+    #[inline]
     pub fn for_each_cpu(&self, mut f: impl FnMut(u32, [u64; N])) {
         // SAFETY: `nr_cpu_ids` is set once during boot, before modules load.
-        let nr = unsafe { bindings::nr_cpu_ids };
-        let mut cpu: i32 = -1;
-        loop {
-            // SAFETY: FFI call with a CPU number in -1..nr_cpu_ids.
-            let next = unsafe { bindings::cpu_possible_next(cpu) };
-            if next >= nr {
-                break;
+        let nr = unsafe { bindings::nr_cpu_ids } as usize;
+        // SAFETY: The possible mask and the per-CPU offsets are set during boot, before
+        // modules load, and never written afterwards; shared references to them are sound.
+        let (mask, offsets) = unsafe {
+            (
+                &*core::ptr::addr_of!(bindings::__cpu_possible_mask.bits),
+                &*core::ptr::addr_of!(bindings::__per_cpu_offset),
+            )
+        };
+        let word_bits = usize::BITS as usize;
+        for (w, &word) in mask.iter().enumerate().take(nr.div_ceil(word_bits)) {
+            let mut bits = word as usize;
+            while bits != 0 {
+                let cpu = w * word_bits + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(&offset) = offsets.get(cpu) else { return };
+                if cpu >= nr {
+                    return;
+                }
+                let copy = (self.ptr.as_ptr() as usize).wrapping_add(offset as usize);
+                // SAFETY: `cpu` is a possible CPU and `ptr` a live per-CPU allocation of the
+                // array (type invariant): shifted by that CPU's offset it is that CPU's copy.
+                let cells = unsafe { &*(copy as *const [AtomicU64; N]) };
+                f(cpu as u32, core::array::from_fn(|i| cells[i].load(Relaxed)));
             }
-            // SAFETY: `next` is a possible CPU and `ptr` a live per-CPU allocation of the array.
-            let cells = unsafe {
-                &*(bindings::per_cpu_ptr(self.ptr.as_ptr(), next) as *const [AtomicU64; N])
-            };
-            f(next, core::array::from_fn(|i| cells[i].load(Relaxed)));
-            cpu = next as i32;
         }
     }
 
     /// The sum over all possible CPUs of each counter.
+    #[inline]
     pub fn sum(&self) -> [u64; N] {
         let mut total = [0u64; N];
         self.for_each_cpu(|_, v| {
