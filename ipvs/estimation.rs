@@ -3,8 +3,8 @@
 //! The estimation work of a namespace: every two seconds, a sample of the director's
 //! counters and of every service's and real server's, for their rates (`est.rs`).
 //!
-//! The walk runs in process context, from the system's long-work queue (a timer only queues
-//! it), in chunks: each chunk of services is read in one RCU read section, and between two
+//! The walk runs in process context, from the system's unbound work queue (a timer only
+//! queues it; the scheduler picks the CPU, as for upstream's kthreads), in chunks: each chunk of services is read in one RCU read section, and between two
 //! chunks the walk leaves the section and lets other tasks run (`cond_resched`). So the
 //! number of services costs neither a softirq stall on the forwarding CPU nor a long RCU
 //! read section, as with upstream's estimation kthreads. Each walk is a numbered pass; a set
@@ -126,7 +126,7 @@ pub(crate) struct EstTimer {
 impl TimerCallback for EstTimer {
     fn run(timer: &Timer<Self>) {
         let d = timer.data();
-        let _ = workqueue::system_long().enqueue(d.est.clone());
+        let _ = workqueue::system_unbound().enqueue(d.est.clone());
         timer.schedule_after(d.period);
     }
 }

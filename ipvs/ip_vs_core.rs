@@ -29,7 +29,7 @@ use kernel::{
     sync::{rcu, Arc, Mutex},
     sysctl::{NetSysctlTable, SysctlValues},
     time::msecs_to_jiffies,
-    timer::{Timer, TimerCallback},
+    timer::Timer,
 };
 
 mod abi;
@@ -789,6 +789,7 @@ impl Ipvs {
     /// come from the virtual service. `ip`, `ports`: as for [`Self::ip_vs_in`]; a packet that
     /// is no reply is accepted unchanged, not marked as IPVS's. `g`: the hook's RCU read lock.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn ip_vs_out<'a>(
         &self,
         net: &Net,
@@ -1399,6 +1400,7 @@ impl Hooks for OutHooks {
 struct FwdIcmpHooks;
 
 impl Hooks for FwdIcmpHooks {
+    #[inline(always)]
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
         let v6 = state.pf == pf::IPV6;
         // Every routed packet comes here: an IPv4 one that is not ICMP leaves after a look

@@ -585,6 +585,7 @@ unsafe extern "C" fn stats_percpu(test: *mut bindings::kunit) {
         t.expect(d.rates() == r1, "one sample per estimation pass");
         d.estimate(2);
         t.expect(d.rates()[1] == 94, "the next pass decays an idle rate");
+        Ok(())
     })();
     t.ok(r, "stats");
 }

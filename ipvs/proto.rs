@@ -240,6 +240,7 @@ impl IpHdr {
     }
 
     /// Whether the source is a loopback address (127.0.0.0/8 or ::1).
+    #[inline(always)]
     pub fn saddr_is_loopback(&self) -> bool {
         if self.is_v6() {
             is_loopback6(&self.saddr)
