@@ -14,7 +14,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Seconds between two samples.
 pub const PERIOD_SECS: u32 = 2;
@@ -36,6 +36,8 @@ pub struct Estimator {
     avg: [AtomicI64; N],
     /// The number of the estimation pass that last sampled it (0: none yet).
     pass: AtomicU32,
+    /// Every average is zero: a sample without growth would leave everything as it is.
+    idle: AtomicBool,
 }
 
 impl Estimator {
@@ -55,6 +57,13 @@ impl Estimator {
     /// their growth since the last sample, wrapping as upstream's `u64` counters.
     #[inline]
     pub fn sample(&self, sums: [u64; N]) {
+        // Most sets of a large configuration see no traffic: with every average at zero and
+        // no growth, the sample would store the same values again. Skipping it is exact and
+        // saves the stores (and their cache lines).
+        if self.idle.load(Relaxed) && (0..N).all(|i| self.last[i].load(Relaxed) == sums[i]) {
+            return;
+        }
+        let mut idle = true;
         for i in 0..N {
             // Loads and stores, not a swap: the sampler is the only writer besides zeroing,
             // which may race with it as upstream's does (a sample then mixes the two).
@@ -66,8 +75,11 @@ impl Estimator {
             // sizes, so no value here may panic.
             let rate = (delta << (SCALE[i] - 1)) as i64;
             let avg = self.avg[i].load(Relaxed);
-            self.avg[i].store(avg.wrapping_add(rate.wrapping_sub(avg) >> 2), Relaxed);
+            let avg = avg.wrapping_add(rate.wrapping_sub(avg) >> 2);
+            self.avg[i].store(avg, Relaxed);
+            idle &= avg == 0;
         }
+        self.idle.store(idle, Relaxed);
     }
 
     /// The rates per second, rounded as upstream does.
@@ -85,6 +97,7 @@ impl Estimator {
             self.last[i].store(sums[i], Relaxed);
             self.avg[i].store(0, Relaxed);
         }
+        self.idle.store(true, Relaxed);
     }
 }
 
@@ -148,6 +161,40 @@ mod tests {
         w.zero([u64::MAX - 3; N]);
         w.sample([4; N]);
         assert_eq!(w.rates()[0], 1);
+    }
+
+    #[test]
+    fn idle_skip_is_exact() {
+        // The same samples with and without the skip (a fresh estimator is not idle until
+        // a sample leaves every average at zero).
+        let e = Estimator::default();
+        let mut t = [0u64; N];
+        let mut reference: [i64; N] = [0; N];
+        let mut last = [0u64; N];
+        for step in 0..300u64 {
+            // Bursts, then silence long enough for the averages to reach zero.
+            if step % 100 < 5 {
+                for (i, x) in t.iter_mut().enumerate() {
+                    *x += (i as u64 + 1) * 1000;
+                }
+            }
+            e.sample(t);
+            for i in 0..N {
+                let delta = t[i].wrapping_sub(last[i]);
+                last[i] = t[i];
+                let rate = (delta << (SCALE[i] - 1)) as i64;
+                reference[i] = reference[i].wrapping_add(rate.wrapping_sub(reference[i]) >> 2);
+            }
+            let avg: [i64; N] = core::array::from_fn(|i| e.avg[i].load(Relaxed));
+            assert_eq!(avg, reference, "step {step}");
+            assert_eq!(e.idle.load(Relaxed), reference.iter().all(|&a| a == 0));
+        }
+        // The bursts ended long enough ago: idle, and a sample with growth leaves idleness.
+        assert!(e.idle.load(Relaxed));
+        t[2] += 10;
+        e.sample(t);
+        assert!(!e.idle.load(Relaxed));
+        assert!(e.rates()[2] > 0 || e.avg[2].load(Relaxed) > 0);
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Stats {
     /// Samples the counters for the rate estimator, once per estimation pass `pass` (every
     /// two seconds; see [`Estimator::claim`]). The estimator works on the raw sums (its
     /// zero point is set by [`Self::zero`]), which saves subtracting ours.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn estimate(&self, pass: u32) {
         if self.est.claim(pass) {
             self.est.sample(self.cpu.sum());
