@@ -23,8 +23,8 @@ use kernel::{
     prelude::*,
     sync::{Arc, SpinLockBh},
     sysctl::SysctlValues,
-    timer::{jiffies_64, Timer, TimerCallback},
-    workqueue::{self, Work, WorkItem},
+    timer::jiffies_64,
+    workqueue::{Work, WorkItem},
 };
 
 /// The defense state of one namespace.
@@ -176,29 +176,8 @@ impl Defense {
     }
 }
 
-/// The once-a-second defense work of a namespace (`defense_work_handler`): the timer queues
-/// [`Defense`]'s work item.
-pub(crate) struct DefenseTimer {
-    pub(crate) defense: Arc<Defense>,
-    pub(crate) period: u64,
-}
-
-impl TimerCallback for DefenseTimer {
-    fn run(timer: &Timer<Self>) {
-        let d = timer.data();
-        // Already queued: that run will do.
-        let _ = workqueue::system_long().enqueue(d.defense.clone());
-        timer.schedule_after(d.period);
-    }
-}
-
-/// Waits, when dropped, for a queued or running defense work item; dropped after the timer
-/// that queues it, so that no work of the namespace outlives it (or the module).
-pub(crate) struct DefenseFlush(pub(crate) Arc<Defense>);
-
-impl Drop for DefenseFlush {
-    fn drop(&mut self) {
-        // Drops happen in process context, where waiting is allowed.
-        self.0.work.flush();
+impl crate::work_timer::Periodic for Defense {
+    fn work(&self) -> &Work<Self> {
+        &self.work
     }
 }

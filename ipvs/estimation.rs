@@ -22,8 +22,7 @@ use kernel::{
     sched::cond_resched,
     sync::{rcu, Arc},
     sysctl::SysctlValues,
-    timer::{Timer, TimerCallback},
-    workqueue::{self, Work, WorkItem},
+    workqueue::{Work, WorkItem},
 };
 
 /// Counter sets sampled in one RCU read section: about a tenth of a millisecond of work on
@@ -116,28 +115,8 @@ impl Estimation {
     }
 }
 
-/// The estimation's timer: every two seconds it queues the walk (already queued or running:
-/// that one will do, as a late kthread tick upstream).
-pub(crate) struct EstTimer {
-    pub(crate) est: Arc<Estimation>,
-    pub(crate) period: u64,
-}
-
-impl TimerCallback for EstTimer {
-    fn run(timer: &Timer<Self>) {
-        let d = timer.data();
-        let _ = workqueue::system_unbound().enqueue(d.est.clone());
-        timer.schedule_after(d.period);
-    }
-}
-
-/// Waits, when dropped, for a queued or running walk; dropped after the timer that queues
-/// it, so that no walk of the namespace outlives it (or the module).
-pub(crate) struct EstFlush(pub(crate) Arc<Estimation>);
-
-impl Drop for EstFlush {
-    fn drop(&mut self) {
-        // Drops happen in process context, where waiting is allowed.
-        self.0.work.flush();
+impl crate::work_timer::Periodic for Estimation {
+    fn work(&self) -> &Work<Self> {
+        &self.work
     }
 }

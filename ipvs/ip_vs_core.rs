@@ -30,6 +30,7 @@ use kernel::{
     sysctl::{NetSysctlTable, SysctlValues},
     time::msecs_to_jiffies,
     timer::Timer,
+    workqueue,
 };
 
 mod abi;
@@ -62,6 +63,7 @@ mod stats;
 mod sync;
 mod sync_msg;
 mod uapi;
+mod work_timer;
 mod xmit;
 
 use conn::{Conn, ConnParam, ConnTable, Expiry};
@@ -216,9 +218,9 @@ pub(crate) struct Ipvs {
     pub(crate) sysctl_values: Arc<SysctlValues>,
     pub(crate) defense: Arc<defense::Defense>,
     #[pin]
-    defense_timer: Timer<defense::DefenseTimer>,
+    defense_timer: Timer<work_timer::WorkTimer<defense::Defense>>,
     /// After the timer: waits for its last work item.
-    _defense_flush: defense::DefenseFlush,
+    _defense_flush: work_timer::WorkFlush<defense::Defense>,
     #[pin]
     pub(crate) ctl: Mutex<CtlState>,
     pub(crate) svc_table: Arc<ServiceTable>,
@@ -231,9 +233,9 @@ pub(crate) struct Ipvs {
     pub(crate) stats: Arc<Stats>,
     estimation: Arc<estimation::Estimation>,
     #[pin]
-    est_timer: Timer<estimation::EstTimer>,
+    est_timer: Timer<work_timer::WorkTimer<estimation::Estimation>>,
     /// After the timer: waits for the last walk it queued.
-    _est_flush: estimation::EstFlush,
+    _est_flush: work_timer::WorkFlush<estimation::Estimation>,
     pub(crate) timeouts: Arc<Timeouts>,
     hz: u32,
     /// Connection synchronisation daemons.
@@ -299,20 +301,25 @@ impl PernetData for Ipvs {
                 defense::Defense::new(sysctl_values.clone(), conns.clone()),
                 GFP_KERNEL,
             )?,
-            defense_timer <- Timer::new(defense::DefenseTimer {
-                defense: defense.clone(),
+            // Every second, in process context: `si_meminfo` takes locks that are not
+            // softirq-safe.
+            defense_timer <- Timer::new(work_timer::WorkTimer {
+                item: defense.clone(),
                 period: u64::from(hz),
+                queue: workqueue::system_long,
             }),
-            _defense_flush: defense::DefenseFlush(defense.clone()),
+            _defense_flush: work_timer::WorkFlush(defense.clone()),
             estimation: Arc::pin_init(
                 estimation::Estimation::new(sysctl_values.clone(), stats.clone(), svc_table.clone()),
                 GFP_KERNEL,
             )?,
-            est_timer <- Timer::new(estimation::EstTimer {
-                est: estimation.clone(),
+            // Every two seconds, on any CPU the scheduler picks (the walk is long).
+            est_timer <- Timer::new(work_timer::WorkTimer {
+                item: estimation.clone(),
                 period: u64::from(est::PERIOD_SECS * hz),
+                queue: workqueue::system_unbound,
             }),
-            _est_flush: estimation::EstFlush(estimation.clone()),
+            _est_flush: work_timer::WorkFlush(estimation.clone()),
             timeouts: Arc::new(Timeouts::new(hz), GFP_KERNEL)?,
             hz,
             sync <- sync::SyncState::new(Arc::new(
