@@ -93,8 +93,10 @@ impl Estimation {
                 buckets = Some(t.buckets());
             }
             let mut done = 0usize;
-            while done < CHUNK && next < t.buckets() {
-                for svc in t.bucket(next) {
+            while done < CHUNK {
+                // Most buckets of a large table are empty: skipped in a tight loop.
+                let Some((b, services)) = t.next_bucket(next) else { return };
+                for svc in services {
                     svc.stats.estimate(pass);
                     done = done.saturating_add(1);
                     if let Some(l) = svc.dests.get(&g) {
@@ -104,10 +106,7 @@ impl Estimation {
                         done = done.saturating_add(l.dests.len());
                     }
                 }
-                next = next.saturating_add(1);
-            }
-            if next >= t.buckets() {
-                return;
+                next = b.saturating_add(1);
             }
             drop(g);
             cond_resched();

@@ -620,9 +620,18 @@ impl ServiceTable {
 }
 
 impl<'a> ServiceView<'a> {
-    /// The services of bucket `b` (none past the last bucket).
-    pub(crate) fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
+    fn bucket(&self, b: usize) -> &'a [Arc<Service>] {
         self.tab.bucket(b, self.g)
+    }
+
+    /// The first bucket at or after `from` that holds services, with its index; none past
+    /// the last one.
+    pub(crate) fn next_bucket(&self, from: usize) -> Option<(usize, &'a [Arc<Service>])> {
+        let g = self.g;
+        self.tab.buckets.get(from..)?.iter().enumerate().find_map(|(i, slot)| {
+            let v: &'a [Arc<Service>] = slot.get(g)?;
+            (!v.is_empty()).then(|| (from.saturating_add(i), v))
+        })
     }
 
     /// Number of buckets: a walk by bucket index keeps its place while this stays the same
