@@ -1324,19 +1324,16 @@ fn parse_packet(skb: &mut SkBuff<'_>, v6: bool, ip: &mut IpHdr) -> Option<Option
 
 /// What the hook functions of connections look at first: the namespace's state, whether
 /// the packet is IPv6, its network header (read into `ip`, in the caller's frame) and its
-/// ports (see [`parse_packet`]). `None` for a packet IPVS has no business with: sent on by
-/// IPVS itself (through LOCAL_OUT: no look at the namespace), in a namespace without IPVS,
-/// or without a route or a valid network header.
+/// ports (see [`parse_packet`]). `None` for a packet IPVS has no business with: in a
+/// namespace without IPVS, or without a route or a valid network header. (Packets IPVS sent
+/// on never come here: the hooks' [`Hooks::pass`] let them by.)
 #[inline(always)]
 fn hook_packet<'n>(
     skb: &mut SkBuff<'_>,
     state: &HookState<'n>,
     ip: &mut IpHdr,
 ) -> Option<(&'n Ipvs, bool, Option<Ports>)> {
-    if skb.ipvs_property() {
-        return None;
-    }
-    let ipvs = IPVS.get(state.net)?;
+    let ipvs = IPVS.get_rcu(state.net, state.rcu())?;
     let v6 = state.pf == pf::IPV6;
     let ports = parse_packet(skb, v6, ip)?;
     Some((ipvs, v6, ports))
@@ -1362,6 +1359,15 @@ impl Ipvs {
 struct LocalHooks;
 
 impl Hooks for LocalHooks {
+    // Packets IPVS sent or took already (its own on their way out at LOCAL_OUT): accepted
+    // before anything else.
+    const PASS: bool = true;
+
+    #[inline(always)]
+    fn pass(skb: &SkBuff<'_>) -> bool {
+        skb.ipvs_property()
+    }
+
     // Inlined into netfilter's callback: one call per packet and hook.
     #[inline(always)]
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
@@ -1369,10 +1375,10 @@ impl Hooks for LocalHooks {
         let Some((ipvs, v6, ports)) = hook_packet(&mut skb, state, &mut ip) else {
             return Verdict::Accept(skb);
         };
-        // One read-side critical section for both.
-        let g = rcu::read_lock();
+        // Netfilter's read-side critical section, for both.
+        let g = state.rcu();
         if ipvs.may_be_reply(state.hook, ip.protocol) {
-            skb = match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), &g) {
+            skb = match ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), g) {
                 // Not a reply (a reply is marked as IPVS's): what upstream's request hook,
                 // next in line, would see.
                 Verdict::Accept(skb) if !skb.ipvs_property() => skb,
@@ -1383,14 +1389,29 @@ impl Hooks for LocalHooks {
         if ipvs.sync.backup_only() {
             return Verdict::Accept(skb);
         }
-        ipvs.ip_vs_in(state.net, skb, state.hook, v6, &ip, ports, &g)
+        ipvs.ip_vs_in(state.net, skb, state.hook, v6, &ip, ports, g)
     }
+}
+
+/// The hook function at LOCAL_OUT ([`LocalHooks`]), which lets the packets IPVS sends pass
+/// ([`Hooks::pass`]).
+pub(crate) fn local_out_hook() -> netfilter::HookFn {
+    netfilter::Registration::<LocalHooks>::hook_fn()
 }
 
 /// The hook functions for replies routed through the director.
 struct OutHooks;
 
 impl Hooks for OutHooks {
+    // Packets IPVS sent or took already (its own on their way out at LOCAL_OUT): accepted
+    // before anything else.
+    const PASS: bool = true;
+
+    #[inline(always)]
+    fn pass(skb: &SkBuff<'_>) -> bool {
+        skb.ipvs_property()
+    }
+
     // Inlined into netfilter's callback: one call per packet and hook.
     #[inline(always)]
     fn hook<'a>(&self, mut skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a> {
@@ -1398,8 +1419,7 @@ impl Hooks for OutHooks {
         let Some((ipvs, v6, ports)) = hook_packet(&mut skb, state, &mut ip) else {
             return Verdict::Accept(skb);
         };
-        let g = rcu::read_lock();
-        ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), &g)
+        ipvs.ip_vs_out(state.net, skb, state.hook, v6, &ip, ports.as_ref(), state.rcu())
     }
 }
 

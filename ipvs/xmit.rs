@@ -260,11 +260,13 @@ fn route_to<'a>(
         }
         return Err(Verdict::Drop(skb));
     }
-    let mtu = rt.mtu().saturating_sub(overhead);
-    if overhead != 0 && mtu < if outer_v6 { IPV6_MIN_MTU } else { 68 } {
+    // The path MTU less the encapsulation: read only where it matters.
+    let mtu = || rt.mtu().saturating_sub(overhead);
+    if overhead != 0 && mtu() < if outer_v6 { IPV6_MIN_MTU } else { 68 } {
         return Err(Verdict::Drop(skb));
     }
     if ip.is_v6() {
+        let mtu = mtu();
         let fms = u32::from(skb.frag_max_size6());
         let too_big = if fms != 0 { fms > mtu } else { !skb.fits_mtu(mtu) };
         if too_big {
@@ -278,9 +280,13 @@ fn route_to<'a>(
             Err(_) => return Err(Verdict::Drop(skb)),
         }
     } else {
-        if !icmp && ip.df && skb.len() > mtu && !skb.is_gso() {
-            skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
-            return Err(Verdict::Drop(skb));
+        // Without DF the packet is fragmented as needed: no MTU to look at.
+        if !icmp && ip.df && !skb.is_gso() {
+            let mtu = mtu();
+            if skb.len() > mtu {
+                skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
+                return Err(Verdict::Drop(skb));
+            }
         }
         match skb.writable(ip.len) {
             Ok(h) => proto::decrease_ttl(h),
@@ -292,11 +298,12 @@ fn route_to<'a>(
 }
 
 /// Sends a packet on its new route (`ip_vs_send_or_cont` for another host): untracked and
-/// marked as handled, so that no IPVS hook takes it again on its way out. Its headers are
+/// marked as handled, so that no IPVS hook takes it again on its way out (and the LOCAL_OUT
+/// hooks are skipped when IPVS's is the only one). Its headers are
 /// complete: NAT and direct routing rewrite them in place, sums included. `v6`: its family.
 fn send<'a>(net: &Net, mut skb: SkBuff<'a>, v6: bool) -> Verdict<'a> {
     skb.set_ipvs_property();
-    Verdict::Stolen(skb.send_prepared(net, v6))
+    Verdict::Stolen(skb.send_prepared(net, v6, crate::local_out_hook()))
 }
 
 /// [`send`] for a packet in a tunnel header just pushed, whose length (and, for IPv4,

@@ -13,6 +13,10 @@
 # and 6 UDP datagrams, 2 per real server. Ours skips the reply lookup at
 # LOCAL_IN until a connection has a client on the director: this is the
 # first one.
+# Between the two, the LOCAL_OUT hooks of the packets IPVS forwards: an
+# nftables output chain on the director counts every forwarded UDP request
+# (ours skips the LOCAL_OUT hooks only while its own is the only one), and
+# with the chain gone the requests are still answered.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vm
@@ -23,7 +27,7 @@ REQ=30
 PER=$((REQ / N))
 
 ipvs_use "$IPVS_IMPL" || ktap_skip_all "cannot load the $IPVS_IMPL IPVS"
-ktap_header 8
+ktap_header 10
 ktap_diag "implementation: $IPVS_IMPL ($(ipvs_which))"
 
 if ! topo_nat $N || ! start_servers $N; then
@@ -102,6 +106,27 @@ else ktap_fail "udp: service and $N NAT destinations added"; fi
 out=$(nsx "$NS_C" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 40000 --timeout 5)
 check_spread udp "$out"
 check_stats -u udp
+
+# --- The LOCAL_OUT hooks see what IPVS forwards
+nsx "$NS_D" nft -f - <<EOF
+table ip ipvs_out {
+	chain out {
+		type filter hook output priority 0;
+		ip daddr { ${RIP[1]}, ${RIP[2]}, ${RIP[3]} } udp dport 80 counter
+	}
+}
+EOF
+out=$(nsx "$NS_C" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 42000 --timeout 5)
+seen=$(nsx "$NS_D" nft list chain ip ipvs_out out | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+if [ "$(count_answers "$out" $N)" = "$PER $PER $PER 0" ] && [ "${seen:-0}" -ge "$REQ" ]; then
+	ktap_pass "udp: $REQ forwarded requests pass an nftables output chain"
+else
+	ktap_diag "answers $(count_answers "$out" $N), output chain counted '$seen'"
+	ktap_fail "udp: $REQ forwarded requests pass an nftables output chain"
+fi
+nsx "$NS_D" nft delete table ip ipvs_out
+out=$(nsx "$NS_C" "$CLIENT" udp "$VIP" 80 $REQ --sport-base 43000 --timeout 5)
+check_spread "udp, output chain gone" "$out"
 
 # --- A client on the director
 REQ=6 PER=2

@@ -32,22 +32,26 @@ unsafe impl<const N: usize> Send for PerCpuCounters<N> {}
 unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
 
 /// Bottom halves, and with them preemption and migration, disabled on the local CPU while the
-/// guard lives (`local_bh_disable`). Several per-CPU updates can share one guard.
+/// guard lives (`local_bh_disable`; in a softirq, or where the caller disabled them, they are
+/// off already and the guard leaves them so). Several per-CPU updates can share one guard.
 pub struct BhDisabled {
     /// The local CPU's per-CPU offset (`__my_cpu_offset`), fixed while bottom halves are off.
     cpu_offset: usize,
+    /// Whether [`Self::new`] disabled bottom halves, to be enabled again on drop.
+    disabled: bool,
     // Not `Send`: it must be dropped on the CPU it was taken on.
     _not_send: PhantomData<*mut ()>,
 }
 
 impl BhDisabled {
-    /// Disables bottom halves until the guard is dropped.
+    /// Disables bottom halves, if they are not already, until the guard is dropped.
     #[inline]
     pub fn new() -> Self {
-        // SAFETY: Always paired with the enable in `drop`, on this CPU (the guard is not
-        // `Send`).
-        let cpu_offset = unsafe { bindings::local_bh_disable_cpu_offset() } as usize;
-        Self { cpu_offset, _not_send: PhantomData }
+        let mut disabled = false;
+        // SAFETY: `disabled` is valid for the write; a disable it reports is paired with the
+        // enable in `drop`, on this CPU (the guard is not `Send`).
+        let cpu_offset = unsafe { bindings::local_bh_off_cpu_offset(&mut disabled) } as usize;
+        Self { cpu_offset, disabled, _not_send: PhantomData }
     }
 }
 
@@ -60,8 +64,10 @@ impl Default for BhDisabled {
 impl Drop for BhDisabled {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: Paired with the disable in `new`.
-        unsafe { bindings::local_bh_enable() };
+        if self.disabled {
+            // SAFETY: Paired with the disable in `new`.
+            unsafe { bindings::local_bh_enable() };
+        }
     }
 }
 

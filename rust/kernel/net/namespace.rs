@@ -387,6 +387,30 @@ impl<T: PernetData> Pernet<T> {
         self.get_box(net).map(|b| &b.state)
     }
 
+    /// [`Self::get`] inside an RCU read-side section (`_g`), for the packet path: the
+    /// namespace's array of per-subsystem data is read in place, as the inline
+    /// `net_generic` does, without a call.
+    #[inline(always)]
+    pub fn get_rcu<'a>(&self, net: &'a Net, _g: &crate::sync::rcu::Guard) -> Option<&'a T> {
+        if !self.registered.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: Registered, so `id` is the kernel's index for this registration, and
+        // `net->gen` (an RCU-protected pointer, valid for the read-side section `_g` stands
+        // for) points to an array of data pointers (the flexible `ptr` member of `struct
+        // net_generic`, at its start) that has one for `id`, as `net_generic` assumes. That
+        // pointer is the namespace's data block of this registration, which holds the box's
+        // pointer as in `slot`.
+        let b = unsafe {
+            let gen = ptr::read_volatile(ptr::addr_of!((*net.as_ptr()).gen_));
+            let data = *gen.cast::<*mut *mut PernetBox<T>>().add(*self.id.get() as usize);
+            *data
+        };
+        // SAFETY: The block holds null or a pointer from `init_callback` that stays valid until
+        // `exit_callback` runs, which only happens once `net` is dead, after `'a`.
+        unsafe { b.as_ref() }.map(|b| &b.state)
+    }
+
     /// Returns the registration scope of `net`, if registered.
     pub fn scope<'a>(&self, net: &'a Net) -> Option<&'a NetScope> {
         self.get_box(net).map(|b| &b.scope)

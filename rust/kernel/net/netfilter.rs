@@ -13,7 +13,7 @@ use crate::{
         namespace::{Net, NetScope},
         skbuff::SkBuff,
     },
-    sync::Arc,
+    sync::{rcu, Arc},
     types::Opaque,
     uaccess::UserPtr,
     ThisModule,
@@ -94,12 +94,35 @@ pub struct HookState<'a> {
     pub in_ifindex: i32,
     /// Protocol family of the hook ([`pf::IPV4`], [`pf::IPV6`]).
     pub pf: u8,
+    /// Netfilter's read-side critical section around the hook functions.
+    rcu: rcu::Held,
+}
+
+impl HookState<'_> {
+    /// The RCU read-side critical section netfilter runs its hook functions in: no need to
+    /// enter one of their own.
+    #[inline(always)]
+    pub fn rcu(&self) -> &rcu::Guard {
+        &self.rcu
+    }
 }
 
 /// A set of netfilter hook functions sharing one private data object.
 pub trait Hooks: Send + Sync + Sized {
     /// Handles a packet at `state.hook`.
     fn hook<'a>(&self, skb: SkBuff<'a>, state: &HookState<'a>) -> Verdict<'a>;
+
+    /// Whether the hook has a [`Self::pass`] test. Its body is then called out of line, so
+    /// that a packet passed costs netfilter's callback no more than the test (no frame set up
+    /// for the body); without one, the body is the callback.
+    const PASS: bool = false;
+
+    /// With [`Self::PASS`], a quick look at every packet before [`Self::hook`]: `true`
+    /// accepts it at once.
+    #[inline(always)]
+    fn pass(_skb: &SkBuff<'_>) -> bool {
+        false
+    }
 }
 
 /// One hook point to attach to.
@@ -129,7 +152,26 @@ unsafe impl<T: Hooks> Send for Registration<T> {}
 // SAFETY: As above; no method mutates through `&self`.
 unsafe impl<T: Hooks> Sync for Registration<T> {}
 
+/// The function netfilter calls for the hooks of a [`Registration`] (see
+/// [`Registration::hook_fn`]), to be told apart in the stack's hook lists.
+#[derive(Clone, Copy)]
+pub struct HookFn(bindings::nf_hookfn);
+
+impl HookFn {
+    /// The function pointer, as `struct nf_hook_ops` holds it.
+    #[inline]
+    pub fn raw(self) -> bindings::nf_hookfn {
+        self.0
+    }
+}
+
 impl<T: Hooks> Registration<T> {
+    /// The function netfilter calls for `T`'s hooks, the same for every registration of `T`.
+    #[inline]
+    pub fn hook_fn() -> HookFn {
+        HookFn(Some(Self::hook_callback))
+    }
+
     /// Registers `T::hook` at every point of `specs` in the scope's namespace, kept in
     /// `scope` under `key` (see [`NetScope`]): until removed from it, or until the namespace
     /// goes.
@@ -178,6 +220,46 @@ impl<T: Hooks> Registration<T> {
         skb: *mut bindings::sk_buff,
         state: *const bindings::nf_hook_state,
     ) -> u32 {
+        if !T::PASS {
+            // SAFETY: As this function's, passed on unchanged.
+            return unsafe { Self::hook_body(priv_, skb, state) };
+        }
+        // SAFETY: Netfilter hands the hook ownership of `skb` until it returns a verdict; the
+        // borrow ends before the body takes it.
+        if T::pass(&unsafe { SkBuff::from_raw(skb) }) {
+            return bindings::NF_ACCEPT;
+        }
+        // SAFETY: As this function's, passed on unchanged.
+        unsafe { Self::hook_body_outlined(priv_, skb, state) }
+    }
+
+    /// [`Self::hook_body`], out of line.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::hook_body`].
+    #[inline(never)]
+    unsafe fn hook_body_outlined(
+        priv_: *mut c_void,
+        skb: *mut bindings::sk_buff,
+        state: *const bindings::nf_hook_state,
+    ) -> u32 {
+        // SAFETY: As this function's, passed on unchanged.
+        unsafe { Self::hook_body(priv_, skb, state) }
+    }
+
+    /// [`Self::hook_callback`] for a packet [`Hooks::pass`] did not accept.
+    ///
+    /// # Safety
+    ///
+    /// As netfilter's hook functions: `priv_` is this registration's `T`, `skb` a packet the
+    /// hook owns until it returns a verdict, `state` valid for the call.
+    #[inline(always)]
+    unsafe fn hook_body(
+        priv_: *mut c_void,
+        skb: *mut bindings::sk_buff,
+        state: *const bindings::nf_hook_state,
+    ) -> u32 {
         // SAFETY: `priv_` is the `T` that `Registration` keeps alive while registered.
         let this = unsafe { &*priv_.cast::<T>() };
         // SAFETY: Netfilter passes a valid state for the duration of the call.
@@ -196,6 +278,9 @@ impl<T: Hooks> Registration<T> {
                 unsafe { (*st.in_).ifindex }
             },
             pf: st.pf,
+            // SAFETY: Netfilter calls its hook functions inside an RCU read-side critical
+            // section (`nf_hook`, `nf_reinject`), which outlives `state`.
+            rcu: unsafe { rcu::Held::new() },
         };
         // SAFETY: Netfilter hands the hook ownership of `skb` until it returns a verdict.
         let skb = unsafe { SkBuff::from_raw(skb) };

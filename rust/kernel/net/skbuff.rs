@@ -8,7 +8,10 @@ use crate::{
     alloc::flags::GFP_ATOMIC,
     bindings,
     error::{code::*, to_result, Result},
-    net::{namespace::Net, netfilter::Stolen},
+    net::{
+        namespace::Net,
+        netfilter::{HookFn, Stolen},
+    },
     sync::rcu::{self, RcuBox, RcuNode},
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -934,12 +937,19 @@ impl<'a> SkBuff<'a> {
     /// ([`Self::set_untracked`]), prepared as [`Self::prepare_resend`] does, through the
     /// LOCAL_OUT hooks of its family (`v6`) to `dst_output`; dropped without a route. Unlike
     /// [`Self::ip_local_out`], nothing is recomputed: one call for all of it.
+    ///
+    /// `passes`: a hook function whose [`Hooks::pass`] accepts the packet (the caller marked
+    /// it so); when it is the only hook at LOCAL_OUT, running the hooks would change nothing
+    /// and they are skipped.
+    ///
+    /// [`Hooks::pass`]: crate::net::netfilter::Hooks::pass
     #[inline]
-    pub fn send_prepared(self, net: &Net, v6: bool) -> Stolen {
+    pub fn send_prepared(self, net: &Net, v6: bool, passes: HookFn) -> Stolen {
         let pf = if v6 { bindings::NFPROTO_IPV6 } else { bindings::NFPROTO_IPV4 };
         // SAFETY: Ownership of the valid packet passes to the stack; `self` is consumed. The
-        // helper drops a packet without a route rather than follow it.
-        unsafe { bindings::skb_send_prepared(net.as_ptr(), self.raw(), pf as u8) };
+        // helper drops a packet without a route rather than follow it; `passes` is only
+        // compared with the hook list's functions.
+        unsafe { bindings::skb_send_prepared(net.as_ptr(), self.raw(), pf as u8, passes.raw()) };
         Stolen(())
     }
 

@@ -11,6 +11,7 @@ use crate::{
 };
 use core::{
     marker::PhantomData,
+    mem::ManuallyDrop,
     ops::{Deref, DerefMut},
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -61,6 +62,34 @@ impl Drop for Guard {
     fn drop(&mut self) {
         // SAFETY: By the type invariants, the RCU read-side lock is held by this guard.
         unsafe { bindings::rcu_read_unlock() };
+    }
+}
+
+/// A read-side critical section the caller of Rust code entered already (C that calls it
+/// with the RCU read lock held, as netfilter around its hook functions): a [`Guard`] that is
+/// neither taken nor released here.
+pub struct Held(ManuallyDrop<Guard>);
+
+impl Held {
+    /// Stands for the read-side critical section the caller holds.
+    ///
+    /// # Safety
+    ///
+    /// The RCU read-side lock must be held on this CPU for as long as the value lives.
+    #[inline(always)]
+    pub unsafe fn new() -> Self {
+        // INVARIANT: The caller holds the lock for the guard's life; never dropped, it does
+        // not release it.
+        Self(ManuallyDrop::new(Guard(PhantomData)))
+    }
+}
+
+impl Deref for Held {
+    type Target = Guard;
+
+    #[inline(always)]
+    fn deref(&self) -> &Guard {
+        &self.0
     }
 }
 
