@@ -232,9 +232,9 @@ fn route_to<'a>(
     // An unbound synced connection has no server to cache a route either.
     let route = match cp.dest().filter(|d| d.is_available()) {
         Some(d) => d.route.output(net, outer_v6, &cp.daddr, g),
-        None => Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| (RouteRef::Owned(r), s)),
+        None => Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| RouteRef::Owned(r, s)),
     };
-    let (rt, saddr) = match route {
+    let rt = match route {
         Ok(r) => r,
         Err(_) => {
             if ip.is_v6() {
@@ -293,6 +293,7 @@ fn route_to<'a>(
             Err(_) => return Err(Verdict::Drop(skb)),
         }
     }
+    let saddr = *rt.saddr();
     skb.set_route_ref(rt);
     Ok((skb, Out::Remote { saddr }))
 }

@@ -141,25 +141,37 @@ pub struct RouteCache {
     cur: RcuBox<CachedRoute>,
 }
 
-struct CachedRoute {
+/// A route in a [`RouteCache`], with the source address it selects.
+pub struct CachedRoute {
     rt: Route,
     saddr: [u8; 16],
 }
 
-/// A route for one packet: borrowed from a [`RouteCache`] for the read-side critical section,
-/// or owned (when there was no memory to cache it).
+/// A route for one packet, with the source address it selects: borrowed from a
+/// [`RouteCache`] for the read-side critical section, or owned (when there was no memory to
+/// cache it).
 pub enum RouteRef<'g> {
     /// From the cache, valid while the RCU guard it was obtained under is held.
-    Cached(&'g Route),
-    /// A referenced route of its own.
-    Owned(Route),
+    Cached(&'g CachedRoute),
+    /// A referenced route of its own, and its source address.
+    Owned(Route, [u8; 16]),
 }
 
 impl RouteRef<'_> {
+    #[inline]
     fn rt(&self) -> &Route {
         match self {
-            RouteRef::Cached(r) => r,
-            RouteRef::Owned(r) => r,
+            RouteRef::Cached(c) => &c.rt,
+            RouteRef::Owned(r, _) => r,
+        }
+    }
+
+    /// The source address the route selects (IPv4 in the first 4 bytes).
+    #[inline]
+    pub fn saddr(&self) -> &[u8; 16] {
+        match self {
+            RouteRef::Cached(c) => &c.saddr,
+            RouteRef::Owned(_, s) => s,
         }
     }
 
@@ -198,10 +210,10 @@ impl RouteCache {
         v6: bool,
         daddr: &[u8; 16],
         g: &'g rcu::Guard,
-    ) -> Result<(RouteRef<'g>, [u8; 16])> {
+    ) -> Result<RouteRef<'g>> {
         if let Some(c) = self.cur.get(g) {
             if c.rt.check() {
-                return Ok((RouteRef::Cached(&c.rt), c.saddr));
+                return Ok(RouteRef::Cached(c));
             }
         }
         self.output_slow(net, v6, daddr, g)
@@ -215,22 +227,22 @@ impl RouteCache {
         v6: bool,
         daddr: &[u8; 16],
         g: &'g rcu::Guard,
-    ) -> Result<(RouteRef<'g>, [u8; 16])> {
+    ) -> Result<RouteRef<'g>> {
         let (rt, saddr) = Route::output(net, v6, daddr)?;
         // SAFETY: Valid route by the type invariants of `Route`.
         if unsafe { bindings::dst_dev_is_down(rt.ptr.as_ptr()) } {
-            return Ok((RouteRef::Owned(rt), saddr));
+            return Ok(RouteRef::Owned(rt, saddr));
         }
         let Ok(new) = RcuNode::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
             // The lookup's route was dropped with the failed box: look up once more.
             let (rt, saddr) = Route::output(net, v6, daddr)?;
-            return Ok((RouteRef::Owned(rt), saddr));
+            return Ok(RouteRef::Owned(rt, saddr));
         };
         self.cur.replace_deferred(Some(new));
         // Ours, or one another CPU installed meanwhile; either stays valid until `g` ends,
         // since a replaced value is freed only after a grace period.
         match self.cur.get(g) {
-            Some(c) => Ok((RouteRef::Cached(&c.rt), c.saddr)),
+            Some(c) => Ok(RouteRef::Cached(c)),
             None => Err(EAGAIN),
         }
     }
@@ -535,8 +547,8 @@ impl<'a> SkBuff<'a> {
     #[inline(always)]
     pub fn set_route_ref(&mut self, rt: RouteRef<'_>) {
         match rt {
-            RouteRef::Owned(rt) => self.set_route(rt),
-            RouteRef::Cached(rt) => {
+            RouteRef::Owned(rt, _) => self.set_route(rt),
+            RouteRef::Cached(CachedRoute { rt, .. }) => {
                 // `skb_dst_drop` then `skb_dst_set_noref`, in place: they run for every
                 // packet. The old route's reference, if it holds one, is released.
                 let old = self.refdst();
