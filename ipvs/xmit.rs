@@ -27,7 +27,7 @@ use kernel::{
     net::{
         namespace::Net,
         netfilter::{InetHook, Verdict},
-        skbuff::{Checksum, Encap, Route, RouteRef, SkBuff},
+        skbuff::{Checksum, Encap, Route, RouteSlot, SkBuff},
     },
     prelude::*,
     sync::rcu,
@@ -230,11 +230,12 @@ fn route_to<'a>(
     // server removed from its service (an ICMP error about one of its connections) caches
     // none, so that nothing holds a device for it.
     // An unbound synced connection has no server to cache a route either.
+    let mut slot = RouteSlot::new();
     let route = match cp.dest().filter(|d| d.is_available()) {
-        Some(d) => d.route.output(net, outer_v6, &cp.daddr, g),
-        None => Route::output(net, outer_v6, &cp.daddr).map(|(r, s)| (RouteRef::Owned(r), s)),
+        Some(d) => d.route.output(net, outer_v6, &cp.daddr, g, &mut slot),
+        None => Route::output_into(net, outer_v6, &cp.daddr, &mut slot),
     };
-    let (rt, saddr) = match route {
+    let rt = match route {
         Ok(r) => r,
         Err(_) => {
             if ip.is_v6() {
@@ -293,6 +294,7 @@ fn route_to<'a>(
             Err(_) => return Err(Verdict::Drop(skb)),
         }
     }
+    let saddr = *rt.saddr();
     skb.set_route_ref(rt);
     Ok((skb, Out::Remote { saddr }))
 }

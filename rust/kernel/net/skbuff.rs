@@ -89,6 +89,17 @@ impl Route {
         Ok((Self { ptr, cookie, local }, saddr))
     }
 
+    /// [`Self::output`], kept in `slot` for one packet.
+    pub fn output_into<'s>(
+        net: &Net,
+        v6: bool,
+        daddr: &[u8; 16],
+        slot: &'s mut RouteSlot,
+    ) -> Result<RouteRef<'s>> {
+        let (rt, saddr) = Self::output(net, v6, daddr)?;
+        Ok(slot.put(rt, saddr))
+    }
+
     /// Looks up the output route to `daddr`, an IPv6 address if `v6`, else IPv4 in its
     /// first 4 bytes; returns it and the source address it selects (IPv4: 4 bytes, zeroes
     /// after).
@@ -141,38 +152,71 @@ pub struct RouteCache {
     cur: RcuBox<CachedRoute>,
 }
 
-struct CachedRoute {
+/// A route in a [`RouteCache`], with the source address it selects.
+pub struct CachedRoute {
     rt: Route,
     saddr: [u8; 16],
 }
 
-/// A route for one packet: borrowed from a [`RouteCache`] for the read-side critical section,
-/// or owned (when there was no memory to cache it).
+/// A route for one packet, with the source address it selects: borrowed from a
+/// [`RouteCache`] for the read-side critical section, or owned (when there was no memory to
+/// cache it), in a slot of the caller's ([`RouteSlot`]) that attaching it empties. Either is
+/// a reference: the value stays small enough for registers on the hot path.
 pub enum RouteRef<'g> {
     /// From the cache, valid while the RCU guard it was obtained under is held.
-    Cached(&'g Route),
-    /// A referenced route of its own.
-    Owned(Route),
+    Cached(&'g CachedRoute),
+    /// A referenced route of its own, and its source address, in the caller's slot.
+    Owned(&'g mut RouteSlot),
 }
 
+/// Where an uncached route for one packet is kept until it is attached (see [`RouteRef`]).
+#[derive(Default)]
+pub struct RouteSlot(Option<CachedRoute>);
+
+impl RouteSlot {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self(None)
+    }
+
+    /// Keeps `rt` and its source address here; a reference to the slot stands for it.
+    fn put(&mut self, rt: Route, saddr: [u8; 16]) -> RouteRef<'_> {
+        self.0 = Some(CachedRoute { rt, saddr });
+        RouteRef::Owned(self)
+    }
+}
+
+/// The source address of an empty slot (never seen: a slot is filled before it is used).
+const NO_ADDR: [u8; 16] = [0; 16];
+
 impl RouteRef<'_> {
-    fn rt(&self) -> &Route {
+    #[inline]
+    fn rt(&self) -> Option<&Route> {
         match self {
-            RouteRef::Cached(r) => r,
-            RouteRef::Owned(r) => r,
+            RouteRef::Cached(c) => Some(&c.rt),
+            RouteRef::Owned(s) => s.0.as_ref().map(|c| &c.rt),
+        }
+    }
+
+    /// The source address the route selects (IPv4 in the first 4 bytes).
+    #[inline]
+    pub fn saddr(&self) -> &[u8; 16] {
+        match self {
+            RouteRef::Cached(c) => &c.saddr,
+            RouteRef::Owned(s) => s.0.as_ref().map_or(&NO_ADDR, |c| &c.saddr),
         }
     }
 
     /// Whether the route delivers to this host.
     #[inline]
     pub fn is_local(&self) -> bool {
-        self.rt().is_local()
+        self.rt().is_some_and(|r| r.is_local())
     }
 
     /// The route's MTU.
     #[inline]
     pub fn mtu(&self) -> u32 {
-        self.rt().mtu()
+        self.rt().map_or(0, |r| r.mtu())
     }
 }
 
@@ -191,6 +235,7 @@ impl RouteCache {
     /// The output route to `daddr` (IPv6 if `v6`, else IPv4 in its first 4 bytes, as the
     /// next hop) and its source address: the cached one if still valid, else a new lookup,
     /// which is cached unless its device is going down.
+    /// A route not cached (no memory for it, or its device going down) is kept in `slot`.
     #[inline(always)]
     pub fn output<'g>(
         &'g self,
@@ -198,13 +243,14 @@ impl RouteCache {
         v6: bool,
         daddr: &[u8; 16],
         g: &'g rcu::Guard,
-    ) -> Result<(RouteRef<'g>, [u8; 16])> {
+        slot: &'g mut RouteSlot,
+    ) -> Result<RouteRef<'g>> {
         if let Some(c) = self.cur.get(g) {
             if c.rt.check() {
-                return Ok((RouteRef::Cached(&c.rt), c.saddr));
+                return Ok(RouteRef::Cached(c));
             }
         }
-        self.output_slow(net, v6, daddr, g)
+        self.output_slow(net, v6, daddr, g, slot)
     }
 
     /// [`Self::output`] without a valid cached route: looked up and cached.
@@ -215,22 +261,23 @@ impl RouteCache {
         v6: bool,
         daddr: &[u8; 16],
         g: &'g rcu::Guard,
-    ) -> Result<(RouteRef<'g>, [u8; 16])> {
+        slot: &'g mut RouteSlot,
+    ) -> Result<RouteRef<'g>> {
         let (rt, saddr) = Route::output(net, v6, daddr)?;
         // SAFETY: Valid route by the type invariants of `Route`.
         if unsafe { bindings::dst_dev_is_down(rt.ptr.as_ptr()) } {
-            return Ok((RouteRef::Owned(rt), saddr));
+            return Ok(slot.put(rt, saddr));
         }
         let Ok(new) = RcuNode::new(CachedRoute { rt, saddr }, GFP_ATOMIC) else {
             // The lookup's route was dropped with the failed box: look up once more.
             let (rt, saddr) = Route::output(net, v6, daddr)?;
-            return Ok((RouteRef::Owned(rt), saddr));
+            return Ok(slot.put(rt, saddr));
         };
         self.cur.replace_deferred(Some(new));
         // Ours, or one another CPU installed meanwhile; either stays valid until `g` ends,
         // since a replaced value is freed only after a grace period.
         match self.cur.get(g) {
-            Some(c) => Ok((RouteRef::Cached(&c.rt), c.saddr)),
+            Some(c) => Ok(RouteRef::Cached(c)),
             None => Err(EAGAIN),
         }
     }
@@ -535,8 +582,12 @@ impl<'a> SkBuff<'a> {
     #[inline(always)]
     pub fn set_route_ref(&mut self, rt: RouteRef<'_>) {
         match rt {
-            RouteRef::Owned(rt) => self.set_route(rt),
-            RouteRef::Cached(rt) => {
+            RouteRef::Owned(slot) => {
+                if let Some(c) = slot.0.take() {
+                    self.set_route(c.rt);
+                }
+            }
+            RouteRef::Cached(CachedRoute { rt, .. }) => {
                 // `skb_dst_drop` then `skb_dst_set_noref`, in place: they run for every
                 // packet. The old route's reference, if it holds one, is released.
                 let old = self.refdst();
