@@ -321,17 +321,28 @@ impl Ports {
     /// the CRC32c).
     #[inline(always)]
     pub fn parse(protocol: u8, h: &[u8]) -> Option<Self> {
-        let b = h.get(..l4_len(protocol)?)?;
-        let (flags, off) = match protocol {
-            IPPROTO_TCP => (b[13], TCP_CSUM_OFF),
-            IPPROTO_SCTP => (0, 8),
-            _ => (0, UDP_CSUM_OFF),
+        // A fixed-size header per protocol: constant offsets, no bounds check per field.
+        let (tcp_flags, csum) = match protocol {
+            IPPROTO_TCP => {
+                let b = h.first_chunk::<20>()?;
+                (b[13], [b[TCP_CSUM_OFF], b[TCP_CSUM_OFF + 1]])
+            }
+            IPPROTO_UDP => {
+                let b = h.first_chunk::<8>()?;
+                (0, [b[UDP_CSUM_OFF], b[UDP_CSUM_OFF + 1]])
+            }
+            IPPROTO_SCTP => {
+                let b = h.first_chunk::<12>()?;
+                (0, [b[8], b[9]])
+            }
+            _ => return None,
         };
+        let &[s0, s1, d0, d1] = h.first_chunk::<4>()?;
         Some(Self {
-            sport: [b[0], b[1]],
-            dport: [b[2], b[3]],
-            tcp_flags: flags,
-            csum: [b[off], b[off + 1]],
+            sport: [s0, s1],
+            dport: [d0, d1],
+            tcp_flags,
+            csum,
         })
     }
 }

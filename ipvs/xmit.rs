@@ -261,13 +261,14 @@ fn route_to<'a>(
         }
         return Err(Verdict::Drop(skb));
     }
-    // The path MTU less the encapsulation: read only where it matters.
-    let mtu = || rt.mtu().saturating_sub(overhead);
-    if overhead != 0 && mtu() < if outer_v6 { IPV6_MIN_MTU } else { 68 } {
+    // The path MTU less the encapsulation: read only where it matters (at each place: a
+    // closure would keep the route and `overhead` in memory on the hot path).
+    let min_mtu = if outer_v6 { IPV6_MIN_MTU } else { 68 };
+    if overhead != 0 && rt.mtu().saturating_sub(overhead) < min_mtu {
         return Err(Verdict::Drop(skb));
     }
     if ip.is_v6() {
-        let mtu = mtu();
+        let mtu = rt.mtu().saturating_sub(overhead);
         let fms = u32::from(skb.frag_max_size6());
         let too_big = if fms != 0 { fms > mtu } else { !skb.fits_mtu(mtu) };
         if too_big {
@@ -283,7 +284,7 @@ fn route_to<'a>(
     } else {
         // Without DF the packet is fragmented as needed: no MTU to look at.
         if !icmp && ip.df && !skb.is_gso() {
-            let mtu = mtu();
+            let mtu = rt.mtu().saturating_sub(overhead);
             if skb.len() > mtu {
                 skb.icmp_send(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu.to_be());
                 return Err(Verdict::Drop(skb));

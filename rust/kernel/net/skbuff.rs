@@ -591,7 +591,7 @@ impl<'a> SkBuff<'a> {
                 // `skb_dst_drop` then `skb_dst_set_noref`, in place: they run for every
                 // packet. The old route's reference, if it holds one, is released.
                 let old = self.refdst();
-                if old & bindings::SKB_DST_NOREF as usize == 0 && old != 0 {
+                if old != 0 && old & bindings::SKB_DST_NOREF as usize == 0 {
                     // SAFETY: A route attached without the noref flag holds a reference,
                     // which the packet gives up here (its pointer is overwritten below).
                     unsafe { bindings::dst_release(old as *mut bindings::dst_entry) };
