@@ -9,6 +9,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use crate::{proto_sctp, proto_tcp, proto_udp};
+
 /// `IPPROTO_ICMP`.
 pub const IPPROTO_ICMP: u8 = 1;
 /// `IPPROTO_IPIP`.
@@ -68,10 +70,10 @@ pub trait L4Csum {
 #[inline]
 pub fn l4_len(protocol: u8) -> Option<usize> {
     match protocol {
-        IPPROTO_TCP => Some(20),
-        IPPROTO_UDP => Some(8),
+        IPPROTO_TCP => Some(proto_tcp::HLEN),
+        IPPROTO_UDP => Some(proto_udp::HLEN),
         // The common header (ports, verification tag, CRC32c); see `proto_sctp`.
-        IPPROTO_SCTP => Some(12),
+        IPPROTO_SCTP => Some(proto_sctp::HDR_LEN),
         _ => None,
     }
 }
@@ -324,16 +326,16 @@ impl Ports {
         // A fixed-size header per protocol: constant offsets, no bounds check per field.
         let (tcp_flags, csum) = match protocol {
             IPPROTO_TCP => {
-                let b = h.first_chunk::<20>()?;
+                let b = h.first_chunk::<{ proto_tcp::HLEN }>()?;
                 (b[13], [b[TCP_CSUM_OFF], b[TCP_CSUM_OFF + 1]])
             }
             IPPROTO_UDP => {
-                let b = h.first_chunk::<8>()?;
+                let b = h.first_chunk::<{ proto_udp::HLEN }>()?;
                 (0, [b[UDP_CSUM_OFF], b[UDP_CSUM_OFF + 1]])
             }
             IPPROTO_SCTP => {
-                let b = h.first_chunk::<12>()?;
-                (0, [b[8], b[9]])
+                let b = h.first_chunk::<{ proto_sctp::HDR_LEN }>()?;
+                (0, [b[proto_sctp::CSUM_OFF], b[proto_sctp::CSUM_OFF + 1]])
             }
             _ => return None,
         };
